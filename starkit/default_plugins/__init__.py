@@ -1,0 +1,1 @@
+"""starkit's own features, registered through the same hooks as third-party plugins."""

@@ -1,0 +1,1 @@
+"""Default plugin: cards (placeholder until its module lands)."""

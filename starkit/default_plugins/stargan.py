@@ -1,0 +1,1 @@
+"""Default plugin: stargan (placeholder until its module lands)."""

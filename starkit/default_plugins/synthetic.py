@@ -1,0 +1,1 @@
+"""Default plugin: synthetic (placeholder until its module lands)."""
