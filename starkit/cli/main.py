@@ -15,6 +15,10 @@ from ..errors import StarkitError
 COMMAND_MODULES: tuple[str, ...] = (
     "plugins_cmd",
     "datasets_cmd",
+    "add_dataset_cmd",
+    "train_cmd",
+    "translate_cmd",
+    "import_checkpoint_cmd",
 )
 
 
