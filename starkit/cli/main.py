@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -57,6 +58,22 @@ def _add_plugin_commands() -> None:
         sys.exit(1)
 
 
+def _show_warnings_plainly() -> None:
+    """Plugin warnings read as one line on stderr, not as a Python warning with a source line."""
+    from ..plugins import PluginWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginWarning):
+            click.secho(f"Warning: {message}", fg="yellow", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
+    _show_warnings_plainly()
     _add_plugin_commands()
     cli(prog_name="starkit")
