@@ -1,0 +1,62 @@
+"""StarGAN networks, losses and the importer for the reference implementation's weights.
+
+This package is imported when the ``stargan`` model family registers, i.e. at CLI start-up, so
+it must stay free of torch: the names below are resolved lazily (PEP 562) from the modules that
+do import torch, on first attribute access.
+
+    from starkit.models import Generator, build_stargan      # imports torch here, not before
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Model hyper-parameters of the ``stargan`` family and their paper values (StarGAN, appendix:
+#: 128 px, 64 base channels, 6 residual blocks in G, 6 stride-2 convolutions in D).
+DEFAULT_MODEL_CONFIG: dict[str, int] = {
+    "image_size": 128,
+    "g_conv_dim": 64,
+    "d_conv_dim": 64,
+    "g_repeat_num": 6,
+    "d_repeat_num": 6,
+}
+
+_LAZY: dict[str, str] = {
+    # networks
+    "Generator": "stargan",
+    "Discriminator": "stargan",
+    "ResidualBlock": "stargan",
+    "InstanceNorm": "stargan",
+    "ModelError": "stargan",
+    "build_stargan": "stargan",
+    "count_parameters": "stargan",
+    # losses
+    "gradient_penalty": "losses",
+    "critic_real_loss": "losses",
+    "critic_fake_loss": "losses",
+    "critic_adversarial_loss": "losses",
+    "generator_adversarial_loss": "losses",
+    "reconstruction_loss": "losses",
+    # reference weights
+    "ReferenceCheckpointError": "reference_import",
+    "convert_reference_state_dict": "reference_import",
+    "load_reference_checkpoint": "reference_import",
+    "load_reference_model": "reference_import",
+    "to_reference_state_dict": "reference_import",
+}
+
+__all__ = ["DEFAULT_MODEL_CONFIG", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

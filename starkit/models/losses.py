@@ -1,0 +1,98 @@
+"""StarGAN's adversarial, gradient-penalty and reconstruction losses (paper §3.1 and §4).
+
+The objective (paper Eq. 5, with the WGAN-GP adversarial term of Eq. 8)::
+
+    L_D = -L_adv + λ_cls·L_cls^r            L_adv (critic) = E[D_src(x)] - E[D_src(G(x, c))]
+                                                             - λ_gp·E[(‖∇_x̂ D_src(x̂)‖₂ - 1)²]
+    L_G =  L_adv + λ_cls·L_cls^f + λ_rec·L_rec
+
+Each term is a function below; the caller applies the λ weights. The domain-classification
+terms depend on the label space and live in :meth:`starkit.labels.LabelSpace.classification_loss`.
+
+D_src is a PatchGAN map ``[B, 1, h, w]``; like the reference implementation, the adversarial
+terms average it over batch *and* patches, and the gradient penalty differentiates the sum of
+a sample's patch scores. Reductions run in float32 so that bf16 autocast does not round the
+losses.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+Critic = Callable[[Tensor], "Tensor | tuple[Tensor, ...]"]
+
+
+def critic_real_loss(out_src_real: Tensor) -> Tensor:
+    """``-mean(D_src(x))``: the critic's loss on real images (it wants high scores)."""
+    return -out_src_real.float().mean()
+
+
+def critic_fake_loss(out_src_fake: Tensor) -> Tensor:
+    """``mean(D_src(G(x, c)))``: the critic's loss on translated images (it wants low scores)."""
+    return out_src_fake.float().mean()
+
+
+def critic_adversarial_loss(out_src_real: Tensor, out_src_fake: Tensor) -> Tensor:
+    """The critic's Wasserstein loss ``-mean(D_src(real)) + mean(D_src(fake))`` (without the
+    gradient penalty, which :func:`gradient_penalty` computes)."""
+    return critic_real_loss(out_src_real) + critic_fake_loss(out_src_fake)
+
+
+def generator_adversarial_loss(out_src_fake: Tensor) -> Tensor:
+    """``-mean(D_src(G(x, c)))``: the generator's adversarial loss."""
+    return -out_src_fake.float().mean()
+
+
+def reconstruction_loss(x_real: Tensor, x_reconstructed: Tensor) -> Tensor:
+    """Cycle-consistency ``mean(|x - G(G(x, c), c')|)`` (paper Eq. 4, L1 averaged over pixels)."""
+    return (x_real.float() - x_reconstructed.float()).abs().mean()
+
+
+def interpolation_weights(batch: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """α ~ U[0, 1], one per sample, shaped ``[B, 1, 1, 1]`` on ``like``'s device and dtype.
+
+    Drawn on ``generator``'s device and moved to ``like``'s: a CPU generator makes CPU and GPU
+    runs draw the same α (at the price of a tiny host-to-device copy per call; pass a generator
+    on the GPU to avoid it). Without a generator, α comes from the global RNG of ``like``'s device.
+    """
+    device = generator.device if generator is not None else like.device
+    alpha = torch.rand((batch, 1, 1, 1), generator=generator, device=device, dtype=torch.float32)
+    return alpha.to(device=like.device, dtype=like.dtype)
+
+
+def gradient_penalty(
+    critic: Critic,
+    real: Tensor,
+    fake: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    alpha: Tensor | None = None,
+) -> Tensor:
+    """WGAN-GP penalty ``mean_i((‖∇_x̂ D_src(x̂_i)‖₂ - 1)²)`` (Gulrajani et al.; paper Eq. 8).
+
+    ``x̂ = α·real + (1 - α)·fake`` with α ~ U[0, 1] per sample (from ``generator``, or given as
+    ``alpha`` ``[B, 1, 1, 1]``). ``critic`` is a :class:`Discriminator` (its first output, D_src,
+    is used) or any callable returning the critic's scores. ``real`` and ``fake`` are detached:
+    the penalty trains D only. The graph of the gradient is kept (``create_graph=True``) so that
+    calling ``backward`` on the result reaches D's parameters. Multiply by λ_gp yourself.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"gradient_penalty: real {list(real.shape)} and fake {list(fake.shape)} differ in shape")
+    if alpha is None:
+        alpha = interpolation_weights(real.shape[0], real, generator)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    if isinstance(scores, (tuple, list)):
+        scores = scores[0]
+    # grad_outputs of ones: the gradient of each sample's summed patch scores (as the reference).
+    (grad,) = torch.autograd.grad(
+        outputs=scores,
+        inputs=x_hat,
+        grad_outputs=torch.ones_like(scores),
+        create_graph=True,
+    )
+    norms = torch.linalg.vector_norm(grad.float().flatten(1), dim=1)
+    return ((norms - 1) ** 2).mean()

@@ -1,0 +1,252 @@
+"""The StarGAN generator and discriminator (Choi et al., CVPR 2018).
+
+Architecture as in the paper (§4 "Network Architecture"; appendix §7.2, Tables 4 and 5) and
+the authors' public implementation, layer for layer, so that parameter counts and the
+reference's released weights carry over exactly (see :mod:`starkit.models.reference_import`)::
+
+    G(x, c):  [x | c tiled over H×W]                        3 + c_dim channels
+              7×7 conv, IN, ReLU                             conv_dim         (stem)
+              2 × (4×4 conv stride 2, IN, ReLU)              ×2 channels each (down)
+              repeat_num × residual block (3×3 conv, IN)     4·conv_dim       (bottleneck)
+              2 × (4×4 transposed conv stride 2, IN, ReLU)   ½ channels each  (up)
+              7×7 conv, tanh                                 3                (to_rgb)
+
+    D(x):     repeat_num × (4×4 conv stride 2, LeakyReLU 0.01), doubling from conv_dim (trunk)
+              D_src: 3×3 conv → 1 channel, one real/fake score per patch           (src_head)
+              D_cls: (image_size / 2**repeat_num)² conv → c_dim logits             (cls_head)
+
+G uses instance normalisation, D none (WGAN-GP forbids batch statistics in the critic). No
+convolution followed by a normalisation has a bias (the norm's shift replaces it); D's trunk
+convolutions do have one; its two heads do not.
+
+The state-dict layout is starkit's own (``stem.conv.weight``, ``bottleneck.0.norm1.bias``, …);
+the reference's ``main.N…`` layout is translated by the importer. Nothing here fixes a dtype or
+memory format: the networks run under ``torch.autocast`` and in ``channels_last`` unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import StarkitError
+from . import DEFAULT_MODEL_CONFIG
+
+#: Slope of D's leaky ReLUs (reference implementation).
+LEAKY_SLOPE = 0.01
+
+
+class ModelError(StarkitError, ValueError):
+    """A network was asked for with invalid hyper-parameters, or given inputs of the wrong
+    shape. The message names the argument or config key."""
+
+
+# ---------------------------------------------------------------------------------- building blocks
+class InstanceNorm(nn.InstanceNorm2d):
+    """Affine instance normalisation that always normalises each image by its own statistics.
+
+    The reference builds ``nn.InstanceNorm2d(affine=True, track_running_stats=True)``, which in
+    eval mode would switch to the running averages. But the reference never calls ``eval()``:
+    its sampling during training and its ``test`` translation both run G in train mode, so
+    every published StarGAN result was produced with per-instance statistics. This layer uses
+    per-instance statistics in both modes, so ``G.eval()`` reproduces the reference's outputs
+    (and the outputs it was trained to produce) without mutating any state.
+
+    The running-statistic buffers are kept, and updated in train mode exactly as the reference
+    updates them, only so that state dicts translate one-to-one to and from the reference's;
+    they never influence an output.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=True, track_running_stats=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Passing the buffers makes F.instance_norm update them; it normalises with the input's
+        # own statistics either way (use_input_stats=True).
+        return F.instance_norm(
+            x,
+            self.running_mean if self.training else None,
+            self.running_var if self.training else None,
+            self.weight,
+            self.bias,
+            use_input_stats=True,
+            momentum=self.momentum if self.momentum is not None else 0.0,
+            eps=self.eps,
+        )
+
+
+class ConvBlock(nn.Module):
+    """A (transposed) convolution without bias, instance norm, ReLU: G's stem, down- and
+    up-sampling layers."""
+
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d):
+        super().__init__()
+        self.conv = conv
+        self.norm = InstanceNorm(conv.out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.norm(self.conv(x)), inplace=True)
+
+
+class ResidualBlock(nn.Module):
+    """``x + IN(conv(ReLU(IN(conv(x)))))`` with 3×3 convolutions, channels unchanged (G's
+    bottleneck; no ReLU after the sum, as in the reference)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False)
+        self.norm1 = InstanceNorm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False)
+        self.norm2 = InstanceNorm(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.relu(self.norm1(self.conv1(x)), inplace=True)
+        return x + self.norm2(self.conv2(h))
+
+
+class DownBlock(nn.Module):
+    """4×4 convolution with stride 2 and bias, then LeakyReLU(0.01): one step of D's trunk."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(self.conv(x), LEAKY_SLOPE)
+
+
+# ---------------------------------------------------------------------------------- validation
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    # bool is an int subclass; ``repeat_num=True`` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ModelError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _check_image(name: str, x: Tensor) -> None:
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ModelError(f"{name}: expected images [B, 3, H, W], got shape {list(x.shape)}")
+
+
+# ---------------------------------------------------------------------------------- networks
+class Generator(nn.Module):
+    """G(x, c): translates images ``x`` ``[B, 3, H, W]`` in [-1, 1] to the domain given by
+    ``c`` ``[B, c_dim]`` (the joint label vector, mask included; paper §3.1–3.2).
+
+    Fully convolutional: any H and W divisible by 4 works (two stride-2 down-samplings).
+    """
+
+    def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6):
+        super().__init__()
+        self.c_dim = _check_int("c_dim", c_dim, 1)
+        self.conv_dim = _check_int("conv_dim", conv_dim, 1)
+        self.repeat_num = _check_int("repeat_num", repeat_num, 0)
+
+        d = conv_dim
+        self.stem = ConvBlock(nn.Conv2d(3 + c_dim, d, kernel_size=7, stride=1, padding=3, bias=False))
+        self.down = nn.Sequential(
+            ConvBlock(nn.Conv2d(d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False)),
+            ConvBlock(nn.Conv2d(2 * d, 4 * d, kernel_size=4, stride=2, padding=1, bias=False)),
+        )
+        self.bottleneck = nn.Sequential(*(ResidualBlock(4 * d) for _ in range(repeat_num)))
+        self.up = nn.Sequential(
+            ConvBlock(nn.ConvTranspose2d(4 * d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False)),
+            ConvBlock(nn.ConvTranspose2d(2 * d, d, kernel_size=4, stride=2, padding=1, bias=False)),
+        )
+        self.to_rgb = nn.Conv2d(d, 3, kernel_size=7, stride=1, padding=3, bias=False)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        _check_image("Generator input", x)
+        batch, _, height, width = x.shape
+        if c.dim() != 2 or c.shape[0] != batch or c.shape[1] != self.c_dim:
+            raise ModelError(f"Generator: expected labels [{batch}, {self.c_dim}], got shape {list(c.shape)}")
+        if height % 4 or width % 4:
+            raise ModelError(f"Generator: image height and width must be divisible by 4, got {height}×{width}")
+        # The domain label enters as extra constant input channels (paper Fig. 3).
+        labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
+        h = self.stem(torch.cat([x, labels], dim=1))
+        h = self.up(self.bottleneck(self.down(h)))
+        return torch.tanh(self.to_rgb(h))
+
+    def extra_repr(self) -> str:
+        return f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}"
+
+
+class Discriminator(nn.Module):
+    """D(x) -> (D_src, D_cls): a PatchGAN critic ``[B, 1, h, w]`` with h = w =
+    image_size / 2**repeat_num, and domain logits ``[B, c_dim]`` (labels only, no mask;
+    paper §3.1 and §4)."""
+
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6):
+        super().__init__()
+        self.image_size = _check_int("image_size", image_size, 1)
+        self.conv_dim = _check_int("conv_dim", conv_dim, 1)
+        self.c_dim = _check_int("c_dim", c_dim, 1)
+        self.repeat_num = _check_int("repeat_num", repeat_num, 1)
+        if image_size % 2**repeat_num:
+            raise ModelError(
+                f"image_size {image_size} must be divisible by 2**repeat_num = {2**repeat_num} "
+                f"(D halves the resolution {repeat_num} times); use a smaller repeat_num or another size"
+            )
+
+        widths = [conv_dim * 2**i for i in range(repeat_num)]
+        self.trunk = nn.Sequential(*(DownBlock(c_in, c_out) for c_in, c_out in zip([3, *widths], widths)))
+        patches = image_size // 2**repeat_num
+        self.src_head = nn.Conv2d(widths[-1], 1, kernel_size=3, stride=1, padding=1, bias=False)
+        # A kernel covering the whole final map: one logit per domain label.
+        self.cls_head = nn.Conv2d(widths[-1], c_dim, kernel_size=patches, bias=False)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        _check_image("Discriminator input", x)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            raise ModelError(
+                f"Discriminator built for {self.image_size}×{self.image_size} images, "
+                f"got {x.shape[-2]}×{x.shape[-1]}"
+            )
+        h = self.trunk(x)
+        return self.src_head(h), self.cls_head(h).flatten(1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"image_size={self.image_size}, conv_dim={self.conv_dim}, c_dim={self.c_dim}, "
+            f"repeat_num={self.repeat_num}"
+        )
+
+
+# ---------------------------------------------------------------------------------- family API
+def _config_value(config: Mapping[str, Any], key: str) -> int:
+    value = config.get(key, DEFAULT_MODEL_CONFIG[key])
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelError(f"model config {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> dict[str, nn.Module]:
+    """G and D for a :class:`~starkit.labels.LabelSpace`: G is conditioned on the joint vector
+    (labels + mask, ``label_space.dim``); D classifies the labels only (``label_space.label_dim``).
+
+    ``config`` keys ``image_size``, ``g_conv_dim``, ``d_conv_dim``, ``g_repeat_num``,
+    ``d_repeat_num`` override :data:`DEFAULT_MODEL_CONFIG`; other keys (training settings) are
+    ignored.
+    """
+    config = {} if config is None else config
+    values = {key: _config_value(config, key) for key in DEFAULT_MODEL_CONFIG}
+    try:
+        return {
+            "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"]),
+            "D": Discriminator(
+                values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"]
+            ),
+        }
+    except ModelError as exc:
+        raise ModelError(f"model config: {exc}") from None
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements (buffers such as running statistics excluded)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,275 @@
+"""StarGAN networks (starkit.models.stargan) and losses (starkit.models.losses)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from starkit.errors import StarkitError
+from starkit.labels import LabelSpace
+from starkit.models import DEFAULT_MODEL_CONFIG
+from starkit.models.losses import (
+    critic_adversarial_loss,
+    critic_fake_loss,
+    critic_real_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+    reconstruction_loss,
+)
+from starkit.models.stargan import (
+    Discriminator,
+    Generator,
+    InstanceNorm,
+    ModelError,
+    build_stargan,
+    count_parameters,
+)
+from starkit.spec import AttributeGroup
+
+CELEBA = ("celeba", [AttributeGroup("hair", "onehot", ("Black_Hair", "Blond_Hair", "Brown_Hair")),
+                     AttributeGroup("binary", "binary", ("Male", "Young"))])
+RAFD = ("rafd", [AttributeGroup("expression", "onehot", ("angry", "contemptuous", "disgusted", "fearful",
+                                                        "happy", "neutral", "sad", "surprised"))])
+
+
+def small_pair(c_dim: int = 3, image_size: int = 16) -> tuple[Generator, Discriminator]:
+    torch.manual_seed(0)
+    return Generator(c_dim, conv_dim=4, repeat_num=2), Discriminator(image_size, conv_dim=4, c_dim=c_dim, repeat_num=3)
+
+
+# ---------------------------------------------------------------------------------- sizes
+def test_parameter_counts_equal_the_reference_implementation():
+    assert count_parameters(Generator(c_dim=5)) == 8_430_528
+    assert count_parameters(Discriminator(image_size=128, c_dim=5)) == 44_762_048
+    assert count_parameters(Generator(c_dim=15)) == 8_461_888
+    assert count_parameters(Discriminator(image_size=128, c_dim=13)) == 44_827_584
+
+
+def test_build_stargan_sizes_g_with_the_mask_and_d_without():
+    single = build_stargan(LabelSpace.from_groups([CELEBA]), {})
+    assert single["G"].c_dim == 5 and single["D"].c_dim == 5
+    joint = build_stargan(LabelSpace.from_groups([CELEBA, RAFD]), {"lr": 1e-4})  # unrelated keys ignored
+    assert joint["G"].c_dim == 15 and joint["D"].c_dim == 13
+    assert count_parameters(joint["G"]) == 8_461_888 and count_parameters(joint["D"]) == 44_827_584
+    assert joint["D"].image_size == DEFAULT_MODEL_CONFIG["image_size"] == 128
+
+
+def test_build_stargan_config_overrides():
+    nets = build_stargan(LabelSpace.from_groups([CELEBA]),
+                         {"image_size": 32, "g_conv_dim": 8, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 5})
+    g, d = nets["G"], nets["D"]
+    assert (g.conv_dim, g.repeat_num, len(g.bottleneck)) == (8, 1, 1)
+    assert (d.image_size, d.conv_dim, d.repeat_num, len(d.trunk)) == (32, 4, 5, 5)
+    assert d.cls_head.kernel_size == (1, 1)
+
+
+def test_layer_details_match_the_paper():
+    g = Generator(c_dim=5, conv_dim=8, repeat_num=2)
+    convs = [m for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert all(m.bias is None for m in convs)  # every G conv is followed by IN or tanh
+    assert [m.kernel_size[0] for m in convs] == [7, 4, 4, 3, 3, 3, 3, 4, 4, 7]
+    assert [m.stride[0] for m in convs] == [1, 2, 2, 1, 1, 1, 1, 2, 2, 1]
+    assert [m.out_channels for m in convs] == [8, 16, 32, 32, 32, 32, 32, 16, 8, 3]
+    assert convs[0].in_channels == 3 + 5
+    assert [type(m) for m in convs[-3:-1]] == [nn.ConvTranspose2d] * 2
+    norms = [m for m in g.modules() if isinstance(m, InstanceNorm)]
+    assert len(norms) == 3 + 2 * 2 + 2 and all(n.affine and n.track_running_stats for n in norms)
+    assert "stem.norm.running_var" in g.state_dict()
+
+    d = Discriminator(image_size=64, conv_dim=8, c_dim=5, repeat_num=4)
+    assert [b.conv.out_channels for b in d.trunk] == [8, 16, 32, 64]
+    assert all(b.conv.bias is not None and b.conv.kernel_size == (4, 4) for b in d.trunk)
+    assert d.src_head.bias is None and d.src_head.kernel_size == (3, 3)
+    assert d.cls_head.bias is None and d.cls_head.kernel_size == (4, 4)  # 64 / 2**4
+
+
+# ---------------------------------------------------------------------------------- forward
+@pytest.mark.parametrize("image_size, repeat_num", [(16, 3), (32, 5), (24, 3)])
+def test_forward_shapes(image_size, repeat_num):
+    g = Generator(c_dim=4, conv_dim=4, repeat_num=1)
+    d = Discriminator(image_size, conv_dim=4, c_dim=4, repeat_num=repeat_num)
+    x = torch.rand(2, 3, image_size, image_size) * 2 - 1
+    y = g(x, torch.rand(2, 4))
+    assert y.shape == x.shape and y.abs().max() < 1  # tanh
+    out_src, out_cls = d(y)
+    patches = image_size // 2**repeat_num
+    assert out_src.shape == (2, 1, patches, patches)
+    assert out_cls.shape == (2, 4)
+
+
+def test_generator_is_fully_convolutional_and_allows_no_residual_blocks():
+    g = Generator(c_dim=2, conv_dim=4, repeat_num=0)
+    assert g(torch.zeros(1, 3, 12, 20), torch.ones(1, 2)).shape == (1, 3, 12, 20)
+
+
+def test_generator_output_depends_on_the_label():
+    g, _ = small_pair()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        a = g(x, torch.tensor([[1.0, 0, 0]] * 2))
+        b = g(x, torch.tensor([[0.0, 1, 0]] * 2))
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_instance_norm_uses_each_images_own_statistics_in_both_modes():
+    g, _ = small_pair()
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    c = torch.rand(3, 3)
+    with torch.no_grad():
+        g.train()
+        y_train = g(x, c)
+        stats_after_train = g.stem.norm.running_mean.clone()
+        g.eval()
+        y_eval = g(x, c)
+        alone = g(x[:1], c[:1])  # no batch statistics: a sample's output ignores the others
+    assert torch.allclose(y_train, y_eval, atol=1e-6)
+    assert torch.allclose(alone, y_eval[:1], atol=1e-5)
+    assert stats_after_train.abs().sum() > 0  # train mode updates the (inert) buffers...
+    assert torch.equal(g.stem.norm.running_mean, stats_after_train)  # ...eval mode leaves them
+
+
+def test_channels_last_gives_the_same_outputs():
+    g, d = small_pair()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.rand(2, 3)
+    with torch.no_grad():
+        y, (src, cls) = g(x, c), d(x)
+        g_cl, d_cl = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        y_cl, (src_cl, cls_cl) = g_cl(x_cl, c), d_cl(x_cl)
+    assert torch.allclose(y, y_cl, atol=1e-5)
+    assert torch.allclose(src, src_cl, atol=1e-5) and torch.allclose(cls, cls_cl, atol=1e-5)
+
+
+def test_bf16_autocast_forward_and_backward():
+    g, d = small_pair()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.rand(2, 3)
+    reference = g(x, c).detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = g(x, c)
+        out_src, out_cls = d(y)
+        loss = generator_adversarial_loss(out_src) + out_cls.float().pow(2).mean()
+    assert y.dtype == torch.bfloat16
+    assert loss.dtype == torch.float32
+    assert (y.float() - reference).abs().max() < 0.1
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in g.parameters())
+
+
+# ---------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda: Discriminator(image_size=100, repeat_num=3), ["image_size 100", "2**repeat_num = 8"]),
+        (lambda: Discriminator(image_size=64, repeat_num=0), ["repeat_num", "at least 1"]),
+        (lambda: Generator(c_dim=0), ["c_dim"]),
+        (lambda: Generator(c_dim=5, conv_dim=16.0), ["conv_dim", "integer"]),
+        (lambda: Generator(c_dim=5, repeat_num=True), ["repeat_num", "integer"]),
+    ],
+)
+def test_invalid_hyper_parameters_are_named(make, words):
+    with pytest.raises(ModelError) as info:
+        make()
+    assert isinstance(info.value, StarkitError)
+    assert all(w in str(info.value) for w in words)
+
+
+def test_build_stargan_names_the_bad_config_key():
+    space = LabelSpace.from_groups([CELEBA])
+    with pytest.raises(ModelError, match="'g_conv_dim'"):
+        build_stargan(space, {"g_conv_dim": "64"})
+    with pytest.raises(ModelError, match="model config: image_size 96"):
+        build_stargan(space, {"image_size": 96})
+
+
+def test_wrong_inputs_are_reported():
+    g, d = small_pair()
+    with pytest.raises(ModelError, match=r"labels \[2, 3\]"):
+        g(torch.zeros(2, 3, 16, 16), torch.zeros(2, 4))
+    with pytest.raises(ModelError, match="divisible by 4"):
+        g(torch.zeros(1, 3, 18, 16), torch.zeros(1, 3))
+    with pytest.raises(ModelError, match=r"\[B, 3, H, W\]"):
+        g(torch.zeros(1, 1, 16, 16), torch.zeros(1, 3))
+    with pytest.raises(ModelError, match="built for 16×16 images, got 32×32"):
+        d(torch.zeros(1, 3, 32, 32))
+
+
+def test_models_package_does_not_import_torch():
+    code = "import sys, starkit.models as m; assert 'torch' not in sys.modules; print(m.DEFAULT_MODEL_CONFIG['image_size'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "128"
+
+
+# ---------------------------------------------------------------------------------- losses
+class LinearCritic(nn.Module):
+    """D(x) = <w, x> per sample: its gradient is w everywhere, so it is ‖w‖-Lipschitz."""
+
+    def __init__(self, shape: tuple[int, ...], norm: float):
+        super().__init__()
+        w = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+        self.w = nn.Parameter(w * (norm / w.norm()))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return (x * self.w).sum(dim=(1, 2, 3)).view(-1, 1, 1, 1), None
+
+
+def test_adversarial_and_reconstruction_losses():
+    real = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1)
+    fake = torch.tensor([[[[0.5, -0.5], [1.5, 2.5]]]])  # a PatchGAN map: mean over patches too
+    assert critic_real_loss(real).item() == pytest.approx(-2.0)
+    assert critic_fake_loss(fake).item() == pytest.approx(1.0)
+    assert critic_adversarial_loss(real, fake).item() == pytest.approx(-1.0)
+    assert generator_adversarial_loss(fake).item() == pytest.approx(-1.0)
+    x = torch.zeros(2, 3, 4, 4)
+    assert reconstruction_loss(x, x).item() == 0
+    assert reconstruction_loss(x, x - 0.25).item() == pytest.approx(0.25)
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
+    real, fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    unit = LinearCritic((1, 3, 8, 8), norm=1.0)
+    assert gradient_penalty(unit, real, fake).item() == pytest.approx(0.0, abs=1e-10)
+    # Gradient norm 3 everywhere: the penalty is (3 - 1)² whatever α is.
+    steep = LinearCritic((1, 3, 8, 8), norm=3.0)
+    assert gradient_penalty(steep, real, fake).item() == pytest.approx(4.0, rel=1e-5)
+
+
+def test_gradient_penalty_interpolates_per_sample():
+    # D(x) = ½‖x‖² has gradient x̂, so the penalty exposes where x̂ was taken.
+    real, fake = torch.rand(5, 3, 4, 4), torch.rand(5, 3, 4, 4) - 2
+
+    def critic(x):
+        return 0.5 * x.pow(2).sum(dim=(1, 2, 3))
+
+    alpha = torch.rand((5, 1, 1, 1), generator=torch.Generator().manual_seed(7))
+    x_hat = alpha * real + (1 - alpha) * fake
+    expected = ((x_hat.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    drawn = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(7))
+    given = gradient_penalty(critic, real, fake, alpha=alpha)
+    assert drawn.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert given.item() == pytest.approx(expected.item(), rel=1e-5)
+    other = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(8))
+    assert other.item() != pytest.approx(expected.item(), rel=1e-3)
+
+
+def test_gradient_penalty_trains_the_discriminator_only():
+    g, d = small_pair()
+    real = torch.rand(2, 3, 16, 16) * 2 - 1
+    fake = g(real, torch.rand(2, 3))
+    penalty = gradient_penalty(d, real, fake, generator=torch.Generator().manual_seed(0))
+    assert penalty.item() > 0  # a freshly initialised D is nowhere near unit gradients
+    penalty.backward()
+    # ∇ₓD of a piecewise-linear net does not depend on its biases, only on its weights.
+    weights = [b.conv.weight for b in d.trunk] + [d.src_head.weight]
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
+    assert all(p.grad is None for p in g.parameters())  # fake is detached inside
+
+
+def test_gradient_penalty_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="differ in shape"):
+        gradient_penalty(lambda x: x.sum(), torch.zeros(2, 3, 4, 4), torch.zeros(1, 3, 4, 4))
