@@ -161,7 +161,7 @@ def _infer_generator(state_dict: Mapping[str, Any], where: str) -> dict[str, int
     if first.shape[1] <= 3 or tuple(first.shape[2:]) != (7, 7):
         raise ReferenceCheckpointError(
             f"{where}: 'main.0.weight' has shape {list(first.shape)}; a reference generator's first "
-            "layer is a 7×7 convolution from 3 + c_dim channels"
+            f"layer is a 7×7 convolution from 3 + c_dim channels{_looks_like(state_dict)}"
         )
     blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r"main\.(\d+)\.main\.", k))}
     return {"c_dim": int(first.shape[1]) - 3, "conv_dim": int(first.shape[0]), "repeat_num": len(blocks)}
