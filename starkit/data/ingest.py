@@ -1,0 +1,487 @@
+"""Ingestion: a dataset plugin's raw records in, a verified shard store out.
+
+The reader runs in this process and yields records; worker processes decode, crop and resize
+(the expensive part); this process writes the shards sequentially, in reader order, so the
+result does not depend on the number of workers. A bounded window of chunks in flight keeps
+every worker busy without holding the whole dataset in memory.
+
+Crash safety: everything is written into a hidden sibling ``.NAME.partial-<pid>`` holding an
+advisory lock; the manifest is written last, then the directory is renamed into place. A run
+that dies leaves only that hidden directory, which the next run finds unlocked and removes
+(a fresh build starts; nothing is resumed from it). An existing dataset is replaced only by a
+complete new one, and only with ``force``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import operator
+import os
+import pickle
+import shutil
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import StarkitError
+from ..spec import DatasetSpec, RawSample, Skipped, SpecError
+from .images import Crop, ImageError, load_sample
+from .shards import (
+    DEFAULT_SHARD_SIZE,
+    MANIFEST_NAME,
+    REPORT_NAME,
+    DatasetStore,
+    ShardError,
+    ShardWriter,
+    atomic_write_text,
+    build_manifest,
+    fsync_path,
+)
+
+#: Samples per task sent to a worker: large enough to amortise pickling and IPC, small enough
+#: that the progress bar moves smoothly and the window stays shallow.
+CHUNK = 16
+#: Chunks in flight per worker.
+WINDOW_PER_WORKER = 4
+#: Reader options that come from dedicated flags (``--split``, ``--count``, ``--seed``).
+FLAG_OPTIONS = ("split", "count", "seed")
+
+_OUR_FILES = ("manifest.json", "report.json", ".lock")
+
+
+class IngestError(StarkitError):
+    """Ingestion cannot proceed (target in use or occupied, nothing to write)."""
+
+
+class DatasetExistsError(IngestError):
+    """A finished dataset is already at the target and ``force`` was not given."""
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A sample that did not make it into the shards, and why."""
+
+    name: str
+    reason: str
+    stage: str  # "reader": the plugin passed it over; "decode": its pixels were unusable
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "stage": self.stage, "reason": self.reason, "path": self.path}
+
+
+@dataclass
+class IngestResult:
+    path: Path
+    counts: dict[str, int]
+    skipped: list[SkippedRecord]
+    report_path: Path
+    manifest: dict[str, Any]
+    seconds: float
+    replaced: bool = False
+    removed_partials: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def images_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else float("nan")
+
+
+# ---------------------------------------------------------------------- options
+def reader_options(
+    spec: DatasetSpec,
+    image_size: int,
+    options: Mapping[str, str] | None = None,
+    split: str | None = None,
+    count: int | None = None,
+    seed: int | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """The options dict passed to ``spec.reader`` and notes about flags the reader ignores.
+
+    ``--option`` keys the spec does not declare are refused (SpecError listing the valid
+    ones); the dedicated flags are passed when the spec declares them and otherwise dropped
+    with a note (``count`` is then applied by ingestion itself). ``image_size`` is always set.
+    """
+    options = {str(k): str(v) for k, v in (options or {}).items()}
+    options.pop("image_size", None)
+    spec.check_options({k: v for k, v in options.items() if k not in FLAG_OPTIONS})
+    flags = {"split": split, "count": count, "seed": seed}
+    notes = []
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in options:
+            raise SpecError(f"dataset {spec.name!r}: {key} given both as --{key} and as --option {key}=...")
+        if key in spec.options:
+            options[key] = str(value)
+        elif key == "count":
+            notes.append(f"dataset {spec.name!r} has no count option: keeping the first {value} samples it yields")
+        else:
+            notes.append(f"dataset {spec.name!r} takes no {key} option: --{key} {value} ignored")
+    for key in [k for k in options if k in FLAG_OPTIONS and k not in spec.options]:
+        raise SpecError(
+            f"dataset {spec.name!r}: unknown option {key!r}; valid options: {', '.join(sorted(spec.options)) or 'none'}"
+        )
+    options["image_size"] = str(image_size)
+    return options, notes
+
+
+# ---------------------------------------------------------------------- target directory
+def _lock(directory: Path) -> Any:
+    """Hold an exclusive advisory lock on ``directory/.lock`` until the file object is closed."""
+    fh = open(directory / ".lock", "a+")
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks here: pid-named directories still never collide
+        return fh
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise
+    return fh
+
+
+def clean_stale_partials(target: Path) -> list[Path]:
+    """Remove partial builds of ``target`` left by runs that died; refuse if one is live."""
+    removed = []
+    for partial in sorted(target.parent.glob(f".{target.name}.partial-*")):
+        if not partial.is_dir():
+            continue
+        try:
+            fh = _lock(partial)
+        except FileNotFoundError:  # vanished meanwhile: its owner finished or cleaned it
+            continue
+        except OSError:
+            pid = partial.name.rsplit("-", 1)[-1]
+            raise IngestError(
+                f"{target}: another `starkit add-dataset` (pid {pid}) is writing it right now "
+                f"(into {partial}); wait for it to finish"
+            ) from None
+        fh.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        removed.append(partial)
+    return removed
+
+
+def check_target(target: Path, force: bool) -> bool:
+    """Whether ``target`` holds something to replace. Refuses a good dataset without
+    ``force``, and anything that is not a starkit dataset at all."""
+    if not target.exists():
+        return False
+    if not target.is_dir():
+        raise IngestError(f"{target}: exists and is not a directory")
+    if (target / MANIFEST_NAME).exists():
+        try:
+            store = DatasetStore.open(target, verify="size")
+        except ShardError:
+            return True  # a damaged dataset: replacing it loses nothing usable
+        if not force:
+            counts = ", ".join(f"{s} {store.count(s)}" for s in store.splits)
+            raise DatasetExistsError(
+                f"{target}: a dataset already exists here ({counts}); pass --force to replace it "
+                "(the old one is kept until the new one is complete)"
+            )
+        return True
+    foreign = [p.name for p in target.iterdir() if not (p.name in _OUR_FILES or p.name.startswith("shard-"))]
+    if foreign:
+        raise IngestError(
+            f"{target}: exists and is not a starkit dataset (it holds {foreign[0]!r}); "
+            "choose another --out or --data, or remove it"
+        )
+    return True
+
+
+def _install(partial: Path, target: Path, replace: bool) -> None:
+    """Move the finished ``partial`` to ``target``; the old target goes only afterwards."""
+    old = None
+    if replace and target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, old)
+    os.rename(partial, target)
+    fsync_path(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- decoding
+def _quiet_worker() -> None:
+    # Ctrl-C goes to the whole process group; the parent alone decides what happens.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _decode_chunk(samples: Sequence[RawSample], size: int, crop: Crop) -> list[np.ndarray | str]:
+    """Worker task: pixels for each sample, or the reason it must be skipped."""
+    out: list[np.ndarray | str] = []
+    for sample in samples:
+        try:
+            out.append(load_sample(sample, size, crop))
+        except ImageError as exc:
+            out.append(str(exc))
+    return out
+
+
+class _Done:
+    """A finished chunk, for the sequential (single-worker) path."""
+
+    def __init__(self, value: list[np.ndarray | str]):
+        self.value = value
+
+    def get(self) -> list[np.ndarray | str]:
+        return self.value
+
+
+# ---------------------------------------------------------------------- progress
+def _progress(enabled: bool, total: int | None, console: Any) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} images/s" if speed else "-- images/s", style="progress.data.speed")
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn() if total else TextColumn("{task.completed}"),
+        RateColumn(),
+        TextColumn("{task.fields[skipped]} skipped"),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+# ---------------------------------------------------------------------- the pipeline
+def _check_sample(spec: DatasetSpec, sample: RawSample, width: int) -> None:
+    if sample.split not in spec.splits:
+        raise SpecError(
+            f"dataset {spec.name!r}: reader put sample {sample.name!r} in split {sample.split!r}; "
+            f"the spec's splits are {', '.join(spec.splits)}"
+        )
+    if len(sample.labels) != width:
+        raise SpecError(
+            f"dataset {spec.name!r}: sample {sample.name!r} has {len(sample.labels)} labels, "
+            f"the spec has {width} attributes"
+        )
+    if any(v not in (0, 1) for v in sample.labels):
+        raise SpecError(f"dataset {spec.name!r}: sample {sample.name!r} has labels {sample.labels}, expected 0 or 1")
+
+
+def _check_picklable(spec: DatasetSpec, sample: RawSample) -> None:
+    try:
+        pickle.dumps(sample)
+    except Exception as exc:  # noqa: BLE001
+        raise SpecError(
+            f"dataset {spec.name!r}: sample {sample.name!r} cannot be sent to a worker process ({exc}); "
+            "a render callable must be picklable, e.g. functools.partial of a module-level function"
+        ) from None
+
+
+def ingest(
+    spec: DatasetSpec,
+    source: str | Path | None,
+    out_dir: str | Path,
+    image_size: int | None = None,
+    attributes: Sequence[str] | None = None,
+    options: Mapping[str, str] | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: bool = True,
+    *,
+    split: str | None = None,
+    count: int | None = None,
+    seed: int | None = None,
+    plugin: str | None = None,
+    compression: str | None = None,
+    console: Any = None,
+) -> IngestResult:
+    """Read ``spec``'s raw dataset from ``source`` and write a shard store at ``out_dir``.
+
+    ``attributes`` selects label columns (default: the spec's default selection);
+    ``workers`` decoding processes (default: all cores; 1 decodes in this process).
+    Unusable images are skipped and listed in ``out_dir/report.json``; reader errors
+    (DatasetFormatError) and spec errors stop the run and leave no dataset behind.
+    """
+    start = time.perf_counter()
+    size = int(image_size or spec.image_size)
+    if size < 8:
+        raise SpecError(f"dataset {spec.name!r}: image size must be at least 8, got {size}")
+    if shard_size < 1:
+        raise IngestError(f"shard size must be at least 1, got {shard_size}")
+    if count is not None and count < 1:
+        raise IngestError(f"--count must be at least 1, got {count}")
+    selected = spec.select(attributes)
+    columns = np.asarray(spec.selection_indices(selected), dtype=np.intp)
+    width = len(spec.attributes)
+    opts, notes = reader_options(spec, size, options, split=split, count=count, seed=seed)
+    cap = count if count is not None and "count" not in spec.options else None
+    workers = max(1, int(workers if workers is not None else os.cpu_count() or 1))
+    source_path = Path(source) if source is not None else None
+    if spec.needs_source and source_path is None:
+        raise IngestError(f"dataset {spec.name!r} is read from a raw folder: give its location (--source DIR)")
+    if source_path is not None and not source_path.exists():
+        raise IngestError(f"{source_path}: source does not exist")
+
+    target = Path(out_dir).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    removed = clean_stale_partials(target)
+    replace = check_target(target, force)
+
+    pool = None
+    if workers > 1:
+        import multiprocessing
+
+        # Started before the lock file is opened, so workers never inherit the lock.
+        pool = multiprocessing.get_context().Pool(workers, initializer=_quiet_worker)
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    writers: dict[str, ShardWriter] = {}
+    skipped: list[SkippedRecord] = []
+    lock = None
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        lock = _lock(partial)
+        records = spec.reader(source_path, dict(opts))
+        total = cap or operator.length_hint(records, 0) or None
+        window: deque[tuple[list[RawSample], Any]] = deque()
+        depth = workers * WINDOW_PER_WORKER
+        bar = _progress(progress, total, console)
+
+        def submit(chunk: list[RawSample]) -> None:
+            if pool is None:
+                window.append((chunk, _Done(_decode_chunk(chunk, size, spec.crop))))
+            else:
+                window.append((chunk, pool.apply_async(_decode_chunk, (chunk, size, spec.crop))))
+
+        def drain_one() -> None:
+            chunk, pending = window.popleft()
+            for sample, result in zip(chunk, pending.get()):
+                if isinstance(result, str):
+                    path = str(sample.path) if sample.path is not None else None
+                    skipped.append(SkippedRecord(sample.name, result, "decode", path))
+                else:
+                    writer = writers.get(sample.split)
+                    if writer is None:
+                        writer = writers[sample.split] = ShardWriter(
+                            partial, sample.split, size, len(columns), shard_size, compression
+                        )
+                    labels = np.asarray(sample.labels, dtype=np.uint8)[columns]
+                    try:
+                        writer.add(result, labels, sample.name, sample.meta)
+                    except TypeError as exc:  # meta that JSON cannot hold
+                        raise SpecError(f"dataset {spec.name!r}: sample {sample.name!r}: meta is not JSON: {exc}") from None
+            bar.update(task, advance=len(chunk), skipped=len(skipped))
+
+        with bar:
+            task = bar.add_task(f"add-dataset {spec.name}", total=total, skipped=0)
+            chunk: list[RawSample] = []
+            seen = 0
+            checked_pickle = pool is None
+            for record in records:
+                if isinstance(record, Skipped):
+                    skipped.append(SkippedRecord(record.name, record.reason, "reader"))
+                    bar.update(task, skipped=len(skipped))
+                    continue
+                if not isinstance(record, RawSample):
+                    raise SpecError(
+                        f"dataset {spec.name!r}: reader yielded {type(record).__name__}, expected RawSample or Skipped"
+                    )
+                _check_sample(spec, record, width)
+                if not checked_pickle:
+                    _check_picklable(spec, record)
+                    checked_pickle = True
+                chunk.append(record)
+                seen += 1
+                if len(chunk) >= CHUNK:
+                    submit(chunk)
+                    chunk = []
+                    while len(window) >= depth:
+                        drain_one()
+                if cap is not None and seen >= cap:
+                    break
+            if chunk:
+                submit(chunk)
+            while window:
+                drain_one()
+        if pool is not None:
+            pool.close()
+            pool.join()
+            pool = None
+
+        shards = [info for s in spec.splits if s in writers for info in writers[s].close()]
+        counts = {s: writers[s].count for s in spec.splits if s in writers}
+        if not shards:
+            if skipped:
+                first = skipped[0]
+                raise IngestError(
+                    f"dataset {spec.name!r}: no image could be written; all {len(skipped)} samples were "
+                    f"skipped (first: {first.path or first.name}: {first.reason})"
+                )
+            raise IngestError(f"dataset {spec.name!r}: the reader yielded no samples from {source_path}")
+
+        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        report = {
+            "dataset": spec.name,
+            "created": created,
+            "source": str(source_path) if source_path is not None else None,
+            "written": counts,
+            "skipped_count": len(skipped),
+            "skipped": [s.to_dict() for s in skipped],
+        }
+        atomic_write_text(partial / REPORT_NAME, json.dumps(report, indent=2) + "\n")
+        manifest = build_manifest(
+            name=spec.name,
+            spec_version=spec.version,
+            plugin=plugin,
+            image_size=size,
+            groups=selected.groups,
+            shards=shards,
+            source=report["source"],
+            options=opts,
+            skipped=len(skipped),
+            created=created,
+            crop=spec.crop,
+        )
+        # The manifest last: until it exists, nothing here claims to be a dataset.
+        atomic_write_text(partial / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+        _install(partial, target, replace)
+        (target / ".lock").unlink(missing_ok=True)
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        for writer in writers.values():
+            writer.abort()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        if lock is not None:
+            lock.close()
+
+    return IngestResult(
+        path=target,
+        counts=counts,
+        skipped=skipped,
+        report_path=target / REPORT_NAME,
+        manifest=manifest,
+        seconds=time.perf_counter() - start,
+        replaced=replace,
+        removed_partials=removed,
+        notes=notes,
+    )

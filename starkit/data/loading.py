@@ -1,0 +1,345 @@
+"""Reading shards for training: a torch Dataset with reproducible augmentation, and a loader
+that alternates between datasets for joint (mask-vector) training.
+
+Reproducibility rests on one rule: everything random about a sample is a function of
+``(seed, epoch, index)``. The augmentation pipeline is reseeded from those three numbers
+before every sample, so it does not matter which worker process draws the sample, whether
+workers are persistent, or whether the run was resumed: the pixels are the same. (An
+unseeded albumentations 2.0.8 pipeline forked into DataLoader workers repeats the same
+"random" flips in every worker.)
+
+This module imports torch (it is only imported for training); albumentations is imported on
+the first augmented read, in the process that does it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from ..errors import StarkitError
+from .shards import DatasetStore
+
+_SEED_MASK = (1 << 64) - 1
+
+
+class LoaderStateError(StarkitError, ValueError):
+    """A saved loader state does not fit the loader it is loaded into."""
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> tuple[int, int]:
+    """Two independent 64-bit seeds (numpy, python) for sample ``index`` in ``epoch``."""
+    state = np.random.SeedSequence([seed & _SEED_MASK, epoch & _SEED_MASK, index & _SEED_MASK]).generate_state(
+        2, np.uint64
+    )
+    return int(state[0]), int(state[1])
+
+
+def default_transforms() -> list[Any]:
+    """The standard StarGAN augmentation: a horizontal flip half of the time."""
+    import albumentations as A
+
+    return [A.HorizontalFlip(p=0.5)]
+
+
+def _import_albumentations() -> Any:
+    # albumentations otherwise asks the network for a newer version on import.
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations
+
+    return albumentations
+
+
+class ShardImageDataset(Dataset):
+    """One split of a shard store as a torch Dataset.
+
+    ``dataset[i]`` (or ``dataset[(epoch, i)]``, which the joint loader uses so that persistent
+    workers need no ``set_epoch`` broadcast) returns ``{"image": uint8 [3,H,W], "labels":
+    float32 [k], "index": i}``. HDF5 files are opened on first read in each process.
+    ``transforms``: albumentations transforms that keep the image size (default: horizontal
+    flip, p=0.5); ignored when ``augment`` is false.
+    """
+
+    def __init__(
+        self,
+        path_or_store: str | Path | DatasetStore,
+        split: str = "train",
+        augment: bool = True,
+        seed: int = 0,
+        transforms: Sequence[Any] | None = None,
+    ):
+        if isinstance(path_or_store, DatasetStore):
+            self.store = path_or_store
+        else:
+            self.store = DatasetStore.open(path_or_store)
+        self.split = split
+        self._len = self.store.count(split)  # ShardError naming the valid splits
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self._transforms = list(transforms) if transforms is not None else None
+        self._pipeline: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.store.name
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return self.store.attributes
+
+    @property
+    def groups(self) -> tuple[Any, ...]:
+        return self.store.groups
+
+    @property
+    def image_size(self) -> int:
+        return self.store.image_size
+
+    def __len__(self) -> int:
+        return self._len
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch used for plain integer indices (with workers, set it before they start, or
+        index with ``(epoch, i)``)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        index = int(index)
+        if index < 0:
+            index += self._len
+        image, labels = self.store.read_image_labels(self.split, index)
+        if self.augment:
+            image = self.augmented(image, int(epoch), index)
+        return {
+            # A CHW view of the HWC array: collation copies once, into the batch.
+            "image": torch.from_numpy(image).permute(2, 0, 1),
+            "labels": torch.from_numpy(labels.astype(np.float32)),
+            "index": index,
+        }
+
+    def augmented(self, image: np.ndarray, epoch: int, index: int) -> np.ndarray:
+        """``image`` through the augmentation pipeline, seeded from (seed, epoch, index)."""
+        pipeline = self._get_pipeline()
+        np_seed, py_seed = sample_seed(self.seed, epoch, index)
+        pipeline.set_random_state(np.random.Generator(np.random.PCG64(np_seed)), random.Random(py_seed))
+        out = pipeline(image=image)["image"]
+        return np.ascontiguousarray(out)
+
+    def _get_pipeline(self) -> Any:
+        if self._pipeline is None:
+            A = _import_albumentations()
+            transforms = self._transforms if self._transforms is not None else default_transforms()
+            self._pipeline = A.Compose(transforms)
+        return self._pipeline
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pipeline"] = None  # rebuilt in the receiving process
+        return state
+
+    def __repr__(self) -> str:
+        return f"ShardImageDataset({self.name!r}, split={self.split!r}, n={self._len}, augment={self.augment})"
+
+
+# ---------------------------------------------------------------------- joint loading
+class _JointDataset(Dataset):
+    """Routes ``(dataset, epoch, index)`` keys to the member datasets."""
+
+    def __init__(self, datasets: Sequence[ShardImageDataset]):
+        self.datasets = list(datasets)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[int, dict[str, Any]]:
+        d, epoch, index = key
+        return d, self.datasets[d][(epoch, index)]
+
+
+def _collate(items: list[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+    return items[0][0], default_collate([sample for _, sample in items])
+
+
+class _RoundRobinBatches:
+    """The batch sampler: an endless sequence of batches of ``(dataset, epoch, index)`` keys.
+
+    Global step ``s`` belongs to dataset ``s % n`` and is its ``s // n``-th batch, so the whole
+    stream is a pure function of the step: resuming means starting from a step.
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int, rank: int, world_size: int, drop_last: bool
+    ):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.start = 0
+        self.per_rank = [n // world_size for n in self.lengths]
+        self.batches_per_epoch = [
+            (m // batch_size if drop_last else math.ceil(m / batch_size)) for m in self.per_rank
+        ]
+
+    def position(self, step: int) -> list[tuple[int, int]]:
+        """(epoch, batches consumed within it) per dataset, after ``step`` global steps."""
+        n = len(self.lengths)
+        out = []
+        for d, per_epoch in enumerate(self.batches_per_epoch):
+            consumed = step // n + (1 if d < step % n else 0)
+            out.append(divmod(consumed, per_epoch))
+        return out
+
+    def epoch_indices(self, d: int, epoch: int) -> np.ndarray:
+        """This rank's share of dataset ``d``'s shuffle for ``epoch``."""
+        order = np.random.default_rng([self.seed & _SEED_MASK, d, epoch]).permutation(self.lengths[d])
+        usable = self.per_rank[d] * self.world_size  # equal shares, so ranks step in lockstep
+        return order[:usable][self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        n = len(self.lengths)
+        cached: dict[int, tuple[int, np.ndarray]] = {}
+        step = self.start
+        while True:
+            d, k = step % n, step // n
+            epoch, b = divmod(k, self.batches_per_epoch[d])
+            if d not in cached or cached[d][0] != epoch:
+                cached[d] = (epoch, self.epoch_indices(d, epoch))
+            chosen = cached[d][1][b * self.batch_size : (b + 1) * self.batch_size]
+            yield [(d, epoch, int(i)) for i in chosen]
+            step += 1
+
+
+class JointLoader:
+    """An endless stream of ``(dataset_index, batch)``, alternating round-robin over datasets.
+
+    Each dataset is reshuffled every epoch from ``(seed, dataset_index, epoch)``; with
+    ``world_size > 1`` each rank takes a disjoint strided share of every shuffle (the
+    remainder that does not divide evenly is left out that epoch, so all ranks take the same
+    number of steps). ``state_dict()`` / ``load_state_dict()`` capture the position exactly:
+    a resumed loader yields the very batches, augmentations included, that an uninterrupted
+    one would have. One pool of ``num_workers`` processes serves all datasets.
+    """
+
+    def __init__(
+        self,
+        datasets: Sequence[ShardImageDataset],
+        batch_size: int,
+        num_workers: int = 0,
+        seed: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        prefetch_factor: int | None = None,
+    ):
+        if not datasets:
+            raise ValueError("JointLoader needs at least one dataset")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in range for world_size {world_size}")
+        self.datasets = list(datasets)
+        self.batch_size = batch_size
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self._sampler = _RoundRobinBatches(
+            [len(d) for d in self.datasets], batch_size, self.seed, rank, world_size, drop_last
+        )
+        for d, per_epoch in zip(self.datasets, self._sampler.batches_per_epoch):
+            if per_epoch == 0:
+                raise StarkitError(
+                    f"dataset {d.name!r} ({d.split}) has {len(d)} images, too few for one batch of "
+                    f"{batch_size} per rank over {world_size} rank(s); use a smaller batch size"
+                )
+        extra: dict[str, Any] = {}
+        if num_workers > 0:
+            extra["persistent_workers"] = persistent_workers
+            if prefetch_factor is not None:
+                extra["prefetch_factor"] = prefetch_factor
+        self._loader = DataLoader(
+            _JointDataset(self.datasets),
+            batch_sampler=self._sampler,
+            num_workers=num_workers,
+            collate_fn=_collate,
+            pin_memory=pin_memory,
+            **extra,
+        )
+        self._step = 0
+        self._iter: Iterator[Any] | None = None
+
+    @property
+    def step(self) -> int:
+        """Batches yielded so far (over all datasets)."""
+        return self._step
+
+    @property
+    def batches_per_epoch(self) -> list[int]:
+        return list(self._sampler.batches_per_epoch)
+
+    def epochs(self) -> list[int]:
+        """The epoch each dataset's next batch comes from."""
+        return [epoch for epoch, _ in self._sampler.position(self._step)]
+
+    def __iter__(self) -> "JointLoader":
+        return self
+
+    def __next__(self) -> tuple[int, dict[str, Any]]:
+        if self._iter is None:
+            self._sampler.start = self._step
+            self._iter = iter(self._loader)
+        d, batch = next(self._iter)
+        self._step += 1
+        return d, batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "step": self._step,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "datasets": [
+                {"name": d.name, "split": d.split, "length": len(d), "epoch": epoch, "batch": batch}
+                for d, (epoch, batch) in zip(self.datasets, self._sampler.position(self._step))
+            ],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        mine = self.state_dict()
+        for key in ("version", "seed", "batch_size", "world_size"):
+            if state.get(key) != mine[key]:
+                raise LoaderStateError(f"loader state: {key} is {state.get(key)!r}, this loader has {mine[key]!r}")
+        theirs = [(d["name"], d["split"], d["length"]) for d in state.get("datasets", [])]
+        ours = [(d["name"], d["split"], d["length"]) for d in mine["datasets"]]
+        if theirs != ours:
+            raise LoaderStateError(f"loader state was saved for datasets {theirs}, this loader reads {ours}")
+        self._step = int(state["step"])
+        self._iter = None  # the next batch restarts the stream at this step
+
+    def close(self) -> None:
+        """Stop worker processes now (they also stop when the loader is garbage collected)."""
+        self._iter = None
+
+
+def to_model_input(images_uint8: Any, device: Any) -> Any:
+    """uint8 images ``[B,3,H,W]`` -> float32 in ``[-1, 1]`` on ``device``.
+
+    The transfer moves uint8 (a quarter of float32's bytes) and normalisation runs on the
+    device; with pinned host memory the copy overlaps with compute (``non_blocking``).
+    """
+    x = images_uint8.to(device, non_blocking=True)
+    return x.float().div_(127.5).sub_(1.0)

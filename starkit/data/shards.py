@@ -1,0 +1,496 @@
+"""The on-disk dataset store: HDF5 shards plus a manifest that vouches for them.
+
+Layout of ``ROOT/NAME/``::
+
+    manifest.json              written last, atomically; its presence = a finished dataset
+    report.json                what ingestion skipped, and why
+    shard-train-00000.h5       images uint8 [N,H,W,3] (one chunk per image), labels uint8 [N,k],
+    shard-train-00001.h5       names (utf-8 str) [N], meta (JSON str) [N]
+    shard-test-00000.h5
+
+One chunk per image makes a random read touch exactly one contiguous block, so shuffled reads
+cost the same as sequential ones. Images are stored uncompressed: decoded face crops barely
+compress losslessly, and a filter would add CPU work to every read (see docs/performance.md).
+
+h5py is imported inside functions: the CLI imports this module's callers at start-up.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import StarkitError
+from ..spec import AttributeGroup
+
+FORMAT = "starkit.shards"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+REPORT_NAME = "report.json"
+DEFAULT_SHARD_SIZE = 4096
+#: Images are handed to HDF5 in blocks of this many: one hyperslab write per block instead
+#: of one per image, while memory stays bounded.
+_WRITE_BLOCK = 64
+
+Verify = Literal["none", "size", "full"]
+
+#: HDF5 handles a forked child inherited from its parent: kept referenced so that the child
+#: never closes (or otherwise touches) them through garbage collection.
+_INHERITED: list[Any] = []
+
+
+class ShardError(StarkitError):
+    """A dataset on disk is missing, incomplete or does not match its manifest."""
+
+
+def shard_file_name(split: str, index: int) -> str:
+    return f"shard-{split}-{index:05d}.h5"
+
+
+def resolve_dataset_dir(name: str, data_root: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """Where dataset ``name`` lives: ``out`` if given, else ``data_root/name`` with
+    ``data_root`` defaulting to ``$STARKIT_DATA`` and then ``./data``."""
+    if out is not None:
+        return Path(out)
+    root = data_root if data_root is not None else os.environ.get("STARKIT_DATA") or "data"
+    return Path(root) / name
+
+
+# ---------------------------------------------------------------------- durable files
+def fsync_path(path: Path) -> None:
+    """Flush a file (or a directory entry list) to disk."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # some platforms cannot open directories; nothing more to do there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` is either absent/old or complete, never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+# ---------------------------------------------------------------------- writing
+@dataclass(frozen=True)
+class ShardInfo:
+    """A finished shard, as the manifest records it."""
+
+    file: str
+    split: str
+    count: int
+    sha256: str
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "split": self.split, "count": self.count, "sha256": self.sha256, "bytes": self.bytes}
+
+
+class ShardWriter:
+    """Appends samples of one split to ``directory/shard-<split>-NNNNN.h5`` files.
+
+    A new shard starts every ``shard_size`` images. Each finished shard is closed, fsynced and
+    hashed at once (it is still in the page cache then). Writing is sequential and meant for
+    one process: ingestion decodes in workers and writes here in the parent.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        split: str,
+        image_size: int,
+        num_labels: int,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        compression: str | None = None,
+    ):
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+        self.directory = Path(directory)
+        self.split = split
+        self.image_size = image_size
+        self.num_labels = num_labels
+        self.shard_size = shard_size
+        self.compression = compression
+        self.shards: list[ShardInfo] = []
+        self.count = 0
+        self._file: Any = None
+        self._path: Path | None = None
+        self._n = 0  # images in the open shard, flushed or not
+        self._flushed = 0
+        self._block: list[np.ndarray] = []
+        self._labels: list[Sequence[int]] = []
+        self._names: list[str] = []
+        self._meta: list[str] = []
+
+    def add(self, image: np.ndarray, labels: Sequence[int], name: str, meta: Mapping[str, Any] | None = None) -> None:
+        size = self.image_size
+        if image.shape != (size, size, 3) or image.dtype != np.uint8:
+            raise ValueError(f"{name}: expected uint8 image of shape {(size, size, 3)}, got {image.dtype} {image.shape}")
+        if len(labels) != self.num_labels:
+            raise ValueError(f"{name}: expected {self.num_labels} labels, got {len(labels)}")
+        if self._file is None:
+            self._open_next()
+        self._block.append(image)
+        self._labels.append(labels)
+        self._names.append(name)
+        self._meta.append("null" if meta is None else json.dumps(meta, sort_keys=True))
+        self._n += 1
+        self.count += 1
+        if len(self._block) >= _WRITE_BLOCK:
+            self._flush_images()
+        if self._n >= self.shard_size:
+            self._finish_shard()
+
+    def close(self) -> list[ShardInfo]:
+        """Finish the open shard; returns every shard written."""
+        if self._file is not None:
+            self._finish_shard()
+        return list(self.shards)
+
+    def abort(self) -> None:
+        """Close without finishing (the caller throws the directory away)."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+
+    # -------------------------------------------------------------- internals
+    def _open_next(self) -> None:
+        import h5py
+
+        size = self.image_size
+        self._path = self.directory / shard_file_name(self.split, len(self.shards))
+        f = h5py.File(self._path, "w", libver=("v110", "latest"))
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["split"] = self.split
+        f.attrs["image_size"] = size
+        f.create_dataset(
+            "images",
+            shape=(0, size, size, 3),
+            maxshape=(None, size, size, 3),
+            chunks=(1, size, size, 3),
+            dtype=np.uint8,
+            compression=self.compression,
+        )
+        self._file = f
+        self._n = 0
+        self._flushed = 0
+
+    def _flush_images(self) -> None:
+        if not self._block:
+            return
+        images = self._file["images"]
+        start, stop = self._flushed, self._flushed + len(self._block)
+        images.resize(stop, axis=0)
+        images[start:stop] = np.stack(self._block)
+        self._flushed = stop
+        self._block.clear()
+
+    def _finish_shard(self) -> None:
+        import h5py
+
+        self._flush_images()
+        f = self._file
+        n = self._n
+        labels = np.asarray(self._labels, dtype=np.uint8).reshape(n, self.num_labels)
+        f.create_dataset("labels", data=labels, chunks=(min(n, 4096), self.num_labels) if n else None)
+        text = h5py.string_dtype("utf-8")
+        f.create_dataset("names", data=np.array(self._names, dtype=object), dtype=text)
+        f.create_dataset("meta", data=np.array(self._meta, dtype=object), dtype=text)
+        f.attrs["count"] = n
+        f.close()
+        self._file = None
+        path = self._path
+        fsync_path(path)
+        self.shards.append(ShardInfo(path.name, self.split, n, file_sha256(path), path.stat().st_size))
+        self._labels, self._names, self._meta = [], [], []
+        self._n = 0
+
+
+# ---------------------------------------------------------------------- reading
+_REQUIRED_KEYS = ("format", "format_version", "name", "image_size", "attributes", "groups", "counts", "shards")
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Load and check ``path/manifest.json`` (structure only; no shard is opened)."""
+    directory = Path(path)
+    file = directory / MANIFEST_NAME
+    if not directory.is_dir():
+        raise ShardError(f"{directory}: no such dataset directory")
+    if not file.is_file():
+        raise ShardError(
+            f"{file}: missing, so {directory} is not a finished dataset "
+            "(an interrupted `starkit add-dataset` leaves none; run it again)"
+        )
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShardError(f"{file}: unreadable manifest: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ShardError(f"{file}: a manifest is a JSON object")
+    missing = [k for k in _REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise ShardError(f"{file}: missing key {missing[0]!r}")
+    if manifest["format"] != FORMAT:
+        raise ShardError(f"{file}: format is {manifest['format']!r}, expected {FORMAT!r}")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise ShardError(
+            f"{file}: format_version {manifest['format_version']!r} is not supported "
+            f"(this starkit reads version {FORMAT_VERSION}); re-run `starkit add-dataset --force`"
+        )
+    totals: dict[str, int] = {}
+    for entry in manifest["shards"]:
+        for key in ("file", "split", "count", "sha256", "bytes"):
+            if key not in entry:
+                raise ShardError(f"{file}: shard entry {entry!r} lacks {key!r}")
+        if Path(entry["file"]).name != entry["file"]:
+            raise ShardError(f"{file}: shard file {entry['file']!r} must be a plain file name")
+        totals[entry["split"]] = totals.get(entry["split"], 0) + int(entry["count"])
+    if totals != {k: int(v) for k, v in manifest["counts"].items() if int(v)}:
+        raise ShardError(f"{file}: counts {manifest['counts']} do not add up to the shards' counts {totals}")
+    return manifest
+
+
+def _check_shard(directory: Path, entry: Mapping[str, Any], image_size: int, width: int, full: bool) -> None:
+    import h5py
+
+    path = directory / entry["file"]
+    if not path.is_file():
+        raise ShardError(f"{path}: shard listed in the manifest is missing")
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        state = "truncated" if size < entry["bytes"] else "larger than recorded"
+        raise ShardError(f"{path}: shard is {state}: {size} bytes, the manifest records {entry['bytes']}")
+    try:
+        with h5py.File(path, "r") as f:
+            shapes = {key: f[key].shape for key in ("images", "labels", "names", "meta")}
+    except (OSError, KeyError) as exc:
+        raise ShardError(f"{path}: not a readable starkit shard: {exc}") from None
+    n = entry["count"]
+    for key, shape in shapes.items():
+        if shape[0] != n:
+            raise ShardError(f"{path}: {key} holds {shape[0]} records, the manifest records {n}")
+    if shapes["images"][1:] != (image_size, image_size, 3):
+        raise ShardError(f"{path}: images are {shapes['images'][1:]}, the manifest says {image_size}x{image_size}x3")
+    if shapes["labels"][1:] != (width,):
+        raise ShardError(f"{path}: labels have {shapes['labels'][1:]} columns, the manifest lists {width} attributes")
+    if full:
+        digest = file_sha256(path)
+        if digest != entry["sha256"]:
+            raise ShardError(f"{path}: sha256 {digest} does not match the manifest's {entry['sha256']}")
+
+
+class DatasetStore:
+    """A finished dataset: its manifest, and random access to its samples.
+
+    HDF5 handles are opened on first read and belong to the process that opened them: after a
+    fork, the child notices the new pid and opens its own, never touching the parent's.
+    """
+
+    def __init__(self, path: str | Path, manifest: Mapping[str, Any]):
+        self.path = Path(path)
+        self.manifest = dict(manifest)
+        self._splits: dict[str, tuple[list[Path], list[int], list[int]]] = {}
+        for entry in self.manifest["shards"]:
+            files, counts, starts = self._splits.setdefault(entry["split"], ([], [], []))
+            starts.append(sum(counts))
+            files.append(self.path / entry["file"])
+            counts.append(int(entry["count"]))
+        self._files: dict[Path, Any] = {}
+        self._pid = os.getpid()
+
+    @classmethod
+    def open(cls, path: str | Path, verify: Verify = "size") -> "DatasetStore":
+        """Open a dataset directory. ``verify``: ``"size"`` checks every shard's byte size and
+        record counts, ``"full"`` also its sha256, ``"none"`` only the manifest."""
+        if verify not in ("none", "size", "full"):
+            raise ValueError(f"verify must be 'none', 'size' or 'full', got {verify!r}")
+        manifest = read_manifest(path)
+        if verify != "none":
+            width = len(manifest["attributes"])
+            for entry in manifest["shards"]:
+                _check_shard(Path(path), entry, manifest["image_size"], width, verify == "full")
+        return cls(path, manifest)
+
+    # -------------------------------------------------------------- description
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.manifest["image_size"])
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(self.manifest["attributes"])
+
+    @property
+    def groups(self) -> tuple[AttributeGroup, ...]:
+        return tuple(AttributeGroup.from_dict(g) for g in self.manifest["groups"])
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self._splits)
+
+    def count(self, split: str) -> int:
+        return sum(self._split(split)[1])
+
+    def shard_files(self, split: str) -> list[tuple[Path, int]]:
+        files, counts, _ = self._split(split)
+        return list(zip(files, counts))
+
+    # -------------------------------------------------------------- samples
+    def read(self, split: str, i: int) -> tuple[np.ndarray, np.ndarray, str, dict | None]:
+        """Sample ``i`` of ``split``: (image uint8 HWC, labels uint8 [k], name, meta or None)."""
+        path, local = self._locate(split, i)
+        f = self._handle(path)
+        try:
+            image, labels = f["images"][local], f["labels"][local]
+            name, meta = f["names"][local], f["meta"][local]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ShardError(f"{path}: cannot read record {local}: {exc}") from None
+        name = name.decode("utf-8") if isinstance(name, bytes) else str(name)
+        meta = meta.decode("utf-8") if isinstance(meta, bytes) else str(meta)
+        return image, labels, name, (json.loads(meta) if meta not in ("", "null") else None)
+
+    def read_image_labels(self, split: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The training fast path: image and labels only (names and meta stay on disk)."""
+        path, local = self._locate(split, i)
+        f = self._handle(path)
+        try:
+            return f["images"][local], f["labels"][local]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ShardError(f"{path}: cannot read record {local}: {exc}") from None
+
+    def labels(self, split: str) -> np.ndarray:
+        """Every label row of ``split``, uint8 [N,k] (small: read in one go)."""
+        rows = [self._handle(path)["labels"][:] for path in self._split(split)[0]]
+        return np.concatenate(rows) if rows else np.zeros((0, len(self.attributes)), np.uint8)
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for f in self._files.values():
+                f.close()
+        self._files = {}
+
+    def __enter__(self) -> "DatasetStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Handles never travel to another process (spawn/forkserver workers pickle us).
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s}={self.count(s)}" for s in self.splits)
+        return f"DatasetStore({str(self.path)!r}, {counts})"
+
+    # -------------------------------------------------------------- internals
+    def _split(self, split: str) -> tuple[list[Path], list[int], list[int]]:
+        try:
+            return self._splits[split]
+        except KeyError:
+            valid = ", ".join(self._splits) or "none"
+            raise ShardError(f"{self.path}: dataset has no split {split!r}; splits: {valid}") from None
+
+    def _locate(self, split: str, i: int) -> tuple[Path, int]:
+        files, counts, starts = self._split(split)
+        total = starts[-1] + counts[-1]
+        if not 0 <= i < total:
+            raise IndexError(f"index {i} out of range for split {split!r} with {total} images")
+        k = bisect.bisect_right(starts, i) - 1
+        return files[k], i - starts[k]
+
+    def _handle(self, path: Path) -> Any:
+        if self._pid != os.getpid():
+            # Forked: the inherited handles are the parent's. Park them, never closing or
+            # using them here, and open our own.
+            _INHERITED.extend(self._files.values())
+            self._files = {}
+            self._pid = os.getpid()
+        f = self._files.get(path)
+        if f is None:
+            import h5py
+
+            try:
+                f = h5py.File(path, "r")
+            except OSError as exc:
+                raise ShardError(f"{path}: cannot open shard: {exc}") from None
+            self._files[path] = f
+        return f
+
+    @property
+    def open_handles(self) -> int:
+        """HDF5 files this process holds open through this store (for tests and debugging)."""
+        return len(self._files) if self._pid == os.getpid() else 0
+
+
+def build_manifest(
+    *,
+    name: str,
+    spec_version: str,
+    plugin: str | None,
+    image_size: int,
+    groups: Iterable[AttributeGroup],
+    shards: Iterable[ShardInfo],
+    source: str | None,
+    options: Mapping[str, str],
+    skipped: int,
+    created: str,
+    report: str = REPORT_NAME,
+    crop: Any = None,
+) -> dict[str, Any]:
+    groups = list(groups)
+    shards = list(shards)
+    counts: dict[str, int] = {}
+    for s in shards:
+        counts[s.split] = counts.get(s.split, 0) + s.count
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "spec_version": spec_version,
+        "plugin": plugin,
+        "image_size": image_size,
+        "crop": list(crop) if isinstance(crop, tuple) else crop,
+        "attributes": [a for g in groups for a in g.attributes],
+        "groups": [g.to_dict() for g in groups],
+        "counts": counts,
+        "shards": [s.to_dict() for s in shards],
+        "created": created,
+        "source": source,
+        "options": dict(options),
+        "skipped": skipped,
+        "report": report,
+    }
