@@ -11,7 +11,7 @@ by walking the two layer lists side by side (no hand-written index table)::
 
     main.0.weight          -> stem.conv.weight               7×7 conv
     main.1.{weight,…}      -> stem.norm.{weight,…}           instance norm (main.2 is a ReLU)
-    main.9.main.0.weight   -> bottleneck.0.conv1.weight      first residual block (c.f. repeat_num=6)
+    main.9.main.0.weight   -> bottleneck.0.conv1.weight      first residual block's first conv
     conv2.weight           -> cls_head.weight                D_cls
 
 Hyper-parameters come from tensor shapes: c_dim and conv_dim from the first convolution,
