@@ -1,0 +1,520 @@
+"""The evaluation pipeline behind ``starkit eval``: translate every test image to every target
+and measure the result.
+
+For each source dataset ``d`` and each of its test images the targets are (see
+:func:`targets_for`):
+
+* every member of each of ``d``'s one-hot groups (the rest of the row keeps the image's labels),
+* every binary attribute of ``d`` flipped,
+* in a joint run, every member of each one-hot group of every *other* dataset ``e``, with
+  ``e``'s mask: e.g. synth-rafd expressions on synth-celeba faces (the paper's Figure 6).
+
+A source dataset outside the run's label space (a synth-rafd-only run shown synth-celeba
+faces) gets only the third kind: its own labels mean nothing to the generator.
+
+Each translation ``y = G(x, c)`` is measured by:
+
+* target accuracy: the attribute classifier's prediction for the target group (one-hot: the
+  arg-max member; binary: the flipped bit) equals the target,
+* reconstruction L1 ``|x - G(y, c_x)|`` (sources in the label space),
+* on synthetic datasets, L1 and PSNR against the exact counterfactual rendering of the same
+  face with the target labels (from the parameters in the shards' ``meta``), next to the
+  identity baseline (output = input) and the classifier's accuracy on those renderings,
+* FID against the real test images and the LPIPS-style diversity of each image's outputs,
+  when weight files are given.
+
+``mask="source"`` is the mask-vector ablation of the paper's Figure 7: a target of another
+dataset is written into that dataset's slice but the mask names the source dataset, so a
+generator that relies on the mask should ignore it (accuracy near chance).
+
+:func:`evaluate_generator` takes any generator; :func:`evaluate_run` loads one from a training run.
+The result is a JSON-serialisable dict whose layout the README's "Evaluation" section
+documents (``format`` "starkit.eval", ``version`` 1).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import StarkitError
+from ..labels import LabelSpace
+from .classifier import AttributeClassifier, to_model_range
+from .metrics import FID_HINT, LPIPS_HINT, PSNR_CAP_DB, RunningStats, frechet_distance, l1, psnr, to_unit
+
+EVAL_FORMAT = "starkit.eval"
+EVAL_VERSION = 1
+MASK_MODES = ("target", "source")
+TEST_SPLIT = "test"
+
+
+class EvaluationError(StarkitError):
+    """Evaluation cannot run as asked (missing split, unknown dataset, bad option)."""
+
+
+# ------------------------------------------------------------------------------ targets
+@dataclass(frozen=True)
+class Target:
+    """One translation target for one image: the target dataset's own label row, and which
+    group/attribute the translation is judged on (``value``: the requested 0/1)."""
+
+    dataset: str
+    group: str
+    kind: str  # "onehot" | "binary"
+    attribute: str
+    value: int
+    labels: np.ndarray  # float32 [k of ``dataset``]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.dataset, self.group, self.attribute)
+
+
+def targets_for(label_space: LabelSpace, source: str, source_labels: np.ndarray | None) -> list[Target]:
+    """Every target for one image of ``source`` whose labels are ``source_labels`` (``None``
+    for a source outside the label space). The list's order and keys depend only on
+    ``source``, so a batch's images share them position by position."""
+    out: list[Target] = []
+    own = source in label_space.names
+    if own:
+        row0 = np.asarray(source_labels, dtype=np.float32).reshape(-1)
+        for gs in label_space.group_slices(source):
+            for j, attr in enumerate(gs.group.attributes):
+                row = row0.copy()
+                if gs.group.kind == "onehot":
+                    row[gs.local] = 0
+                    row[gs.local_start + j] = 1
+                    value = 1
+                else:
+                    value = 1 - int(row0[gs.local_start + j])
+                    row[gs.local_start + j] = value
+                out.append(Target(source, gs.group.name, gs.group.kind, attr, value, row))
+    for other in label_space.names:
+        if other == source:
+            continue
+        slices = label_space.group_slices(other)
+        base = np.zeros(label_space.dataset(other).width, dtype=np.float32)
+        # Other one-hot groups of the target dataset need a member too; their first stands in
+        # (the translation is judged only on the requested group). Binary attributes stay off,
+        # as in LabelSpace.target.
+        for gs in slices:
+            if gs.group.kind == "onehot":
+                base[gs.local_start] = 1
+        for gs in slices:
+            if gs.group.kind != "onehot":
+                continue
+            for j, attr in enumerate(gs.group.attributes):
+                row = base.copy()
+                row[gs.local] = 0
+                row[gs.local_start + j] = 1
+                out.append(Target(other, gs.group.name, "onehot", attr, 1, row))
+    return out
+
+
+def condition(label_space: LabelSpace, targets: Sequence[Target], source: str, mask: str = "target") -> np.ndarray:
+    """Conditioning vectors ``[B, dim]`` for one target per image. ``mask="source"`` marks the
+    source dataset in the mask instead of the target's (the Figure 7 ablation)."""
+    c = np.stack([label_space.encode(t.dataset, t.labels) for t in targets]).astype(np.float32)
+    if mask == "source" and label_space.mask_dim and source in label_space.names:
+        c[:, label_space.mask_slice] = 0
+        c[:, label_space.label_dim + label_space.index(source)] = 1
+    return c
+
+
+def chance_level(kind: str, width: int) -> float:
+    """Accuracy of guessing: one in ``width`` for a one-hot group, one half for a bit."""
+    return 1.0 / width if kind == "onehot" else 0.5
+
+
+# ------------------------------------------------------------------------------ judging
+class Judge:
+    """Scores translations with an attribute classifier, matching attributes by name so a
+    classifier trained on a differently ordered label space still judges correctly."""
+
+    def __init__(self, classifier: AttributeClassifier):
+        self.classifier = classifier
+        self.space = classifier.label_space
+        self._where: dict[tuple[str, str], tuple[str, Any, int]] = {}
+        for d in self.space.datasets:
+            for gs in self.space.group_slices(d.name):
+                for j, attr in enumerate(gs.group.attributes):
+                    self._where[(d.name, attr)] = (gs.group.kind, gs, j)
+
+    def can_judge(self, dataset: str, attribute: str, kind: str) -> bool:
+        found = self._where.get((dataset, attribute))
+        return found is not None and found[0] == kind
+
+    def correct(self, images: Any, targets: Sequence[Target]) -> np.ndarray | None:
+        """Per image, whether the classifier sees its target (``targets[b]`` for image ``b``,
+        all with the same dataset, group and attribute) in ``images``; ``None`` when this
+        classifier has no head for that attribute."""
+        first = targets[0]
+        if not self.can_judge(first.dataset, first.attribute, first.kind):
+            return None
+        kind, gs, j = self._where[(first.dataset, first.attribute)]
+        logits = np.asarray(self.classifier.logits(images).cpu())[:, gs.joint]
+        if kind == "onehot":
+            return logits.argmax(1) == j
+        wanted = np.array([t.value for t in targets])
+        return (logits[:, j] > 0).astype(int) == wanted
+
+
+# ------------------------------------------------------------------------------ counterfactuals
+def counterfactual_renderer(meta: Mapping[str, Any] | None) -> Any:
+    """For a synthetic image's ``meta``: a function ``(dataset, {attr: 0/1}, size) -> uint8
+    image`` rendering the same face with other labels; ``None`` when the image is not one of
+    starkit's synthetic faces (or the renderer has changed since it was made)."""
+    if not meta or "params" not in meta:
+        return None
+    try:
+        from ..synth.faces import FaceParams, render_face, with_labels
+    except ImportError:
+        return None
+    try:
+        params = FaceParams.from_dict(meta["params"])
+    except StarkitError:
+        return None  # e.g. written by another renderer version: no exact counterfactual
+
+    def render(dataset: str, labels: Mapping[str, int], size: int) -> np.ndarray:
+        return render_face(with_labels(params, dataset, labels), size)
+
+    return render
+
+
+# ------------------------------------------------------------------------------ accumulation
+class _Mean:
+    """Running sum and count; ``value`` is ``None`` when empty."""
+
+    __slots__ = ("total", "count")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, values: Any) -> None:
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        self.total += float(v.sum())
+        self.count += int(v.size)
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+
+def _rounded(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, digits)
+
+
+class _SourceTally:
+    """Everything measured for one source dataset."""
+
+    def __init__(self) -> None:
+        self.images = 0
+        self.real_pred: list[np.ndarray] = []
+        self.real_true: list[np.ndarray] = []
+        # keyed by (target dataset, group, attribute) and metric name
+        self.metrics: dict[tuple[str, str, str], dict[str, _Mean]] = defaultdict(lambda: defaultdict(_Mean))
+        self.diversity = _Mean()
+        self.fid_real: RunningStats | None = None
+        self.fid_fake: RunningStats | None = None
+
+
+# ------------------------------------------------------------------------------ the pipeline
+@dataclass
+class EvalOptions:
+    """How to evaluate. ``limit``: test images per source dataset (``None``: all);
+    ``batch_size``: images translated at once (each to every target)."""
+
+    limit: int | None = None
+    batch_size: int = 16
+    mask: str = "target"
+    split: str = TEST_SPLIT
+    image_size: int | None = None  # None: the generator's training size, else the shards'
+
+    def __post_init__(self) -> None:
+        if self.mask not in MASK_MODES:
+            raise EvaluationError(f"mask must be one of {MASK_MODES}, got {self.mask!r}")
+        if self.limit is not None and self.limit < 1:
+            raise EvaluationError(f"--limit must be at least 1, got {self.limit}")
+        if self.batch_size < 1:
+            raise EvaluationError(f"batch size must be at least 1, got {self.batch_size}")
+
+
+def evaluate_generator(
+    generator: Any,
+    label_space: LabelSpace,
+    stores: Sequence[Any],
+    *,
+    classifier: AttributeClassifier | None = None,
+    options: EvalOptions | None = None,
+    device: Any = "cpu",
+    inception: Any = None,
+    alexnet: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate ``generator`` (``G(x [B,3,H,W] in [-1,1], c [B,dim]) -> images``) on the test
+    split of each shard store in ``stores``. ``inception`` / ``alexnet``:
+    :class:`~starkit.evaluation.metrics.InceptionFeatures` / ``AlexNetDistance`` instances,
+    or ``None`` (their metrics are then reported as not computed, with the hint to enable
+    them). Returns the report's ``datasets``/``summary``/``notes`` part; :func:`evaluate_run`
+    adds the run's description around it."""
+    from .progress import progress_bar
+
+    opts = options or EvalOptions()
+    judge = Judge(classifier) if classifier is not None else None
+    notes: list[str] = []
+    if judge is None:
+        notes.append("target accuracy not computed: pass --classifier FILE (train one with `starkit train-classifier`)")
+    if inception is None:
+        notes.append(FID_HINT)
+    if alexnet is None:
+        notes.append(LPIPS_HINT)
+    for store in stores:
+        if opts.split not in store.splits:
+            raise EvaluationError(f"{store.path}: dataset has no {opts.split!r} split; splits: {', '.join(store.splits)}")
+        if judge is not None and not classifier.knows(store.name) and store.name in label_space.names:
+            notes.append(f"{store.name}: the classifier has no head for this dataset; its targets are not judged")
+
+    counts = {s.name: s.count(opts.split) if opts.limit is None else min(opts.limit, s.count(opts.split)) for s in stores}
+    tallies = {s.name: _SourceTally() for s in stores}
+    was_training = getattr(generator, "training", False)
+    if hasattr(generator, "eval"):
+        generator.eval()
+    started = time.perf_counter()
+    try:
+        with progress_bar(progress) as bar:
+            task = bar.add_task("evaluate", total=sum(counts.values()), status="")
+            for store in stores:
+                bar.update(task, description=f"evaluate {store.name}")
+                for start in range(0, counts[store.name], opts.batch_size):
+                    stop = min(counts[store.name], start + opts.batch_size)
+                    _evaluate_batch(
+                        generator, label_space, store, range(start, stop), tallies[store.name],
+                        judge, opts, device, inception, alexnet,
+                    )
+                    bar.update(task, advance=stop - start, status=_status(tallies[store.name]))
+    finally:
+        if hasattr(generator, "train"):
+            generator.train(was_training)
+    report = {
+        "datasets": {s.name: _dataset_report(s, tallies[s.name], label_space, judge, opts, inception, alexnet)
+                     for s in stores},
+        "notes": notes,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    report["summary"] = _summary(report["datasets"])
+    return report
+
+
+def _status(t: _SourceTally) -> str:
+    parts = []
+    acc = _pooled(t.metrics, "accuracy")
+    if acc is not None:
+        parts.append(f"acc {acc:.3f}")
+    rec = _pooled(t.metrics, "reconstruction_l1")
+    if rec is not None:
+        parts.append(f"rec L1 {rec:.4f}")
+    return " ".join(parts)
+
+
+def _pooled(metrics: Mapping[Any, Mapping[str, _Mean]], name: str, keys: Iterable[Any] | None = None) -> float | None:
+    total = _Mean()
+    for key in (metrics if keys is None else keys):
+        m = metrics[key].get(name) if key in metrics else None
+        if m is not None and m.count:
+            total.total += m.total
+            total.count += m.count
+    return total.value
+
+
+def _evaluate_batch(
+    generator: Any,
+    label_space: LabelSpace,
+    store: Any,
+    indices: range,
+    tally: _SourceTally,
+    judge: Judge | None,
+    opts: EvalOptions,
+    device: Any,
+    inception: Any,
+    alexnet: Any,
+) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    source = store.name
+    in_space = source in label_space.names
+    records = [store.read(opts.split, i) for i in indices]
+    size = opts.image_size or store.image_size
+    x = to_model_range(torch.from_numpy(np.stack([r[0] for r in records])).permute(0, 3, 1, 2)).to(device)
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    labels = np.stack([r[1] for r in records]).astype(np.float32)
+    renderers = [counterfactual_renderer(r[3]) for r in records]
+    per_image = [targets_for(label_space, source, labels[b] if in_space else None) for b in range(len(records))]
+    n_targets = len(per_image[0])
+    tally.images += len(records)
+
+    if judge is not None and judge.classifier.knows(source):
+        tally.real_pred.append(np.asarray(judge.classifier.predict(x, source).cpu()))
+        tally.real_true.append(labels)
+    c_orig = torch.from_numpy(label_space.encode(source, labels)).to(device) if in_space else None
+    if inception is not None:
+        tally.fid_real = tally.fid_real or RunningStats(inception.dim)
+        tally.fid_fake = tally.fid_fake or RunningStats(inception.dim)
+        tally.fid_real.update(inception(x))
+    embeddings = []
+    with torch.inference_mode():
+        for t in range(n_targets):
+            targets = [per_image[b][t] for b in range(len(records))]
+            key = targets[0].key
+            bucket = tally.metrics[key]
+            c = torch.from_numpy(condition(label_space, targets, source, opts.mask)).to(device)
+            y = generator(x, c).float().clamp(-1, 1)
+            if c_orig is not None:
+                bucket["reconstruction_l1"].add(l1(to_unit(generator(y, c_orig).float()), to_unit(x)).cpu())
+            if judge is not None:
+                hit = judge.correct(y, targets)
+                if hit is not None:
+                    bucket["accuracy"].add(hit)
+            bucket["translations"].add(np.ones(len(targets)))
+            _counterfactuals(bucket, label_space, renderers, targets, x, y, size, judge)
+            if inception is not None and (not in_space or targets[0].dataset == source):
+                tally.fid_fake.update(inception(y))
+            if alexnet is not None:
+                embeddings.append(alexnet.embed(y))
+        if alexnet is not None and len(embeddings) > 1:
+            pair = [alexnet.distance(embeddings[i], embeddings[j]).cpu()
+                    for i in range(len(embeddings)) for j in range(i + 1, len(embeddings))]
+            tally.diversity.add(torch.stack(pair).mean(0))
+
+
+def _counterfactuals(
+    bucket: Mapping[str, _Mean],
+    label_space: LabelSpace,
+    renderers: Sequence[Any],
+    targets: Sequence[Target],
+    x: Any,
+    y: Any,
+    size: int,
+    judge: Judge | None,
+) -> None:
+    """L1/PSNR of outputs and of the inputs (identity baseline) against the exact
+    counterfactual renderings, for the images that have one."""
+    import torch
+
+    rows = [b for b, r in enumerate(renderers) if r is not None]
+    if not rows:
+        return
+    attrs = label_space.dataset(targets[0].dataset).attributes
+    truth = [
+        renderers[b](targets[b].dataset, {a: int(v) for a, v in zip(attrs, targets[b].labels)}, size) for b in rows
+    ]
+    gt = to_model_range(torch.from_numpy(np.stack(truth)).permute(0, 3, 1, 2)).to(y.device)
+    gt_u, y_u, x_u = to_unit(gt), to_unit(y[rows]), to_unit(x[rows])
+    bucket["counterfactual_l1"].add(l1(y_u, gt_u).cpu())
+    bucket["counterfactual_psnr"].add(psnr(y_u, gt_u).cpu())
+    bucket["identity_l1"].add(l1(x_u, gt_u).cpu())
+    bucket["identity_psnr"].add(psnr(x_u, gt_u).cpu())
+    if judge is not None:
+        hit = judge.correct(gt, [targets[b] for b in rows])
+        if hit is not None:
+            bucket["ground_truth_accuracy"].add(hit)
+
+
+# ------------------------------------------------------------------------------ the report
+METRICS = (
+    "accuracy",
+    "counterfactual_l1",
+    "counterfactual_psnr",
+    "identity_l1",
+    "identity_psnr",
+    "ground_truth_accuracy",
+)
+
+
+def _metric_block(metrics: Mapping[Any, Mapping[str, _Mean]], keys: list[Any]) -> dict[str, Any]:
+    block: dict[str, Any] = {"translations": sum(_count(metrics[k]) for k in keys)}
+    for name in METRICS:
+        block[name] = _rounded(_pooled(metrics, name, keys))
+    return block
+
+
+def _count(bucket: Mapping[str, _Mean]) -> int:
+    return bucket["translations"].count if "translations" in bucket else 0
+
+
+def _dataset_report(
+    store: Any,
+    tally: _SourceTally,
+    label_space: LabelSpace,
+    judge: Judge | None,
+    opts: EvalOptions,
+    inception: Any,
+    alexnet: Any,
+) -> dict[str, Any]:
+    from .classifier import group_accuracy
+
+    in_space = store.name in label_space.names
+    by_dataset: dict[str, dict[str, dict[str, list]]] = {}
+    for key in tally.metrics:
+        ds, group, attr = key
+        by_dataset.setdefault(ds, {}).setdefault(group, {}).setdefault(attr, []).append(key)
+    targets: dict[str, Any] = {}
+    for ds, groups in by_dataset.items():
+        group_reports = {}
+        for gname, attrs in groups.items():
+            gs = next(g for g in label_space.group_slices(ds) if g.group.name == gname)
+            keys = [k for ks in attrs.values() for k in ks]
+            block = _metric_block(tally.metrics, keys)
+            block["kind"] = gs.group.kind
+            block["chance"] = round(chance_level(gs.group.kind, len(gs.group.attributes)), 6)
+            block["attributes"] = {a: _metric_block(tally.metrics, ks) for a, ks in attrs.items()}
+            group_reports[gname] = block
+        all_keys = [k for g in groups.values() for ks in g.values() for k in ks]
+        targets[ds] = {**_metric_block(tally.metrics, all_keys), "groups": group_reports}
+    real = None
+    if tally.real_pred:
+        real = group_accuracy(np.concatenate(tally.real_pred), np.concatenate(tally.real_true), judge.classifier.label_space, store.name)
+        real = {g: {**r, "accuracy": _rounded(r["accuracy"]),
+                    "attributes": {a: _rounded(v) for a, v in r["attributes"].items()}} for g, r in real.items()}
+    all_keys = list(tally.metrics)
+    fid = None
+    if inception is not None and tally.fid_real is not None and tally.fid_real.count > 1 and tally.fid_fake.count > 1:
+        fid = _rounded(frechet_distance(tally.fid_real.stats(), tally.fid_fake.stats()), 4)
+    return {
+        "images": tally.images,
+        "in_label_space": in_space,
+        "mask": opts.mask,
+        "reconstruction_l1": _rounded(_pooled(tally.metrics, "reconstruction_l1")) if in_space else None,
+        "real_accuracy": real,
+        "targets": targets,
+        **{k: v for k, v in _metric_block(tally.metrics, all_keys).items()},
+        "fid": fid,
+        "lpips_uncalibrated_diversity": _rounded(tally.diversity.value) if alexnet is not None else None,
+    }
+
+
+def _summary(datasets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Translation-weighted means over source datasets."""
+
+    def weighted(name: str) -> float | None:
+        num = den = 0.0
+        for d in datasets.values():
+            v, n = d.get(name), d.get("translations", 0)
+            if v is not None and n:
+                num += v * n
+                den += n
+        return _rounded(num / den) if den else None
+
+    return {
+        "images": sum(d["images"] for d in datasets.values()),
+        "translations": sum(d.get("translations", 0) for d in datasets.values()),
+        **{name: weighted(name) for name in (*METRICS, "reconstruction_l1")},
+    }
