@@ -428,7 +428,7 @@ def ingest(
         counts = {s: writers[s].count for s in spec.splits if s in writers}
         if not shards:
             if skipped:
-                first = skipped[0]
+                first = next((s for s in skipped if s.stage == "decode"), skipped[0])
                 raise IngestError(
                     f"dataset {spec.name!r}: no image could be written; all {len(skipped)} samples were "
                     f"skipped (first: {first.path or first.name}: {first.reason})"
