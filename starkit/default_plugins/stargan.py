@@ -1,1 +1,61 @@
-"""Default plugin: stargan (placeholder until its module lands)."""
+"""Default plugin: the ``stargan`` model family (Choi et al., CVPR 2018).
+
+Registered through the same ``starkit_models`` hook a third-party family (StarGAN v2, …)
+would implement. Importing this module costs nothing: torch loads inside ``build`` and
+``trainer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..hookspecs import hookimpl
+from ..model_family import ModelFamily
+from ..models import DEFAULT_MODEL_CONFIG
+
+#: The family's hyper-parameters with the paper's values. Network widths and depths come from
+#: the models package; ``image_size`` is a training field (it must match the shards).
+STARGAN_DEFAULTS: dict[str, Any] = {
+    **{k: v for k, v in DEFAULT_MODEL_CONFIG.items() if k != "image_size"},
+    # Adam for both networks (paper §4); the learning rate stays constant for the first half
+    # of training, then decays linearly to zero (starkit.training.schedule).
+    "g_lr": 1e-4,
+    "d_lr": 1e-4,
+    "beta1": 0.5,
+    "beta2": 0.999,
+    # Five critic (D) iterations per generator step; loss weights λ_cls, λ_rec, λ_gp.
+    "n_critic": 5,
+    "lambda_cls": 1.0,
+    "lambda_rec": 10.0,
+    "lambda_gp": 10.0,
+    # "permute": targets are the batch's own labels shuffled (the reference implementation);
+    # "random": uniformly random valid labels (one member of each one-hot group).
+    "target_sampling": "permute",
+}
+
+
+def build(label_space: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"G": Generator, "D": Discriminator}`` for ``label_space`` (config checked first)."""
+    from ..training.stargan_step import build_networks
+
+    return build_networks(label_space, {**STARGAN_DEFAULTS, **config})
+
+
+def trainer(label_space: Any, config: Mapping[str, Any], runtime: Any) -> Any:
+    """The :class:`starkit.training.stargan_step.StarGANStep` that trains the family."""
+    from ..training.stargan_step import StarGANStep
+
+    return StarGANStep(label_space, {**STARGAN_DEFAULTS, **config}, runtime)
+
+
+@hookimpl
+def starkit_models() -> list[ModelFamily]:
+    return [
+        ModelFamily(
+            name="stargan",
+            build=build,
+            trainer=trainer,
+            default_config=dict(STARGAN_DEFAULTS),
+            description="StarGAN: one generator for many domains, joint training with mask vectors",
+        )
+    ]

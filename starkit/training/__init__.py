@@ -1,0 +1,52 @@
+"""Training: the loop, checkpoints, learning-rate schedule, sample grids, devices.
+
+    from starkit.training import train
+    result = train("runs/joint", {"datasets": ["celeba", "rafd"], "iters": 200_000})
+
+Layout: :mod:`.config` (defaults, config files, validation), :mod:`.run` (datasets, label
+space and run directory; ``train``), :mod:`.trainer` (the loop), :mod:`.step` (the seam a model
+family implements), :mod:`.stargan_step` (StarGAN's iteration), :mod:`.checkpoint`,
+:mod:`.schedule`, :mod:`.samples`, :mod:`.metrics`, :mod:`.device`.
+
+Names resolve lazily, so importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "train": "run",
+    "prepare_run": "run",
+    "plan": "run",
+    "RunSetup": "run",
+    "RunDirError": "run",
+    "Trainer": "trainer",
+    "TrainResult": "trainer",
+    "StepRunner": "step",
+    "TrainingDiverged": "metrics",
+    "ConfigError": "config",
+    "resolve_config": "config",
+    "TRAINING_FIELDS": "config",
+    "lr_at": "schedule",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "Runtime": "device",
+    "init_runtime": "device",
+    "resolve_device": "device",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,221 @@
+"""Checkpoints: one file, a dict of tensors and plain Python values, written atomically.
+
+A starkit checkpoint loads with ``torch.load(path, weights_only=True)`` — no pickled classes —
+so opening one never runs code from the file. Layout (format version 1)::
+
+    format          "starkit.checkpoint"
+    version         1
+    model           model family name, e.g. "stargan"
+    starkit_version version that wrote it
+    iteration       iterations completed
+    label_space     LabelSpace.to_dict()
+    config          the resolved training config (plain JSON values)
+    networks        {"G": state_dict, "D": state_dict}   (an imported reference model: G only)
+    optimizers      {"G": state_dict, "D": state_dict}   (training checkpoints only)
+    loader          the joint loader's position (JointLoader.state_dict())
+    rng             one entry per rank: torch CPU/CUDA, numpy, python ``random`` and the
+                    training step's own generators (see capture_rng_state)
+    world_size      number of processes that trained it
+
+A file is written to a temporary name in the same folder, flushed and fsynced, then renamed
+over the target with ``os.replace``: a reader sees the old file or the new one, never a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import StarkitError
+
+CHECKPOINT_FORMAT = "starkit.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(StarkitError):
+    """A checkpoint file is missing, unreadable, or not a starkit checkpoint."""
+
+
+# ---------------------------------------------------------------------------- writing
+def _check_plain(value: Any, where: str) -> None:
+    """Refuse anything ``torch.load(weights_only=True)`` could not read back.
+
+    Catching it here, at save time, beats discovering it when the run is resumed."""
+    import torch
+
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.dtype)):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"checkpoint field {where}: key {k!r} is a {type(k).__name__}")
+            _check_plain(v, f"{where}.{k}")
+        return
+    if isinstance(value, (list, tuple)):  # includes torch.Size
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"checkpoint field {where} holds a {type(value).__name__}; "
+        "only tensors and plain Python values are allowed (weights_only loading)"
+    )
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Make the rename itself durable; not every platform lets a directory be opened.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def save_checkpoint(payload: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to ``path`` atomically (temp file, fsync, ``os.replace``)."""
+    import torch
+
+    path = Path(path)
+    _check_plain(payload, "checkpoint")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(dict(payload), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def publish_copy(src: str | Path, dst: str | Path) -> Path:
+    """Make ``dst`` an atomic copy of the finished file ``src``: a hard link when the file
+    system allows it (no extra bytes, no extra write), else a full copy; both are renamed into
+    place so ``dst`` is never partial."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    tmp = _temp_name(dst)
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+    return dst
+
+
+# ---------------------------------------------------------------------------- reading
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read and check a starkit checkpoint (``weights_only=True``: no code runs).
+
+    Raises :class:`CheckpointError` naming ``path`` when the file is missing, unreadable, not
+    a starkit checkpoint, or from a newer starkit."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a starkit checkpoint: it cannot be read safely ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). For the reference "
+            "StarGAN weights use `starkit import-checkpoint`."
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a starkit checkpoint (no format tag {CHECKPOINT_FORMAT!r}). "
+            "For the reference StarGAN weights use `starkit import-checkpoint`."
+        )
+    version = data.get("version")
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r} is newer than this starkit "
+            f"understands ({CHECKPOINT_VERSION}); upgrade starkit"
+        )
+    for key in ("model", "label_space", "config", "networks"):
+        if key not in data:
+            raise CheckpointError(f"{path}: starkit checkpoint lacks the field {key!r}")
+    return data
+
+
+# ---------------------------------------------------------------------------- random state
+def capture_rng_state(generators: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every random state a training process draws from, as tensors and plain values.
+
+    torch's CPU generator, every initialised CUDA device's, numpy's legacy global state (as
+    lists and ints), Python's ``random`` (as lists), and the named ``torch.Generator`` objects
+    a training step owns."""
+    import torch
+
+    np_state = np.random.get_state(legacy=False)
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": [int(k) for k in np_state["state"]["key"]],
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "python": {"version": py_version, "internal": list(py_internal), "gauss_next": py_gauss},
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, Any] | None = None) -> None:
+    """Put back what :func:`capture_rng_state` captured (the inverse, exactly)."""
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    ns = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": ns["bit_generator"],
+            "state": {"key": np.asarray(ns["key"], dtype=np.uint32), "pos": ns["pos"]},
+            "has_gauss": ns["has_gauss"],
+            "gauss": ns["gauss"],
+        }
+    )
+    ps = state["python"]
+    random.setstate((ps["version"], tuple(ps["internal"]), ps["gauss_next"]))
+    saved = state.get("generators", {})
+    for name, g in (generators or {}).items():
+        if name in saved:
+            g.set_state(saved[name])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)

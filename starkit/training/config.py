@@ -1,0 +1,272 @@
+"""The resolved training configuration: defaults, a config file, command-line flags.
+
+Precedence, lowest first: the trainer's defaults (:data:`TRAINING_FIELDS`), the model family's
+``default_config``, a ``--config`` file (JSON or TOML, flat ``key = value``), then command-line
+flags. The result is a flat dict of plain JSON values; it is saved as ``config.json`` in the
+run directory and inside every checkpoint. Every check names the field and where its value came
+from, e.g. ``--config train.toml: iters: must be an integer >= 1, got 'many'``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from ..errors import StarkitError
+from ..spec import DATASET_NAME
+
+
+class ConfigError(StarkitError, ValueError):
+    """A configuration value or file is invalid; the message names the field (and file)."""
+
+
+# A check returns None when the value is fine, else what is wrong with it.
+Check = Callable[[Any], "str | None"]
+
+
+def at_least(n: int | float) -> Check:
+    return lambda v: None if v >= n else f"must be >= {n}"
+
+
+def positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One key of the training configuration.
+
+    ``kind`` is ``int``, ``float``, ``bool``, ``str`` or ``list`` (of str). ``optional`` allows
+    ``None`` (meaning: decided later, e.g. from the data). ``resumable`` keys may change when
+    a run is resumed; the others would make the resumed run a different experiment.
+    """
+
+    name: str
+    default: Any
+    kind: type
+    help: str
+    check: Check | None = None
+    optional: bool = False
+    resumable: bool = False
+
+
+def _check_datasets(names: list[str]) -> str | None:
+    if not names:
+        return "needs at least one dataset name"
+    for n in names:
+        if not DATASET_NAME.match(n):
+            return f"{n!r} is not a dataset name"
+    if len(set(names)) != len(names):
+        return "lists a dataset twice"
+    return None
+
+
+#: Keys of every training run, whatever the model family.
+TRAINING_FIELDS: tuple[ConfigField, ...] = (
+    ConfigField("datasets", [], list, "datasets to train on jointly, in label-space order", _check_datasets),
+    ConfigField("data_root", None, str, "folder holding one sub-folder per dataset", optional=True, resumable=True),
+    ConfigField("model", "stargan", str, "model family (a plugin may add others)"),
+    ConfigField("image_size", None, int, "image side in pixels; default: the shards'", at_least(8), optional=True),
+    ConfigField("batch_size", 16, int, "images per step, summed over processes", at_least(1)),
+    ConfigField("iters", 200_000, int, "training iterations (one discriminator step each)", at_least(1),
+                resumable=True),
+    ConfigField("seed", 0, int, "seed for initialisation, shuffling and augmentation", at_least(0)),
+    ConfigField("augment", True, bool, "random horizontal flips of training images"),
+    ConfigField("workers", 4, int, "data-loading worker processes per training process", at_least(0),
+                resumable=True),
+    ConfigField("device", "auto", str, "auto, cpu, cuda or cuda:N", resumable=True),
+    ConfigField("log_every", 10, int, "iterations between metric records", at_least(1), resumable=True),
+    ConfigField("sample_every", 1000, int, "iterations between sample grids (0: never)", at_least(0),
+                resumable=True),
+    ConfigField("sample_rows", 4, int, "fixed sample inputs per dataset", at_least(1), resumable=True),
+    ConfigField("latest_every", 1000, int, "iterations between refreshes of checkpoints/latest.pt",
+                at_least(1), resumable=True),
+    ConfigField("save_every", 10_000, int, "iterations between kept checkpoints (0: only latest.pt)",
+                at_least(0), resumable=True),
+)
+
+FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}
+
+
+def family_fields(default_config: Mapping[str, Any]) -> dict[str, ConfigField]:
+    """Fields for a model family's hyper-parameters, typed by their default values. Semantic
+    checks (ranges, choices) are the family's job when it builds."""
+    out = {}
+    for name, default in default_config.items():
+        if name in FIELDS_BY_NAME:
+            raise ConfigError(f"model family default {name!r} clashes with a training field")
+        kind = type(default) if isinstance(default, (bool, int, float, str, list)) else object
+        out[name] = ConfigField(name, default, kind, "model hyper-parameter")
+    return out
+
+
+# ---------------------------------------------------------------------------- coercion
+def _coerce(field: ConfigField, value: Any, where: str) -> Any:
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(f"{where}{field.name}: {reason}, got {value!r}")
+
+    if value is None:
+        if field.optional:
+            return None
+        raise bad(f"must be set ({field.help})")
+    kind = field.kind
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise bad("must be true or false")
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad("must be an integer")
+        try:
+            number = int(value) if not isinstance(value, float) else value
+        except ValueError:
+            raise bad("must be an integer") from None
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise bad("must be an integer")
+            number = int(number)
+        return number
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad("must be a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad("must be a number") from None
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad("must be a string")
+        return value
+    if kind is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("must be a list of names (or a comma-separated string)")
+        return list(value)
+    return value
+
+
+def _apply(config: dict[str, Any], fields: Mapping[str, ConfigField], values: Mapping[str, Any], where: str) -> None:
+    for key, value in values.items():
+        field = fields.get(key)
+        if field is None:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(fields))}"
+            raise ConfigError(f"{where}unknown config key {key!r}{hint}")
+        config[key] = _coerce(field, value, where)
+
+
+def validate(config: Mapping[str, Any], fields: Mapping[str, ConfigField]) -> None:
+    for name, field in fields.items():
+        value = config.get(name)
+        if value is None:
+            if field.optional:
+                continue
+            raise ConfigError(f"{name}: must be set ({field.help})")
+        if field.check is not None:
+            problem = field.check(value)
+            if problem:
+                raise ConfigError(f"{name}: {problem}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------- files
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A flat table of config values from ``.json`` or ``.toml``; errors name the file (and
+    line, for syntax errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config {path}: invalid TOML: {exc}") from None
+    elif suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config {path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    else:
+        raise ConfigError(f"--config {path}: use a .json or .toml file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a table of key = value pairs at the top level")
+    nested = [k for k, v in data.items() if isinstance(v, dict)]
+    if nested:
+        raise ConfigError(f"--config {path}: key {nested[0]!r} is a table; the config is flat (key = value)")
+    return data
+
+
+# ---------------------------------------------------------------------------- resolution
+def all_fields(default_config: Mapping[str, Any]) -> dict[str, ConfigField]:
+    return {**FIELDS_BY_NAME, **family_fields(default_config)}
+
+
+def resolve_config(
+    default_config: Mapping[str, Any],
+    file_values: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    file_label: str = "--config",
+) -> dict[str, Any]:
+    """Merge defaults, the family's defaults, a config file's values and flags into one
+    validated flat dict. ``overrides`` entries that are ``None`` are flags not given."""
+    fields = all_fields(default_config)
+    config: dict[str, Any] = {name: _copy(f.default) for name, f in fields.items()}
+    if file_values:
+        _apply(config, fields, file_values, f"{file_label}: ")
+    if overrides:
+        _apply(config, fields, {k: v for k, v in overrides.items() if v is not None}, "")
+    validate(config, fields)
+    return config
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def resume_config(
+    saved: Mapping[str, Any],
+    default_config: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    source: str = "config.json",
+) -> dict[str, Any]:
+    """The config of a resumed run: the saved one, with flags applied only to keys that may
+    change (``iters``, logging and checkpoint intervals, workers, device, data root). Any other
+    flag that disagrees with the saved run is an error naming the field: it would make the
+    resumed run a different experiment."""
+    fields = all_fields(default_config)
+    config = dict(saved)
+    for name, field in fields.items():  # keys added by a newer starkit take their defaults
+        config.setdefault(name, _copy(field.default))
+    unknown = sorted(set(config) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown config key {unknown[0]!r} (written by another starkit version?)")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    changed: dict[str, Any] = {}
+    _apply(changed, fields, given, "")
+    for key, value in changed.items():
+        if fields[key].resumable or value == config.get(key):
+            config[key] = value
+        else:
+            raise ConfigError(
+                f"--resume: {key} is {config.get(key)!r} in the run being resumed but {value!r} was given; "
+                f"it cannot change when resuming (start a new run with another --out)"
+            )
+    validate(config, fields)
+    return config
+
+
+def describe_fields(default_config: Mapping[str, Any]) -> Iterable[ConfigField]:
+    return all_fields(default_config).values()

@@ -1,0 +1,119 @@
+"""Loss bookkeeping between logging points: divergence checks and the metric records.
+
+Each step's losses stay on the device as tensors; at a logging point they are stacked, averaged
+over processes, copied to the host once, checked for NaN/inf, averaged over the interval and
+written to ``metrics.jsonl`` (always) and TensorBoard (when installed). One host sync per
+interval instead of one per loss per step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import StarkitError
+
+
+class TrainingDiverged(StarkitError):
+    """A loss became NaN or infinite; the message names the loss and the iteration."""
+
+    def __init__(self, loss: str, iteration: int, value: float, checkpoint: str | None = None):
+        self.loss, self.iteration, self.value = loss, iteration, value
+        kept = f"; the last good checkpoint is kept: {checkpoint}" if checkpoint else "; no checkpoint was written"
+        super().__init__(f"loss {loss} became {value} at iteration {iteration}; training stopped{kept}")
+
+
+class LossMeter:
+    """Per-iteration losses since the last flush (device tensors, no sync)."""
+
+    def __init__(self) -> None:
+        self._records: list[tuple[int, str, Any]] = []
+        self._images = 0
+        self._since = time.perf_counter()
+
+    def add(self, iteration: int, losses: Mapping[str, Any], images: int) -> None:
+        for name, value in losses.items():
+            self._records.append((iteration, name, value))
+        self._images += images
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def flush(self, runtime: Any) -> tuple[dict[str, float], float]:
+        """Check and summarise the interval: ``(mean of each loss, images per second over all
+        processes)``. Raises :class:`TrainingDiverged` on the first non-finite loss (the same
+        on every process: values are averaged across them first)."""
+        import torch
+
+        records, self._records = self._records, []
+        images, self._images = self._images, 0
+        now = time.perf_counter()
+        elapsed, self._since = now - self._since, now
+        speed = images * runtime.world_size / elapsed if elapsed > 0 else 0.0
+        if not records:
+            return {}, speed
+        values = torch.stack([v.detach().float().reshape(()) for _, _, v in records])
+        values = runtime.all_reduce_mean(values).cpu().tolist()
+        sums: dict[str, list[float]] = {}
+        for (iteration, name, _), value in zip(records, values):
+            if not math.isfinite(value):
+                raise TrainingDiverged(name, iteration, value)
+            sums.setdefault(name, []).append(value)
+        return {name: sum(v) / len(v) for name, v in sums.items()}, speed
+
+    def discard(self) -> None:
+        self._records.clear()
+
+
+class MetricsWriter:
+    """``metrics.jsonl`` (one JSON object per logging point) and, when ``tensorboard`` is
+    installed, TensorBoard scalars under ``tensorboard/``."""
+
+    def __init__(self, run_dir: Path, resume_from: int | None = None):
+        self.path = run_dir / "metrics.jsonl"
+        if resume_from is not None:
+            self._truncate_after(resume_from)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._tb = _tensorboard_writer(run_dir / "tensorboard", purge_step=resume_from)
+
+    def _truncate_after(self, iteration: int) -> None:
+        """Drop records past ``iteration``: a resumed run redoes those iterations."""
+        if not self.path.exists():
+            return
+        from .checkpoint import _temp_name
+
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("iteration", 0) <= iteration:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+        tmp = _temp_name(self.path)
+        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def write(self, iteration: int, record: Mapping[str, Any]) -> None:
+        line = {"iteration": iteration, "time": time.time(), **record}
+        self._file.write(json.dumps(line, sort_keys=True) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._tb.add_scalar(key, value, iteration)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _tensorboard_writer(folder: Path, purge_step: int | None):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; metrics.jsonl is always written
+        return None
+    return SummaryWriter(str(folder), purge_step=purge_step)

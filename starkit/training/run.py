@@ -1,0 +1,322 @@
+"""Setting up a training run: config, datasets, label space, run directory; then train.
+
+``train()`` is what ``starkit train`` calls, and what tests and notebooks call too::
+
+    from starkit.training import train
+    result = train("runs/joint", {"datasets": ["celeba", "rafd"], "data_root": "data", "iters": 1000})
+
+The run directory holds ``config.json`` (the resolved config, data root and starkit version),
+``label_space.json``, ``metrics.jsonl``, ``checkpoints/`` and ``samples/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .. import __version__
+from ..errors import StarkitError
+from ..labels import LabelSpace
+from ..model_family import ModelFamily
+from .config import ConfigError, load_config_file, resolve_config, resume_config
+from .trainer import LATEST, Callback, TrainResult
+
+CONFIG_NAME = "config.json"
+LABEL_SPACE_NAME = "label_space.json"
+
+
+class RunDirError(StarkitError):
+    """The run directory cannot be used as asked (exists already, or holds no run to resume)."""
+
+
+@dataclass
+class RunSetup:
+    """Everything decided before training starts (``--dry-run`` prints it)."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    family: ModelFamily
+    stores: list[Any]
+    label_space: LabelSpace
+    resume_from: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+
+
+# ---------------------------------------------------------------------------- datasets
+def open_datasets(names: Sequence[str], data_root: str | Path | None) -> list[Any]:
+    """Open each dataset as ``starkit add-dataset`` wrote it, with a clear error for a missing one."""
+    from ..data.shards import MANIFEST_NAME, DatasetStore, resolve_dataset_dir
+
+    stores = []
+    for name in names:
+        path = resolve_dataset_dir(name, data_root)
+        if not (path / MANIFEST_NAME).is_file():
+            what = "has no manifest.json (incomplete?)" if path.exists() else "does not exist"
+            raise StarkitError(
+                f"dataset {name!r}: {path} {what}; run `starkit add-dataset {name}` first "
+                "(or point --data / $STARKIT_DATA at the folder that holds it)"
+            )
+        store = DatasetStore.open(path)
+        if store.name != name:
+            raise StarkitError(f"dataset {name!r}: {path} holds dataset {store.name!r} according to its manifest")
+        stores.append(store)
+    return stores
+
+
+def label_space_of(stores: Sequence[Any]) -> LabelSpace:
+    """The joint label space in the order the datasets were listed, from their manifests."""
+    return LabelSpace.from_groups([(store.name, store.groups) for store in stores])
+
+
+def shard_image_size(stores: Sequence[Any], requested: int | None) -> int:
+    """The common image size of the shards; ``requested`` must equal it."""
+    sizes = {store.name: store.image_size for store in stores}
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{n}: {s}px" for n, s in sizes.items())
+        largest = max(sizes.values())
+        raise ConfigError(
+            f"the datasets were stored at different sizes ({listing}); re-run `starkit add-dataset NAME "
+            f"--image-size {largest}` for the others so that all match"
+        )
+    size = next(iter(sizes.values()))
+    if requested is not None and requested != size:
+        names = ", ".join(sizes)
+        raise ConfigError(
+            f"image_size: {requested} requested, but the shards of {names} hold {size}px images; "
+            f"train with --image-size {size}, or re-run `starkit add-dataset NAME --image-size {requested}`"
+        )
+    return size
+
+
+def _default_data_root() -> Path:
+    import os
+
+    return Path(os.environ.get("STARKIT_DATA") or "data")
+
+
+# ---------------------------------------------------------------------------- config
+def _family(name: str, registry: Any = None) -> ModelFamily:
+    from ..catalog import get_model
+
+    family = get_model(name, registry)
+    if family.trainer is None:
+        raise ConfigError(f"model: family {name!r} cannot be trained (its plugin provides no trainer)")
+    return family
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from .checkpoint import _fsync_dir, _temp_name
+
+    tmp = _temp_name(path)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        f.flush()
+        import os
+
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    _fsync_dir(path.parent)
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CONFIG_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"--resume: {run_dir} holds no training run (no {CONFIG_NAME})") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}: expected a JSON object")
+    data.pop("starkit_version", None)
+    return data
+
+
+def prepare_run(
+    out: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    resume: bool = False,
+    registry: Any = None,
+) -> RunSetup:
+    """Resolve the config, open the datasets and check the run directory, writing nothing.
+
+    ``overrides`` holds command-line values (``None``: not given), including ``datasets`` and
+    ``data_root``. With ``resume``, the run's saved ``config.json`` is the base and only
+    resumable keys may change.
+    """
+    run_dir = Path(out)
+    overrides = dict(overrides or {})
+    file_values = load_config_file(config_file) if config_file is not None else {}
+    latest = run_dir / "checkpoints" / LATEST
+    notes: list[str] = []
+    if resume:
+        saved = read_run_config(run_dir)
+        family = _family(saved.get("model", "stargan"), registry)
+        config = resume_config(saved, family.default_config, {**file_values, **overrides}, source=str(run_dir / CONFIG_NAME))
+        if not latest.is_file():
+            notes.append(f"{run_dir} has no checkpoint yet: starting from iteration 0 with its saved config")
+    else:
+        if (run_dir / CONFIG_NAME).exists():
+            raise RunDirError(
+                f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out"
+            )
+        model = overrides.get("model") or file_values.get("model") or "stargan"
+        family = _family(model, registry)
+        config = resolve_config(family.default_config, file_values, overrides, file_label=f"--config {config_file}")
+    if config.get("data_root") is None:
+        config["data_root"] = str(_default_data_root().resolve())
+    else:
+        config["data_root"] = str(Path(config["data_root"]).expanduser().resolve())
+    stores = open_datasets(config["datasets"], config["data_root"])
+    try:
+        config["image_size"] = shard_image_size(stores, config.get("image_size"))
+        space = label_space_of(stores)
+        if resume and (run_dir / LABEL_SPACE_NAME).is_file():
+            saved_space = LabelSpace.from_json((run_dir / LABEL_SPACE_NAME).read_text(encoding="utf-8"))
+            if saved_space != space:
+                raise RunDirError(
+                    f"--resume: the datasets' label space {space!r} differs from the run's {saved_space!r} "
+                    f"({run_dir / LABEL_SPACE_NAME}); were they re-ingested with other attributes?"
+                )
+        for store in stores:
+            if "train" not in store.splits:
+                raise StarkitError(f"dataset {store.name!r} ({store.path}) has no train split")
+    except BaseException:
+        for store in stores:
+            store.close()
+        raise
+    return RunSetup(run_dir, config, family, stores, space, latest if resume and latest.is_file() else None, notes)
+
+
+def plan(setup: RunSetup) -> dict[str, Any]:
+    """What ``--dry-run`` reports: label layout, networks and their sizes, datasets, config.
+    Builds the networks (on the CPU) so that a bad width or depth fails here."""
+    from .step import network_summary
+
+    networks = setup.family.build(setup.label_space, setup.config)
+    return {
+        "run_dir": str(setup.run_dir),
+        "model": setup.family.name,
+        "resume_from": str(setup.resume_from) if setup.resume_from else None,
+        "config": setup.config,
+        "label_space": {
+            "dim": setup.label_space.dim,
+            "label_dim": setup.label_space.label_dim,
+            "mask_dim": setup.label_space.mask_dim,
+            "layout": setup.label_space.describe(),
+        },
+        "networks": network_summary(networks),
+        "datasets": [
+            {"name": s.name, "path": str(s.path), "image_size": s.image_size, "counts": {sp: s.count(sp) for sp in s.splits}}
+            for s in setup.stores
+        ],
+        "notes": list(setup.notes),
+    }
+
+
+# ---------------------------------------------------------------------------- training
+def _write_run_files(setup: RunSetup) -> None:
+    run_dir = setup.run_dir
+    for sub in ("", "checkpoints", "samples"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / CONFIG_NAME, {**setup.config, "starkit_version": __version__})
+    _write_json(run_dir / LABEL_SPACE_NAME, setup.label_space.to_dict())
+
+
+def train(
+    out: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Iterable[Callback] = (),
+    progress: bool = True,
+    console: Any = None,
+    registry: Any = None,
+    handle_sigint: bool = True,
+) -> TrainResult:
+    """Train (or with ``resume``, continue) the run in ``out``; see :func:`prepare_run`."""
+    setup = prepare_run(out, overrides, config_file, resume, registry)
+    try:
+        return run_setup(setup, callbacks=callbacks, progress=progress, console=console, handle_sigint=handle_sigint)
+    finally:
+        setup.close()
+
+
+def run_setup(
+    setup: RunSetup,
+    callbacks: Iterable[Callback] = (),
+    progress: bool = True,
+    console: Any = None,
+    handle_sigint: bool = True,
+) -> TrainResult:
+    """Build the runtime, step, loader and :class:`Trainer` for ``setup`` and run it."""
+    from ..data.loading import JointLoader, ShardImageDataset
+    from .checkpoint import load_checkpoint
+    from .device import init_runtime, seed_everything
+    from .samples import pick_sample_inputs
+    from .trainer import Trainer
+
+    config = setup.config
+    runtime = init_runtime(config["device"])
+    try:
+        if config["batch_size"] % runtime.world_size:
+            raise ConfigError(
+                f"batch_size: {config['batch_size']} images must split evenly over {runtime.world_size} processes"
+            )
+        if runtime.is_main:
+            for note in setup.notes:
+                if console is not None:
+                    console.print(note)
+            _write_run_files(setup)
+        runtime.barrier()
+        # Same initial weights on every process (DDP would broadcast rank 0's anyway), then
+        # independent random streams per process.
+        seed_everything(int(config["seed"]), 0)
+        step = setup.family.trainer(setup.label_space, config, runtime)
+        seed_everything(int(config["seed"]), runtime.rank)
+        datasets = [
+            ShardImageDataset(store, "train", augment=bool(config["augment"]), seed=int(config["seed"]))
+            for store in setup.stores
+        ]
+        loader = JointLoader(
+            datasets,
+            batch_size=config["batch_size"] // runtime.world_size,
+            num_workers=int(config["workers"]),
+            seed=int(config["seed"]),
+            pin_memory=runtime.device.type == "cuda",
+            rank=runtime.rank,
+            world_size=runtime.world_size,
+        )
+        samples = None
+        if runtime.is_main and config["sample_every"] > 0:
+            samples = pick_sample_inputs(setup.stores, int(config["sample_rows"]))
+        trainer = Trainer(
+            run_dir=setup.run_dir,
+            config=config,
+            label_space=setup.label_space,
+            model=setup.family.name,
+            step=step,
+            batches=loader,
+            dataset_names=[store.name for store in setup.stores],
+            runtime=runtime,
+            sample_inputs=samples,
+            callbacks=callbacks,
+            console=console,
+            progress=progress,
+            handle_sigint=handle_sigint,
+        )
+        if setup.resume_from is not None:
+            trainer.restore(load_checkpoint(setup.resume_from), source=setup.resume_from)
+        try:
+            return trainer.run()
+        finally:
+            loader.close()
+    finally:
+        runtime.shutdown()

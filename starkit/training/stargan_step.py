@@ -1,0 +1,206 @@
+"""StarGAN's training iteration (paper §3 and §4; the reference implementation's schedule).
+
+An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 1) % n_critic
+== 0``) a generator step follows, as in the reference code::
+
+    D step:  L_D = -mean D_src(x) + mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(x), c_org)
+                   + λ_gp·GP(x, G(x, c_trg))
+    G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
+                   + λ_rec·|x - G(G(x, c_trg), c_org)|₁
+
+Labels are joint vectors of the label space: the batch's own labels fill the current dataset's
+slice and the mask marks it (paper §3.2); classification losses only look at that slice,
+group by group (:meth:`starkit.labels.LabelSpace.classification_loss`). Target labels come from
+permuting the batch's labels (``target_sampling = "permute"``, the reference's choice: targets
+follow the data's label distribution) or from uniformly random valid labels (``"random"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ..labels import LabelSpace
+from ..models.losses import (
+    critic_fake_loss,
+    critic_real_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+    reconstruction_loss,
+)
+from ..models.stargan import build_stargan
+from .config import ConfigError
+from .device import Runtime, rank_seed
+
+TARGET_SAMPLING = ("permute", "random")
+
+#: The paper's optimisation settings (§4): Adam(1e-4, β=(0.5, 0.999)) for both networks, five
+#: critic steps per generator step, λ_cls = 1, λ_rec = 10, λ_gp = 10.
+OPTIMISATION_DEFAULTS: dict[str, Any] = {
+    "g_lr": 1e-4,
+    "d_lr": 1e-4,
+    "beta1": 0.5,
+    "beta2": 0.999,
+    "n_critic": 5,
+    "lambda_cls": 1.0,
+    "lambda_rec": 10.0,
+    "lambda_gp": 10.0,
+    "target_sampling": "permute",
+}
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Range checks of StarGAN's hyper-parameters, each error naming its key."""
+
+    def need(key: str, ok: bool, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: {what}, got {config.get(key)!r}")
+
+    for key in ("g_conv_dim", "d_conv_dim", "d_repeat_num", "n_critic"):
+        need(key, config[key] >= 1, "must be >= 1")
+    need("g_repeat_num", config["g_repeat_num"] >= 0, "must be >= 0")
+    for key in ("g_lr", "d_lr"):
+        need(key, config[key] > 0, "must be > 0")
+    for key in ("beta1", "beta2"):
+        need(key, 0 <= config[key] < 1, "must be in [0, 1)")
+    for key in ("lambda_cls", "lambda_rec", "lambda_gp"):
+        need(key, config[key] >= 0, "must be >= 0")
+    need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
+    size = config.get("image_size")
+    if size is not None:
+        need("image_size", size % 4 == 0, "must be divisible by 4 (G down-samples twice)")
+        depth = config["d_repeat_num"]
+        if size % 2**depth:
+            raise ConfigError(
+                f"d_repeat_num: {depth} halvings need an image size divisible by {2**depth}, "
+                f"but image_size is {size}; lower d_repeat_num (e.g. {_max_depth(size)})"
+            )
+
+
+def _max_depth(size: int) -> int:
+    depth = 0
+    while size % 2 ** (depth + 1) == 0:
+        depth += 1
+    return depth
+
+
+def build_networks(label_space: LabelSpace, config: Mapping[str, Any]) -> dict[str, nn.Module]:
+    """G (conditioned on ``label_space.dim``, mask included) and D (classifying
+    ``label_space.label_dim``), after checking the config."""
+    check_config(config)
+    return build_stargan(label_space, config)
+
+
+class StarGANStep:
+    """The :class:`~starkit.training.step.StepRunner` of the ``stargan`` family."""
+
+    def __init__(self, label_space: LabelSpace, config: Mapping[str, Any], runtime: Runtime):
+        self.label_space = label_space
+        self.config = dict(config)
+        self.runtime = runtime
+        device = runtime.device
+        nets = build_networks(label_space, config)
+        self.G = nets["G"].to(device)
+        self.D = nets["D"].to(device)
+        self.networks = {"G": self.G, "D": self.D}
+        betas = (float(config["beta1"]), float(config["beta2"]))
+        self.base_lrs = {"G": float(config["g_lr"]), "D": float(config["d_lr"])}
+        self.optimizers = {
+            "G": torch.optim.Adam(self.G.parameters(), lr=self.base_lrs["G"], betas=betas),
+            "D": torch.optim.Adam(self.D.parameters(), lr=self.base_lrs["D"], betas=betas),
+        }
+        # One CPU generator for every draw of the step: CPU and GPU runs draw the same numbers,
+        # and its state is part of the checkpoint.
+        self.rng = torch.Generator(device="cpu")
+        self.rng.manual_seed(rank_seed(int(config["seed"]), runtime.rank, "stargan-step"))
+        self.generators = {"stargan": self.rng}
+        # The modules to call when gradients must be averaged across processes.
+        self.G_train = runtime.wrap(self.G)
+        self.D_train = runtime.wrap(self.D)
+        self.n_critic = int(config["n_critic"])
+        self.lambda_cls = float(config["lambda_cls"])
+        self.lambda_rec = float(config["lambda_rec"])
+        self.lambda_gp = float(config["lambda_gp"])
+        self.target_sampling = config["target_sampling"]
+
+    # ------------------------------------------------------------------ targets
+    def target_labels(self, dataset: str, labels: Tensor) -> Tensor:
+        """Target labels in ``dataset``'s own layout for a batch whose labels are ``labels``."""
+        if self.target_sampling == "permute":
+            order = torch.randperm(labels.shape[0], generator=self.rng).to(labels.device)
+            return labels[order]
+        return self.label_space.random_labels_torch(dataset, labels.shape[0], generator=self.rng, device=labels.device)
+
+    # ------------------------------------------------------------------ one iteration
+    def train_step(self, iteration: int, dataset: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        space = self.label_space
+        x_real = images
+        labels_trg = self.target_labels(dataset, labels)
+        c_org = space.encode(dataset, labels)
+        c_trg = space.encode(dataset, labels_trg)
+
+        # ---- discriminator
+        out_src, out_cls = self.D_train(x_real)
+        d_loss_real = critic_real_loss(out_src)
+        d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
+        # The fake needs no graph here. eval(): StarGAN's instance norms use per-image
+        # statistics in both modes, so the output is the same, and the (inert) running
+        # statistics stay put — identical on every process.
+        with torch.no_grad():
+            self.G.eval()
+            x_fake = self.G(x_real, c_trg)
+            self.G.train()
+        out_src, _ = self.D_train(x_fake)
+        d_loss_fake = critic_fake_loss(out_src)
+        d_loss_gp = gradient_penalty(self.D_train, x_real, x_fake, generator=self.rng)
+        d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
+        opt_d = self.optimizers["D"]
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        losses = {
+            "D/loss_real": d_loss_real.detach(),
+            "D/loss_fake": d_loss_fake.detach(),
+            "D/loss_cls": d_loss_cls.detach(),
+            "D/loss_gp": d_loss_gp.detach(),
+        }
+
+        # ---- generator, every n_critic-th iteration
+        if (iteration + 1) % self.n_critic == 0:
+            # D is frozen and called unwrapped: its gradients would be discarded anyway, and
+            # skipping them also keeps DistributedDataParallel from waiting for them.
+            self.D.requires_grad_(False)
+            try:
+                x_fake = self.G_train(x_real, c_trg)
+                out_src, out_cls = self.D(x_fake)
+                g_loss_fake = generator_adversarial_loss(out_src)
+                g_loss_cls = space.classification_loss(out_cls.float(), labels_trg, dataset)
+                x_rec = self.G_train(x_fake, c_org)
+                g_loss_rec = reconstruction_loss(x_real, x_rec)
+                g_loss = g_loss_fake + self.lambda_rec * g_loss_rec + self.lambda_cls * g_loss_cls
+                opt_g = self.optimizers["G"]
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+            finally:
+                self.D.requires_grad_(True)
+            losses.update(
+                {
+                    "G/loss_fake": g_loss_fake.detach(),
+                    "G/loss_rec": g_loss_rec.detach(),
+                    "G/loss_cls": g_loss_cls.detach(),
+                }
+            )
+        return losses
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def translate(self, images: Tensor, targets: Tensor) -> Tensor:
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            return self.G(images, targets.to(images.device))
+        finally:
+            self.G.train(was_training)
