@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "translate_cmd",
     "import_checkpoint_cmd",
     "new_plugin_cmd",
+    "train_classifier_cmd",
 )
 
 

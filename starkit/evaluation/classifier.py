@@ -22,9 +22,7 @@ Checkpoint (format ``starkit.attribute_classifier``, version 1), loadable with
 
 from __future__ import annotations
 
-import pickle
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -207,7 +205,7 @@ def load_classifier(path: str | Path, device: Any = "cpu") -> AttributeClassifie
         raise ClassifierError(f"{path}: no such classifier file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a foreign file may fail in any way; none is ours to show
         raise ClassifierError(
             f"{path} is not a starkit attribute classifier: it cannot be read safely "
             f"({type(exc).__name__}). Train one with `starkit train-classifier`."
@@ -268,14 +266,15 @@ class ClassifierConfig:
 
 
 def open_stores(datasets: Sequence[str], data_root: str | Path | None) -> list[Any]:
-    """Open each dataset's shard store under ``data_root`` (the usual resolution rules)."""
-    from ..data.shards import DatasetStore, resolve_dataset_dir
+    """Open each dataset's shard store under ``data_root`` (the usual resolution rules, and
+    the training command's message for a dataset that has not been added)."""
+    from ..training.run import open_datasets
 
     if not datasets:
         raise ClassifierError("no datasets given")
     if len(set(datasets)) != len(datasets):
         raise ClassifierError(f"dataset listed twice in {list(datasets)}")
-    return [DatasetStore.open(resolve_dataset_dir(name, data_root)) for name in datasets]
+    return open_datasets(list(datasets), data_root)
 
 
 def label_space_of(stores: Sequence[Any]) -> LabelSpace:

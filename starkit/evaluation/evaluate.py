@@ -431,6 +431,7 @@ def _counterfactuals(
 # ------------------------------------------------------------------------------ the report
 METRICS = (
     "accuracy",
+    "reconstruction_l1",
     "counterfactual_l1",
     "counterfactual_psnr",
     "identity_l1",
@@ -492,7 +493,6 @@ def _dataset_report(
         "images": tally.images,
         "in_label_space": in_space,
         "mask": opts.mask,
-        "reconstruction_l1": _rounded(_pooled(tally.metrics, "reconstruction_l1")) if in_space else None,
         "real_accuracy": real,
         "targets": targets,
         **{k: v for k, v in _metric_block(tally.metrics, all_keys).items()},
@@ -516,5 +516,5 @@ def _summary(datasets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "images": sum(d["images"] for d in datasets.values()),
         "translations": sum(d.get("translations", 0) for d in datasets.values()),
-        **{name: weighted(name) for name in (*METRICS, "reconstruction_l1")},
+        **{name: weighted(name) for name in METRICS},
     }

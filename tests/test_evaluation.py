@@ -1,0 +1,265 @@
+"""Evaluation: metrics, FID maths and weight loading, the attribute classifier, the eval
+pipeline and its JSON report, and the ``eval`` / ``train-classifier`` commands.
+
+Everything runs on tiny images and networks made here; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from starkit.data.shards import ShardWriter, atomic_write_text, build_manifest
+from starkit.evaluation import metrics
+from starkit.evaluation.classifier import (
+    AttributeClassifier,
+    ClassifierConfig,
+    ClassifierError,
+    build_network,
+    group_accuracy,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
+from starkit.labels import LabelSpace
+from starkit.spec import AttributeGroup
+
+# ------------------------------------------------------------------------------ tiny shard stores
+COLOURS = np.array([[220, 40, 40], [40, 200, 60], [50, 60, 230]], np.float32)
+EASY_GROUPS = (
+    AttributeGroup("colour", "onehot", ("red", "green", "blue")),
+    AttributeGroup("light", "binary", ("bright",)),
+)
+
+
+def write_store(root: Path, name: str, groups, samples: dict[str, list[tuple[np.ndarray, list[int], dict | None]]]):
+    """A real shard store (HDF5 shards + manifest, as ingestion writes them) from in-memory
+    samples ``{split: [(image uint8 HWC, labels, meta), ...]}``."""
+    directory = root / name
+    directory.mkdir(parents=True)
+    size = next(iter(samples.values()))[0][0].shape[0]
+    width = sum(len(g.attributes) for g in groups)
+    shards = []
+    for split, rows in samples.items():
+        writer = ShardWriter(directory, split, size, width)
+        for i, (image, labels, meta) in enumerate(rows):
+            writer.add(image, labels, f"{split}-{i:04d}", meta)
+        shards += writer.close()
+    manifest = build_manifest(
+        name=name, spec_version="1", plugin="tests", image_size=size, groups=groups, shards=shards,
+        source=None, options={}, skipped=0, created="2024-01-01T00:00:00+00:00",
+    )
+    atomic_write_text(directory / "manifest.json", json.dumps(manifest))
+    return directory
+
+
+def easy_samples(n: int, size: int, seed: int) -> list:
+    """Flat colour (one-hot red/green/blue) at full or half brightness (binary), plus noise:
+    easy to learn, impossible to guess."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        c, bright = int(rng.integers(3)), int(rng.integers(2))
+        image = np.broadcast_to(COLOURS[c] * (0.45 + 0.55 * bright), (size, size, 3))
+        image = np.clip(image + rng.normal(0, 10, (size, size, 3)), 0, 255).astype(np.uint8)
+        labels = [int(c == 0), int(c == 1), int(c == 2), bright]
+        out.append((image, labels, None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def easy_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("easy")
+    write_store(root, "easy", EASY_GROUPS, {"train": easy_samples(96, 16, 0), "test": easy_samples(48, 16, 1)})
+    return root
+
+
+# ------------------------------------------------------------------------------ pixel metrics
+def test_psnr_of_identical_images_is_infinite_uncapped_and_the_cap_otherwise():
+    a = torch.rand(2, 3, 8, 8)
+    assert torch.isinf(metrics.psnr(a, a, cap_db=None)).all()
+    assert torch.equal(metrics.psnr(a, a), torch.full((2,), metrics.PSNR_CAP_DB))
+
+
+def test_psnr_and_l1_known_values():
+    a = torch.zeros(1, 3, 4, 4)
+    b = torch.full((1, 3, 4, 4), 0.1)  # MSE 0.01 -> 20 dB; L1 0.1
+    assert metrics.psnr(a, b).item() == pytest.approx(20.0, abs=1e-4)
+    assert metrics.l1(a, b).item() == pytest.approx(0.1, abs=1e-6)
+    c = torch.zeros(1, 3, 4, 4)
+    c[..., :2, :] = 1.0  # half the pixels off by 1: MSE 0.5 -> 10·log10(2) dB; L1 0.5
+    assert metrics.psnr(a, c).item() == pytest.approx(10 * math.log10(2), abs=1e-4)
+    assert metrics.l1(a, c).item() == pytest.approx(0.5)
+    # per image, not pooled over the batch
+    both = metrics.l1(torch.cat([a, a]), torch.cat([b, c]))
+    assert both.tolist() == pytest.approx([0.1, 0.5])
+    with pytest.raises(ValueError, match="shape"):
+        metrics.l1(a, torch.zeros(1, 3, 4, 5))
+
+
+def test_to_unit_maps_model_range_to_unit_range():
+    x = torch.tensor([-1.0, 0.0, 1.0, 1.5])
+    assert metrics.to_unit(x).tolist() == [0.0, 0.5, 1.0, 1.0]
+
+
+# ------------------------------------------------------------------------------ FID maths
+def _direct_fid_diagonal(f1: np.ndarray, f2: np.ndarray) -> float:
+    """FID when both covariances are diagonal: everything is element-wise, no matrix root."""
+    m1, m2 = f1.mean(0), f2.mean(0)
+    v1, v2 = f1.var(0, ddof=1), f2.var(0, ddof=1)
+    return float(((m1 - m2) ** 2).sum() + (v1 + v2 - 2 * np.sqrt(v1 * v2)).sum())
+
+
+@pytest.mark.parametrize("method", ["scipy", "eigh"])
+def test_frechet_distance_matches_the_direct_formula(method):
+    rng = np.random.default_rng(0)
+    # Features whose sample covariance is exactly diagonal: orthonormal columns that are also
+    # orthogonal to the constant vector (QR of a matrix whose first column is all ones).
+    n, d = 64, 5
+    q, _ = np.linalg.qr(np.column_stack([np.ones(n), rng.normal(size=(n, 2 * d))]))
+    f1 = q[:, 1 : d + 1] * rng.uniform(1, 3, d) * np.sqrt(n - 1) + rng.normal(size=d)
+    f2 = q[:, d + 1 :] * rng.uniform(0.5, 2, d) * np.sqrt(n - 1) + rng.normal(size=d)
+    s1, s2 = metrics.feature_stats(f1), metrics.feature_stats(f2)
+    assert np.allclose(s1.cov, np.diag(np.diag(s1.cov)), atol=1e-8)
+    assert metrics.frechet_distance(s1, s2, method) == pytest.approx(_direct_fid_diagonal(f1, f2), rel=1e-6)
+
+
+def test_frechet_distance_general_covariances_agree_between_methods_and_with_the_definition():
+    rng = np.random.default_rng(1)
+    f1 = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    f2 = rng.normal(size=(150, 6)) @ rng.normal(size=(6, 6)) + 0.5
+    s1, s2 = metrics.feature_stats(f1), metrics.feature_stats(f2)
+    # Definition with an explicit symmetric square root: tr(sqrt(C1 C2)) = tr(sqrt(R C2 R)), R = C1^½.
+    w, v = np.linalg.eigh(s1.cov)
+    root1 = v @ np.diag(np.sqrt(w)) @ v.T
+    inner = np.linalg.eigvalsh(root1 @ s2.cov @ root1)
+    expected = ((s1.mean - s2.mean) ** 2).sum() + np.trace(s1.cov) + np.trace(s2.cov) - 2 * np.sqrt(inner).sum()
+    a = metrics.frechet_distance(s1, s2, "scipy")
+    b = metrics.frechet_distance(s1, s2, "eigh")
+    assert a == pytest.approx(expected, rel=1e-6)
+    assert b == pytest.approx(expected, rel=1e-6)
+    assert metrics.frechet_distance(s1, s1, "eigh") == pytest.approx(0.0, abs=1e-6)
+
+
+def test_running_stats_equal_numpy_mean_and_covariance():
+    rng = np.random.default_rng(2)
+    f = rng.normal(size=(37, 4)) * [1, 2, 3, 4]
+    running = metrics.RunningStats(4)
+    for chunk in np.array_split(f, 5):
+        running.update(torch.from_numpy(chunk))
+    stats = running.stats()
+    assert stats.count == 37
+    assert np.allclose(stats.mean, f.mean(0))
+    assert np.allclose(stats.cov, np.cov(f, rowvar=False))
+
+
+# ------------------------------------------------------------------------------ weight files
+def test_inception_features_load_a_saved_state_dict_without_download(tmp_path):
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    net = inception_v3(weights=None, aux_logits=True, init_weights=False)
+    torch.save(net.state_dict(), tmp_path / "inception.pt")
+    features = metrics.InceptionFeatures(tmp_path / "inception.pt")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    out = features(x)
+    assert out.shape == (2, 2048)
+    assert torch.isfinite(out).all()
+    assert not torch.allclose(out[0], out[1])  # depends on the image
+
+
+def test_weight_files_of_the_wrong_network_or_missing_are_refused(tmp_path):
+    from torchvision.models import alexnet
+
+    with pytest.raises(metrics.MetricWeightsError, match="not found"):
+        metrics.InceptionFeatures(tmp_path / "missing.pt")
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(metrics.MetricWeightsError, match="not a torchvision inception_v3 state dict"):
+        metrics.InceptionFeatures(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(metrics.MetricWeightsError, match="cannot read"):
+        metrics.AlexNetDistance(tmp_path / "junk.pt")
+    torch.save(alexnet(weights=None).state_dict(), tmp_path / "alexnet.pt")
+    dist = metrics.AlexNetDistance(tmp_path / "alexnet.pt")
+    a, b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    ea, eb = dist.embed(a), dist.embed(b)
+    assert len(ea) == 5
+    assert torch.equal(dist.distance(ea, ea), torch.zeros(2))
+    assert (dist.distance(ea, eb) > 0).all()
+
+
+# ------------------------------------------------------------------------------ classifier
+def test_group_accuracy_counts_onehot_rows_with_a_member_and_every_binary_bit():
+    space = LabelSpace.from_groups([("easy", EASY_GROUPS)])
+    truth = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1]], np.float32)
+    pred = np.array([[1, 0, 0, 1], [0, 0, 1, 1], [1, 0, 0, 1], [0, 0, 1, 0]], np.float32)
+    acc = group_accuracy(pred, truth, space, "easy")
+    assert acc["colour"]["count"] == 3  # the row with no colour set is not counted
+    assert acc["colour"]["accuracy"] == pytest.approx(2 / 3)
+    assert acc["colour"]["attributes"] == {"red": 1.0, "green": 0.0, "blue": 1.0}
+    assert acc["light"]["accuracy"] == pytest.approx(2 / 4)
+
+
+def test_classifier_learns_an_easy_task_and_round_trips(easy_root, tmp_path):
+    out = tmp_path / "clf.pt"
+    clf = train_classifier(
+        ["easy"], easy_root, ClassifierConfig(iters=30, batch_size=16, lr=2e-3, seed=0),
+        device="cpu", progress=False, out=out,
+    )
+    acc = clf.info["test_accuracy"]["easy"]
+    assert acc["colour"]["accuracy"] > 0.6  # chance: 1/3
+    assert acc["light"]["accuracy"] > 0.75  # chance: 1/2
+    # The file loads with weights_only=True and holds its label space as JSON.
+    raw = torch.load(out, weights_only=True)
+    assert raw["format"] == "starkit.attribute_classifier"
+    assert LabelSpace.from_json(raw["label_space"]) == clf.label_space
+    again = load_classifier(out)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    assert torch.allclose(again.logits(x), clf.logits(x), atol=1e-5)
+    assert again.info["test_accuracy"]["easy"]["colour"]["accuracy"] == acc["colour"]["accuracy"]
+    assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing left behind
+
+
+def test_classifier_resizes_inputs_to_its_size():
+    space = LabelSpace.from_groups([("easy", EASY_GROUPS)])
+    clf = AttributeClassifier(build_network(space).eval(), space, image_size=32)
+    assert clf.logits(torch.zeros(2, 3, 16, 16)).shape == (2, 4)
+    assert clf.predict(torch.zeros(2, 3, 64, 64), "easy").shape == (2, 4)
+
+
+def test_loading_refuses_files_that_are_not_classifiers(tmp_path):
+    from starkit.training.checkpoint import save_checkpoint
+
+    with pytest.raises(ClassifierError, match="no such classifier file"):
+        load_classifier(tmp_path / "missing.pt")
+    save_checkpoint({"format": "starkit.checkpoint", "version": 1, "networks": {}}, tmp_path / "run.pt")
+    with pytest.raises(ClassifierError, match="training checkpoint"):
+        load_classifier(tmp_path / "run.pt")
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "plain.pt")
+    with pytest.raises(ClassifierError, match="without a starkit format tag"):
+        load_classifier(tmp_path / "plain.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ClassifierError, match="cannot be read safely"):
+        load_classifier(tmp_path / "text.pt")
+    # A pickled object that weights_only loading refuses: never executed.
+    import pickle
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Path("x"), protocol=2))
+    with pytest.raises(ClassifierError, match="not a starkit attribute classifier"):
+        load_classifier(tmp_path / "evil.pt")
+
+
+def test_classifier_weights_must_fit_the_label_space(tmp_path):
+    space = LabelSpace.from_groups([("easy", EASY_GROUPS)])
+    clf = AttributeClassifier(build_network(space), space, image_size=16)
+    save_classifier(clf, tmp_path / "clf.pt")
+    data = torch.load(tmp_path / "clf.pt", weights_only=True)
+    data["label_space"] = LabelSpace.from_groups([("easy", EASY_GROUPS[:1])]).to_json()
+    torch.save(data, tmp_path / "bad.pt")
+    with pytest.raises(ClassifierError, match="do not fit"):
+        load_classifier(tmp_path / "bad.pt")
