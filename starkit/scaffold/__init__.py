@@ -92,7 +92,7 @@ def scaffold_plugin(
     out = Path(out)
     target = out / names.distribution
     if target.exists() or target.is_symlink():
-        raise ScaffoldError(f"{target} already exists; nothing was written (remove it or choose another --out)")
+        raise ScaffoldError(f"{target} already exists; nothing was written (remove it or use another --out)")
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = out / f".{names.distribution}.{os.urandom(4).hex()}.partial"
