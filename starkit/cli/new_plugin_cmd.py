@@ -21,7 +21,9 @@ from ..scaffold import LAYOUTS
 def command(name: str, out: Path, layout: str, description: str | None) -> None:
     """Create starkit-NAME/, a plugin distribution registering the dataset NAME.
 
-    NAME: lower-case letters and digits, words joined by single hyphens (street-scenes).
+    \b
+    NAME: lower-case letters and digits, single hyphens between words
+    (for example: faces, street-scenes).
     """
     from ..scaffold import plugin_names, scaffold_plugin
 
