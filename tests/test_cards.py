@@ -4,7 +4,6 @@ default plugin (bad cards are reported without hiding good ones)."""
 from __future__ import annotations
 
 import tomllib
-import warnings
 from pathlib import Path
 
 import pytest
