@@ -16,6 +16,7 @@ from starkit.cards import (
     load_card,
     load_registry_cards,
     parse_table,
+    render_card,
 )
 from starkit.catalog import datasets
 from starkit.errors import StarkitError
@@ -238,6 +239,17 @@ def test_attribute_table_errors_name_file_and_line(tmp_path, registry_dir, body,
     assert str(err.value).startswith(f"{root / 'attrs.txt'}:{line}:")
 
 
+def test_attribute_table_split_value_outside_the_mapping(tmp_path, registry_dir):
+    root = tmp_path / "src"
+    jpeg(root / "images" / "a.jpg")
+    (root / "t.csv").write_text("file,smiling,black,blond,glasses,split\na.jpg,1,0,1,0,train\na2.jpg,1,0,1,0,dev\n")
+    card = TABLE_CARD.format(table="t.csv") + '\n[split]\ncolumn = "split"\nvalues = { train = "train", val = "test" }\n'
+    spec = load_card(write_card(registry_dir, "smiles", card))
+    with pytest.raises(DatasetFormatError, match="value 'dev' is not in the card's split.values") as err:
+        read(spec, root)
+    assert err.value.line == 3
+
+
 def test_attribute_table_missing_column_named(tmp_path, registry_dir):
     root = tmp_path / "src"
     (root / "images").mkdir(parents=True)
@@ -267,8 +279,10 @@ def test_parse_table_header_with_file_column(tmp_path):
         (lambda c: c.replace('["cat", "dog", "wild"]', '["cat"]'), "imagefolder.domains", "at least two"),
         (lambda c: c.replace('["cat", "dog", "wild"]', '"cat"'), "imagefolder.domains", "expected an array"),
         (lambda c: c.replace('test = "val"', "test = 3"), "split.folders.test", "expected a string"),
-        (lambda c: c + "crop = [1, 2]\n" if False else c.replace("image_size = 64", "image_size = 64\ncrop = [1, 2]"),
-         "crop", "four integers"),
+        (lambda c: c.replace("image_size = 64", "image_size = 64\ncrop = [1, 2]"), "crop", "four integers"),
+        (lambda c: c.replace("image_size = 64", "image_size = 64\ncrop = 0"), "crop", "must be positive"),
+        (lambda c: c + '\n[[groups]]\nname = "x"\nkind = "binary"\nattributes = ["a"]\n', "groups",
+         "does not belong in an imagefolder card"),
         (lambda c: c.replace("[split.folders]", "[split]\ntest_fraction = 0.1\n[split.folders]"), "split.folders",
          "exactly one of"),
     ],
@@ -321,6 +335,18 @@ def test_registry_card_overrides_bundled_card_of_same_name(registry_dir):
 
 
 # ---------------------------------------------------------------------- create_card
+def test_render_card_round_trips_awkward_strings():
+    fields = {
+        "name": "x",
+        "description": 'quotes " and \\ backslash, tab\t, unicode é 猫',
+        "image_size": 96,
+        "crop": [1, 2, 3, 4],
+        "imagefolder": {"domains": {"big cat": "big \"cats\"", "dog": "dog"}},
+        "groups": [{"name": "g", "attributes": ["a", "b"]}],
+    }
+    assert tomllib.loads(render_card(fields, "a comment\nover two lines")) == fields
+
+
 def test_create_card_for_imagefolder_tree(tmp_path, registry_dir):
     root = afhq_tree(tmp_path / "zoo")
     spec = create_card("zoo", root, "imagefolder")

@@ -15,7 +15,7 @@ import starkit_celeba
 from starkit.catalog import datasets
 from starkit.errors import StarkitError
 from starkit.plugins import PluginRegistry
-from starkit.spec import DatasetFormatError, RawSample, Skipped
+from starkit.spec import DatasetFormatError, RawSample, Skipped, SpecError
 from starkit_celeba.attributes import ATTRIBUTES
 from starkit_celeba.reader import CelebAWarning, celeba_spec, read_celeba
 from starkit_celeba.splits import stargan_splits
@@ -104,6 +104,19 @@ def test_spec_has_all_forty_official_attributes_and_paper_defaults():
     assert [(g.name, g.kind) for g in chosen.groups] == [("hair", "onehot"), ("attributes", "binary")]
     assert spec.select(["Gray_Hair", "Blond_Hair", "Smiling"]).groups[0].attributes == ("Blond_Hair", "Gray_Hair")
     assert spec.crop == 178 and spec.image_size == 128
+    with pytest.raises(SpecError, match="unknown attribute 'Blue_Hair'.*5_o_Clock_Shadow"):
+        spec.select(["Blue_Hair"])
+
+
+def test_distribution_declares_the_entry_point():
+    import tomllib
+
+    import starkit
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["entry-points"]["starkit"] == {"celeba": "starkit_celeba"}
+    assert "starkit" in project["project"]["dependencies"]
+    assert starkit_celeba.STARKIT_CONTRACT == starkit.CONTRACT_VERSION
 
 
 def test_plugin_registers_through_a_fresh_registry():

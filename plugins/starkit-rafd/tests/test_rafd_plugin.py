@@ -79,6 +79,17 @@ def test_spec_is_one_onehot_group_of_eight_expressions_in_order():
     assert spec.select().attributes == tuple(EXPRESSIONS)
 
 
+def test_distribution_declares_the_entry_point():
+    import tomllib
+
+    import starkit
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["entry-points"]["starkit"] == {"rafd": "starkit_rafd"}
+    assert "starkit" in project["project"]["dependencies"]
+    assert starkit_rafd.STARKIT_CONTRACT == starkit.CONTRACT_VERSION
+
+
 def test_plugin_registers_through_a_fresh_registry():
     registry = PluginRegistry(load_entry_points=False, load_defaults=False)
     registry.register(starkit_rafd, "rafd")
