@@ -1,10 +1,157 @@
-"""Placeholder: replaced by the module that implements this command."""
+"""``starkit train``: train one model on one or more datasets (joint training with mask vectors)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
 
 import click
 
-from ..errors import StarkitError
+from .output import console, print_json
 
 
-@click.command("train", hidden=True)
-def command() -> None:
-    raise StarkitError("not available yet")
+def _parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set key=value`` pairs; values are read as JSON when they parse (numbers, true,
+    lists), else kept as strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    ls = plan["label_space"]
+    layout = Table(title=f"label space: dim {ls['dim']} = {ls['label_dim']} labels + {ls['mask_dim']} mask")
+    for col in ("dataset", "group", "kind", "positions", "attributes"):
+        layout.add_column(col)
+    for row in ls["layout"]:
+        start, stop = row["positions"]
+        layout.add_row(row["dataset"], row["group"], row["kind"], f"{start}:{stop}", ", ".join(row["attributes"]))
+    nets = Table(title=f"networks ({plan['model']})")
+    for col in ("network", "class", "parameters"):
+        nets.add_column(col, justify="right" if col == "parameters" else "left")
+    for row in plan["networks"]:
+        nets.add_row(row["network"], row["class"], f"{row['parameters']:,}")
+    data = Table(title="datasets")
+    for col in ("dataset", "path", "image size", "images"):
+        data.add_column(col)
+    for row in plan["datasets"]:
+        counts = ", ".join(f"{split} {n:,}" for split, n in row["counts"].items())
+        data.add_row(row["name"], row["path"], str(row["image_size"]), counts)
+    for note in plan["notes"]:
+        console.print(note)
+    console.print(layout)
+    console.print(nets)
+    console.print(data)
+    c = plan["config"]
+    console.print(
+        f"{c['iters']:,} iterations, batch {c['batch_size']}, {c['image_size']} px, seed {c['seed']} -> {plan['run_dir']}"
+        + (f" (resuming {plan['resume_from']})" if plan["resume_from"] else "")
+    )
+
+
+@click.command("train")
+@click.option("--datasets", help="Comma-separated datasets to train on jointly, e.g. celeba,rafd.")
+@click.option("--data", "data_root", type=click.Path(file_okay=False), help="Data root (default: $STARKIT_DATA, else ./data).")
+@click.option("--out", required=True, type=click.Path(dir_okay=True, file_okay=False), help="Run directory.")
+@click.option("--model", help="Model family (default: stargan).")
+@click.option("--image-size", type=int, help="Image size; must match the shards' (default: theirs).")
+@click.option("--batch-size", type=int, help="Images per iteration over all processes (default: 16).")
+@click.option("--iters", type=int, help="Training iterations, one D step each (default: 200000).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON or TOML file of config values.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any config value, e.g. g_conv_dim=32 (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/latest.pt.")
+@click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--dry-run", is_flag=True, help="Build everything, print the label layout and network sizes, and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option("--seed", type=int, help="Random seed (default: 0).")
+@click.option("--sample-every", type=int, help="Iterations between sample grids (0: never; default 1000).")
+@click.option("--save-every", type=int, help="Iterations between kept checkpoints (0: latest.pt only; default 10000).")
+@click.option("--workers", type=int, help="Data-loading processes (default: 4).")
+def command(
+    datasets: str | None,
+    data_root: str | None,
+    out: str,
+    model: str | None,
+    image_size: int | None,
+    batch_size: int | None,
+    iters: int | None,
+    config_file: str | None,
+    sets: tuple[str, ...],
+    resume: bool,
+    device: str | None,
+    dry_run: bool,
+    as_json: bool,
+    seed: int | None,
+    sample_every: int | None,
+    save_every: int | None,
+    workers: int | None,
+) -> None:
+    """Train one generator and one discriminator on every selected dataset.
+
+    Each dataset is read from DATA/NAME as `starkit add-dataset` wrote it; the joint label
+    space and mask vector come from their manifests. Under torchrun, every process trains on
+    its share of the data (DistributedDataParallel) and rank 0 writes the run directory.
+    """
+    from ..training.run import plan, prepare_run, run_setup
+
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run")
+    if not datasets and not resume:
+        raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume")
+    overrides: dict[str, Any] = _parse_sets(sets)
+    overrides.update(
+        {
+            "datasets": datasets,
+            "data_root": data_root,
+            "model": model,
+            "image_size": image_size,
+            "batch_size": batch_size,
+            "iters": iters,
+            "device": device,
+            "seed": seed,
+            "sample_every": sample_every,
+            "save_every": save_every,
+            "workers": workers,
+        }
+    )
+    setup = prepare_run(out, overrides, config_file, resume)
+    try:
+        if dry_run:
+            result = plan(setup)
+            if as_json:
+                print_json(result)
+            else:
+                _print_plan(result)
+            return
+        main = _is_main_process()
+        if main:
+            names = ", ".join(setup.config["datasets"])
+            verb = "Resuming" if setup.resume_from else "Training"
+            console.print(f"{verb} {setup.family.name} on {names} -> {setup.run_dir}")
+        outcome = run_setup(setup, progress=main, console=console if main else None)
+    finally:
+        setup.close()
+    if outcome.interrupted:
+        if main:
+            where = outcome.checkpoint or "no checkpoint"
+            console.print(f"Stopped after iteration {outcome.iteration} of {outcome.total}; {where}. "
+                          f"Continue with: starkit train --out {setup.run_dir} --resume")
+        raise SystemExit(130)
+    if main:
+        console.print(f"Finished {outcome.iteration} iterations; checkpoint: {outcome.checkpoint}")
+

@@ -1,10 +1,73 @@
-"""Placeholder: replaced by the module that implements this command."""
+"""``starkit translate``: apply a trained (or imported) generator to images."""
+
+from __future__ import annotations
 
 import click
 
-from ..errors import StarkitError
+from .output import console, print_json
 
 
-@click.command("translate", hidden=True)
-def command() -> None:
-    raise StarkitError("not available yet")
+@click.command("translate")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Run directory (uses checkpoints/latest.pt).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="A starkit checkpoint file.")
+@click.option("--input", "inputs", required=True, multiple=True, type=click.Path(),
+              help="An image or a folder of .png/.jpg images (repeatable).")
+@click.option("--to", "targets", required=True, multiple=True,
+              help="Target as comma-separated requests: Blond_Hair,Male=0 or rafd:happy (repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--grid", is_flag=True, help="Also write grid.png: rows inputs, columns input + targets.")
+@click.option("--source-dataset", help="Dataset the inputs resemble (default: the first of the label space).")
+@click.option("--source-labels", help="Labels of the inputs, e.g. Black_Hair,Young (default: predicted by D; "
+              "all zero for checkpoints without D).")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Images per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
+def command(
+    run_dir: str | None,
+    checkpoint: str | None,
+    inputs: tuple[str, ...],
+    targets: tuple[str, ...],
+    out: str,
+    grid: bool,
+    source_dataset: str | None,
+    source_labels: str | None,
+    batch_size: int,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Translate images to target attributes or expressions.
+
+    Each --to changes the inputs' labels: `Blond_Hair` sets a one-hot member, `Male=0` a
+    binary attribute, `rafd:happy` uses another dataset's labels through its mask vector.
+    Writes OUT/<stem>__<target>.png for every input and target.
+    """
+    from ..translate import Translator, translate_files
+
+    if (run_dir is None) == (checkpoint is None):
+        raise click.UsageError("give exactly one of --run or --checkpoint")
+    translator = Translator.from_run(run_dir, device) if run_dir else Translator.from_checkpoint(checkpoint, device)
+    result = translate_files(
+        translator,
+        list(inputs),
+        list(targets),
+        out,
+        grid=grid,
+        source_dataset=source_dataset,
+        source_labels=source_labels,
+        batch_size=batch_size,
+        progress=not as_json,
+        console=console,
+    )
+    if as_json:
+        print_json(
+            {
+                "files": [str(p) for p in result.files],
+                "grid": str(result.grid) if result.grid else None,
+                "source_dataset": result.source_dataset,
+                "source_labels": result.source_labels,
+            }
+        )
+        return
+    how = {"discriminator": "predicted by the discriminator", "given": "as given", "zeros": "all zero (no discriminator)"}
+    console.print(f"Source labels ({result.source_dataset}): {how[result.source_labels]}")
+    console.print(f"Wrote {len(result.files)} images to {out}" + (f"; grid: {result.grid}" if result.grid else ""))

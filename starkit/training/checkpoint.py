@@ -145,10 +145,11 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
+        # torch's own message advises weights_only=False, which is exactly what not to do here.
         raise CheckpointError(
-            f"{path} is not a starkit checkpoint: it cannot be read safely ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). For the reference "
-            "StarGAN weights use `starkit import-checkpoint`."
+            f"{path} is not a starkit checkpoint: it cannot be read as a PyTorch file holding only "
+            f"tensors and plain values ({type(exc).__name__}). For the reference StarGAN weights "
+            "use `starkit import-checkpoint`."
         ) from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(

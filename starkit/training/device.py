@@ -135,24 +135,33 @@ class Runtime:
         return box[0]
 
     def check_replicas(self, modules: dict[str, Any]) -> None:
-        """Raise unless every process holds bit-identical parameters and buffers (as
-        StyleGAN2-ADA checks before each snapshot): cheap insurance that the replicas have
-        not drifted apart."""
+        """Raise unless every process holds bit-identical parameters (as StyleGAN2-ADA checks
+        before each snapshot): cheap insurance that the replicas have not drifted apart.
+
+        Buffers are left out: DistributedDataParallel copies rank 0's buffers to the others
+        at the start of each forward, and the forward may then update them locally (instance
+        norms' running statistics), so they legitimately differ in between; checkpoints hold
+        rank 0's."""
         if not self.distributed:
             return
         import hashlib
 
-        digests = {}
+        import torch
+
+        digests: dict[str, dict[str, str]] = {}
         for name, module in modules.items():
-            h = hashlib.sha256()
-            for key, value in module.state_dict().items():
-                h.update(key.encode())
-                h.update(value.detach().cpu().contiguous().numpy().tobytes())
-            digests[name] = h.hexdigest()
+            digests[name] = {
+                key: hashlib.sha256(p.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes()).hexdigest()
+                for key, p in module.named_parameters()
+            }
         gathered = self.all_gather_object(digests)
         for name in modules:
-            if len({d[name] for d in gathered}) != 1:
-                raise StarkitError(f"distributed training: network {name} differs between processes")
+            for key, digest in digests[name].items():
+                if any(other[name][key] != digest for other in gathered):
+                    raise StarkitError(
+                        f"distributed training: parameter {name}.{key} differs between processes "
+                        "(the replicas drifted apart)"
+                    )
 
     def _collective_device(self):
         import torch

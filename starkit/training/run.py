@@ -87,9 +87,10 @@ def shard_image_size(stores: Sequence[Any], requested: int | None) -> int:
     size = next(iter(sizes.values()))
     if requested is not None and requested != size:
         names = ", ".join(sizes)
+        name = next(iter(sizes)) if len(sizes) == 1 else "NAME"
         raise ConfigError(
             f"image_size: {requested} requested, but the shards of {names} hold {size}px images; "
-            f"train with --image-size {size}, or re-run `starkit add-dataset NAME --image-size {requested}`"
+            f"train with --image-size {size}, or re-run `starkit add-dataset {name} --image-size {requested}`"
         )
     return size
 

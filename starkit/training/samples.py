@@ -150,9 +150,10 @@ def render_grid(
     column_titles: Sequence[Sequence[str]],
     row_titles: Sequence[str] | None = None,
     min_tile: int = MIN_TILE,
+    gap: int = 2,
 ):
     """A PIL image of ``tiles`` ``[R, C, H, W, 3]`` with each column's title lines on top and
-    optional row titles on the left."""
+    optional row titles on the left; ``gap`` white pixels between tiles."""
     from PIL import Image, ImageDraw
 
     rows, cols, h, w, _ = tiles.shape
@@ -160,31 +161,33 @@ def render_grid(
         raise ValueError(f"{cols} columns but {len(column_titles)} titles")
     scale = max(1, -(-min_tile // w))
     tw, th = w * scale, h * scale
+    step_x, step_y = tw + gap, th + gap
     font = _font(TITLE_FONT_SIZE)
     line_h = TITLE_FONT_SIZE + 3
     pad = 4
     header = pad + line_h * max((len(t) for t in column_titles), default=1) + pad
     margin = 0
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     if row_titles:
+        measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
         margin = int(max(measure.textlength(t, font=font) for t in row_titles)) + 2 * pad
         margin = min(margin, 2 * tw)
-    canvas = Image.new("RGB", (margin + cols * tw, header + rows * th), "white")
+    canvas = Image.new("RGB", (margin + cols * step_x - gap, header + rows * step_y - gap), "white")
     draw = ImageDraw.Draw(canvas)
     for c, title in enumerate(column_titles):
         for k, line in enumerate(title):
             text = _fit(draw, str(line), font, tw - 2)
-            x = margin + c * tw + (tw - draw.textlength(text, font=font)) / 2
+            x = margin + c * step_x + (tw - draw.textlength(text, font=font)) / 2
             draw.text((x, pad + k * line_h), text, fill="black", font=font)
     for r in range(rows):
+        top = header + r * step_y
         if row_titles:
             text = _fit(draw, row_titles[r], font, margin - pad)
-            draw.text((pad, header + r * th + th / 2 - line_h / 2), text, fill="black", font=font)
+            draw.text((pad, top + th / 2 - line_h / 2), text, fill="black", font=font)
         for c in range(cols):
-            tile = Image.fromarray(tiles[r, c])
+            tile = Image.fromarray(np.ascontiguousarray(tiles[r, c]))
             if scale > 1:
                 tile = tile.resize((tw, th), Image.Resampling.NEAREST)
-            canvas.paste(tile, (margin + c * tw, header + r * th))
+            canvas.paste(tile, (margin + c * step_x, top))
     return canvas
 
 

@@ -261,8 +261,8 @@ class Trainer:
                     images = to_model_input(batch["image"], device)
                     labels = batch["labels"].to(device, non_blocking=True)
                     losses = self.step.train_step(i, self.dataset_names[index], images, labels)
-                    meter.add(i, losses, images.shape[0])
                     self.iteration = i + 1
+                    meter.add(self.iteration, losses, images.shape[0])
                     self._in_step = False
                     progress.update(task, completed=self.iteration)
                     for callback in self.callbacks:
@@ -337,19 +337,32 @@ class Trainer:
             self.console.print(message)
 
     def _progress(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        return _training_progress(self.console, disable=not self.show_progress)
 
-        return Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"),
-            console=self.console,
-            disable=not self.show_progress,
-        )
+
+def _training_progress(console: Any, disable: bool):
+    """A rich progress bar with the latest losses on a line of their own beneath it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class TrainingProgress(Progress):
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                if task.fields.get("losses"):
+                    yield Text("  " + task.fields["losses"], style="dim")
+
+    return TrainingProgress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+    )
 
 
 def _format_losses(losses: Mapping[str, float]) -> str:
