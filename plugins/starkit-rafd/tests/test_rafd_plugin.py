@@ -144,6 +144,8 @@ def test_stargan_layout_filters_only_when_asked(tmp_path):
     assert "cannot filter by pose or gaze" in skipped["train/happy/custom_face.jpg"]
     with pytest.raises(StarkitError, match="test_fraction: applies to raw files only"):
         read(root, test_fraction="0.2")
+    boxed = next(iter(read(root, box="10,20,100,100")[0].values()))
+    assert boxed.path is None and boxed.render.box == (10, 20, 100, 100)
 
 
 # ---------------------------------------------------------------------- the release's raw files
