@@ -34,12 +34,12 @@ def _labels(i: int) -> list[int]:
     return [i % 2, 1 - i % 2, (i // 2) % 2]
 
 
-def write_store(directory: Path, counts: dict[str, int], shard_size: int = 3) -> Path:
+def write_store(directory: Path, counts: dict[str, int], shard_size: int = 3, compression: str | None = None) -> Path:
     """A store written the way ingestion writes one: shards, then the manifest."""
     directory.mkdir(parents=True, exist_ok=True)
     shards = []
     for split, n in counts.items():
-        writer = ShardWriter(directory, split, SIZE, 3, shard_size=shard_size)
+        writer = ShardWriter(directory, split, SIZE, 3, shard_size=shard_size, compression=compression)
         for i in range(n):
             writer.add(_image(i), _labels(i), f"{split}-{i}.jpg", {"i": i} if i % 2 else None)
         shards += writer.close()
@@ -62,6 +62,7 @@ def test_round_trip_across_shards(tmp_path):
     assert [(p.name, n) for p, n in store.shard_files("train")] == [
         ("shard-train-00000.h5", 3), ("shard-train-00001.h5", 3), ("shard-train-00002.h5", 1)
     ]
+    assert store._shard(path / "shard-train-00000.h5")._fd is not None  # the raw-offset fast path
     for i in range(7):  # order survives shard boundaries
         image, labels, name, meta = store.read("train", i)
         assert image.dtype == np.uint8 and np.array_equal(image, _image(i))
@@ -71,6 +72,15 @@ def test_round_trip_across_shards(tmp_path):
     assert store.labels("train").tolist() == [_labels(i) for i in range(7)]
     with pytest.raises(IndexError):
         store.read("train", 7)
+    store.close()
+
+
+def test_compressed_shards_read_back_the_same(tmp_path):
+    store = DatasetStore.open(write_store(tmp_path / "toy", {"train": 4}, compression="lzf"), verify="full")
+    for i in range(4):
+        image, labels = store.read_image_labels("train", i)
+        assert np.array_equal(image, _image(i)) and labels.tolist() == _labels(i)
+    assert store._shard(store.shard_files("train")[0][0])._fd is None  # read through HDF5's filters
     store.close()
 
 

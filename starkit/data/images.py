@@ -59,7 +59,7 @@ def decode_file(path: Path) -> Any:
     try:
         with Image.open(path) as im:
             im.load()
-            return im.convert("RGB") if im.mode != "RGB" else im.copy()
+            return im.convert("RGB") if im.mode != "RGB" else im
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except PermissionError:

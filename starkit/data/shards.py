@@ -322,7 +322,7 @@ class DatasetStore:
             starts.append(sum(counts))
             files.append(self.path / entry["file"])
             counts.append(int(entry["count"]))
-        self._files: dict[Path, Any] = {}
+        self._files: dict[Path, "_OpenShard"] = {}
         self._pid = os.getpid()
 
     @classmethod
@@ -370,34 +370,31 @@ class DatasetStore:
     def read(self, split: str, i: int) -> tuple[np.ndarray, np.ndarray, str, dict | None]:
         """Sample ``i`` of ``split``: (image uint8 HWC, labels uint8 [k], name, meta or None)."""
         path, local = self._locate(split, i)
-        f = self._handle(path)
+        shard = self._shard(path)
+        image = shard.image(local)
         try:
-            image, labels = f["images"][local], f["labels"][local]
-            name, meta = f["names"][local], f["meta"][local]
+            name, meta = shard.file["names"][local], shard.file["meta"][local]
         except (OSError, KeyError, ValueError) as exc:
             raise ShardError(f"{path}: cannot read record {local}: {exc}") from None
         name = name.decode("utf-8") if isinstance(name, bytes) else str(name)
         meta = meta.decode("utf-8") if isinstance(meta, bytes) else str(meta)
-        return image, labels, name, (json.loads(meta) if meta not in ("", "null") else None)
+        return image, shard.labels[local].copy(), name, (json.loads(meta) if meta not in ("", "null") else None)
 
     def read_image_labels(self, split: str, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The training fast path: image and labels only (names and meta stay on disk)."""
         path, local = self._locate(split, i)
-        f = self._handle(path)
-        try:
-            return f["images"][local], f["labels"][local]
-        except (OSError, KeyError, ValueError) as exc:
-            raise ShardError(f"{path}: cannot read record {local}: {exc}") from None
+        shard = self._shard(path)
+        return shard.image(local), shard.labels[local]
 
     def labels(self, split: str) -> np.ndarray:
-        """Every label row of ``split``, uint8 [N,k] (small: read in one go)."""
-        rows = [self._handle(path)["labels"][:] for path in self._split(split)[0]]
+        """Every label row of ``split``, uint8 [N,k]."""
+        rows = [self._shard(path).labels for path in self._split(split)[0]]
         return np.concatenate(rows) if rows else np.zeros((0, len(self.attributes)), np.uint8)
 
     def close(self) -> None:
         if self._pid == os.getpid():
-            for f in self._files.values():
-                f.close()
+            for shard in self._files.values():
+                shard.close()
         self._files = {}
 
     def __enter__(self) -> "DatasetStore":
@@ -432,28 +429,84 @@ class DatasetStore:
         k = bisect.bisect_right(starts, i) - 1
         return files[k], i - starts[k]
 
-    def _handle(self, path: Path) -> Any:
+    def _shard(self, path: Path) -> "_OpenShard":
         if self._pid != os.getpid():
             # Forked: the inherited handles are the parent's. Park them, never closing or
             # using them here, and open our own.
             _INHERITED.extend(self._files.values())
             self._files = {}
             self._pid = os.getpid()
-        f = self._files.get(path)
-        if f is None:
-            import h5py
-
-            try:
-                f = h5py.File(path, "r")
-            except OSError as exc:
-                raise ShardError(f"{path}: cannot open shard: {exc}") from None
-            self._files[path] = f
-        return f
+        shard = self._files.get(path)
+        if shard is None:
+            shard = self._files[path] = _OpenShard(path)
+        return shard
 
     @property
     def open_handles(self) -> int:
         """HDF5 files this process holds open through this store (for tests and debugging)."""
         return len(self._files) if self._pid == os.getpid() else 0
+
+
+class _OpenShard:
+    """One shard opened for reading in this process: its labels in memory (a few bytes per
+    image) and the fastest image read the storage allows."""
+
+    def __init__(self, path: Path):
+        import h5py
+
+        self.path = path
+        try:
+            self.file = h5py.File(path, "r")
+            self.images = self.file["images"]
+            self.labels = self.file["labels"][:]
+        except (OSError, KeyError) as exc:
+            raise ShardError(f"{path}: cannot open shard: {exc}") from None
+        self.shape = self.images.shape[1:]
+        self.nbytes = int(np.prod(self.shape))
+        self._offsets = self._chunk_offsets()
+        self._fd = os.open(path, os.O_RDONLY) if self._offsets is not None else None
+
+    def _chunk_offsets(self) -> np.ndarray | None:
+        """File offsets of the images when every one is a single unfiltered chunk.
+
+        Such an image is a plain run of bytes in the file, so a read is one ``pread`` (about
+        half the time of HDF5's own direct chunk read, and a tenth of ``images[i]``). Any
+        other layout returns None and is read through HDF5.
+        """
+        dsid = self.images.id
+        n = self.images.shape[0]
+        if self.images.chunks != (1, *self.shape) or dsid.get_create_plist().get_nfilters() or not n:
+            return None
+        offsets = np.full(n, -1, np.int64)
+        sizes_ok = True
+
+        def visit(info: Any) -> None:
+            nonlocal sizes_ok
+            offsets[info.chunk_offset[0]] = info.byte_offset
+            sizes_ok = sizes_ok and info.size == self.nbytes
+
+        try:
+            dsid.chunk_iter(visit)
+        except (AttributeError, NotImplementedError, RuntimeError):  # older HDF5: no chunk_iter
+            return None
+        return offsets if sizes_ok and (offsets >= 0).all() else None
+
+    def image(self, local: int) -> np.ndarray:
+        try:
+            if self._fd is None:
+                return self.images[local]
+            out = np.empty(self.nbytes, np.uint8)
+            if os.preadv(self._fd, [out], int(self._offsets[local])) != self.nbytes:
+                raise OSError("short read (the file changed since it was opened?)")
+            return out.reshape(self.shape)
+        except (OSError, KeyError, ValueError, IndexError) as exc:
+            raise ShardError(f"{self.path}: cannot read image {local}: {exc}") from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.file.close()
 
 
 def build_manifest(
