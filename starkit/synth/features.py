@@ -1,0 +1,380 @@
+"""The face itself: skin, ears, eyes, brows, nose, mouth, stubble and lines.
+
+Every painter works in a small window around its feature and tags what it paints
+(``skin``, ``eyes``, ``brows``, ``nose``, ``mouth``, ``cheeks``, ``forehead``, ``stubble``,
+``age``) so :func:`starkit.synth.faces.face_regions` can say where each part is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .look import Look, Side
+from .raster import (
+    F32,
+    Arc,
+    Canvas,
+    blob,
+    bump,
+    coverage,
+    ellipse,
+    field_to_pixels,
+    segment,
+    smoothstep,
+    soft_coverage,
+    stroke,
+)
+
+TEETH = np.float32((0.93, 0.90, 0.83))
+MOUTH_INSIDE = np.float32((0.20, 0.06, 0.07))
+LASH = np.float32((0.09, 0.06, 0.055))
+SCLERA = np.float32((0.95, 0.93, 0.90))
+
+
+def _crease(canvas: Canvas, look: Look, arc: Arc, half: float, strength: float, tag: str, swap: bool = False):
+    """A soft wrinkle or fold along ``arc`` (``swap``: the arc runs down the face, x <-> y).
+
+    The crease's profile is a smooth bump ``half`` face units wide, so it scales with the
+    face instead of becoming a hairline scratch at high resolution; below a pixel it is
+    drawn a pixel wide and proportionally fainter."""
+    if strength <= 0.01:
+        return
+    width = max(3.0 * half, 1.2 * canvas.px)
+    xs, ys = (arc.x0, arc.x1), (arc.y0, arc.y1)
+    pad = width + abs(arc.bend) + 2 * canvas.px
+    lo_a, hi_a = min(xs) - pad, max(xs) + pad
+    lo_b, hi_b = min(ys) - pad, max(ys) + pad
+    win = canvas.window(lo_b, hi_b, lo_a, hi_a) if swap else canvas.window(lo_a, hi_a, lo_b, hi_b)
+    if win is None:
+        return
+    dist, t = arc.distance(win.v, win.u) if swap else arc.distance(win.u, win.v)
+    taper = np.sqrt(np.maximum(np.sin(t * F32(math.pi)), F32(0.0)))  # fade at both ends
+    opacity = min(1.0, 3.0 * half / width) * strength * 0.85
+    win.shade(bump(dist, 0.0, width) * taper * F32(opacity), look.crease * look.crease, tag=tag)
+
+
+def _mirror_arc(arc: Arc, sign: int) -> Arc:
+    if sign > 0:
+        return arc
+    return Arc(-arc.x1, arc.y1, -arc.x0, arc.y0, arc.bend)
+
+
+# ---------------------------------------------------------------------- skin
+
+
+def paint_ears(canvas: Canvas, look: Look) -> None:
+    for sign in (1, -1):
+        cx = sign * (look.W * 0.97 + 0.04)
+        win = canvas.window(cx - 0.25, cx + 0.25, -0.25, 0.5)
+        if win is None:
+            continue
+        u, v = win.u, win.v
+        d = ellipse(u, v, cx, 0.12, 0.12, 0.25)
+        shade = look.lit(F32(0.6 * sign), F32(0.0), F32(0.8))
+        win.paint(coverage(d / F32(win.px)), look.skin * F32(0.92 * float(shade)), tag="skin")
+        inner = ellipse(u, v, cx + sign * 0.02, 0.12, 0.055, 0.14)
+        win.shade(soft_coverage(inner, win.px, 0.05) * F32(0.5), look.skin_shadow)
+
+
+def paint_face_skin(canvas: Canvas, look: Look) -> None:
+    win = canvas.window(-1.2, 1.2, -look.Ht - 0.1, look.Hc + 0.1)
+    if win is None:
+        return
+    u, v = win.u, win.v
+    q = look.face_field(u, v)
+    alpha = coverage(field_to_pixels(q - F32(1.0)))
+    nx = u * F32(0.82 / look.W)
+    ny = np.where(v < 0, v * F32(0.82 / look.Ht), v * F32(0.82 / look.Hc))
+    nz = np.sqrt(np.maximum(F32(1.0) - nx * nx - ny * ny, F32(0.05)))
+    shade = look.lit(nx, ny, nz)[..., None]
+    # Skin scatters red light into its shadows: red darkens least, blue most.
+    warm = np.float32((0.16, 0.0, -0.06))
+    color = look.skin * (shade + (F32(1.0) - shade) * warm)
+    win.paint(alpha, color, tag="skin")
+
+    p = look.p
+    # Blush on the cheeks (stronger on women), and a soft rosy nose tip.
+    rosy = np.float32((1.0, 0.84, 0.84))
+    strength = (0.35 + 0.4 * p.blush) * (0.45 if look.male else 1.0)
+    for sign in (1, -1):
+        win.shade(blob(u, v, sign * 0.5, 0.42, 0.34, 0.24) * F32(strength), rosy)
+    # Eye sockets and the temples sit deeper: shade them.
+    for sign in (1, -1):
+        win.shade(blob(u, v, sign * 0.4, -0.08, 0.38, 0.25) * F32(0.4), look.skin_shadow)
+    # Forehead highlight where the key light hits.
+    lx, ly, _ = look.light
+    hi = blob(u, v, 0.25 * lx, -0.7 + 0.1 * ly, 0.5, 0.3)
+    win.paint(hi * F32(0.14), np.minimum(look.skin * F32(1.25), F32(1.0)))
+
+
+def paint_stubble(canvas: Canvas, look: Look) -> None:
+    """Stubble on a bearded man's jaw, chin and upper lip, in his hair colour."""
+    if not look.stubble:
+        return
+    win = canvas.window(-1.1, 1.1, 0.2, look.Hc + 0.1)
+    if win is None:
+        return
+    u, v = win.u, win.v
+    q = look.face_field(u, v)
+    inside = coverage(field_to_pixels(q - F32(1.0)))
+    jaw = smoothstep(0.45, 0.7, v) * (F32(1.0) - smoothstep(0.6, 1.0, np.abs(u)) * (F32(1.0) - smoothstep(0.7, 1.0, v)))
+    moustache = (
+        smoothstep(look.nose_y + 0.1, look.nose_y + 0.16, v)
+        * (F32(1.0) - smoothstep(look.mouth_w * 0.8, look.mouth_w * 1.15, np.abs(u)))
+    )
+    density = np.maximum(jaw, moustache) * inside
+    if canvas.px < 0.03:
+        # Single hairs show at high resolution: speckle the density (seeded by the face).
+        grain = np.random.default_rng(look.p.seed + 1).random(win.shape, dtype=np.float32)
+        density = density * (F32(0.55) + F32(0.45) * grain)
+    win.paint(density * F32(0.45 * look.stubble_strength), look.brow_color * F32(1.1), tag="stubble")
+
+
+# ---------------------------------------------------------------------- eyes and brows
+
+
+def _paint_eye(canvas: Canvas, look: Look, s: Side) -> None:
+    sign = s.sign
+    ew = s.eye_w
+    cx = sign * s.eye_x
+    win = canvas.window(cx - 1.8 * ew, cx + 1.8 * ew, s.eye_y - 1.3 * ew, s.eye_y + 1.3 * ew)
+    if win is None:
+        return
+    px = F32(win.px)
+    x = win.mirrored(sign) - F32(s.eye_x)
+    y = win.v - F32(s.eye_y)
+    t = x * F32(1.0 / ew)
+    prof = np.clip(F32(1.0) - t * t, 0.0, 1.0)
+    lift = F32(s.tilt) * t
+    top = -F32(s.lid_top) * prof ** F32(0.8) - lift
+    bottom = F32(s.lid_bottom) * prof - lift
+    # Upper lid crease and the lid's skin above the lashes (hooded when older).
+    crease_gap = 0.08 * ew / 0.19 * (0.75 if look.old else 1.0)
+    crease = top - F32(crease_gap) * np.sqrt(prof)
+    lid = np.clip(F32(1.0) - np.abs(y - (top + crease) * F32(0.5)) / F32(crease_gap * 0.9 + 1e-3), 0.0, 1.0)
+    lid = lid * smoothstep(1.2, 0.7, np.abs(t))
+    win.shade(lid * F32(0.3 if look.male else 0.42), look.skin_shadow * F32(0.85), tag="eyes")
+    cdist = np.abs(field_to_pixels(y - crease)) * px
+    win.shade(stroke(cdist, 0.006, px * 1.3) * smoothstep(1.1, 0.4, np.abs(t)) * F32(0.5), look.crease, tag="eyes")
+
+    # The opening: white, iris, pupil, catchlight.
+    opening = np.maximum(
+        np.maximum(field_to_pixels(top - y), field_to_pixels(y - bottom)), (np.abs(x) - F32(ew)) / px
+    )
+    open_a = coverage(opening)
+    corner_dark = F32(0.72) + F32(0.28) * np.sqrt(prof)
+    top_shadow = F32(1.0) - F32(0.3) * (F32(1.0) - smoothstep(0.0, 0.5 * look.iris_r, y - top))
+    win.paint(open_a, SCLERA * (corner_dark * top_shadow)[..., None], tag="eyes")
+    gx, gy = look.gaze
+    ix, iy = sign * gx, gy
+    ir = look.iris_r
+    iris_d = np.sqrt((x - F32(ix)) ** 2 + (y - F32(iy)) ** 2)
+    rim = smoothstep(0.55 * ir, ir, iris_d)
+    iris_col = look.iris[None, None, :] * (F32(1.0) - F32(0.45) * rim)[..., None]
+    win.paint(coverage((iris_d - F32(ir)) / px) * open_a, iris_col * top_shadow[..., None], tag="eyes")
+    pupil_r = 0.42 * ir
+    win.paint(coverage((iris_d - F32(pupil_r)) / px) * open_a, (0.03, 0.025, 0.025), tag="eyes")
+    lx, ly, _ = look.light
+    hx, hy = ix - sign * 0.0 + 0.35 * ir * lx * sign, iy - 0.38 * ir
+    spot = np.sqrt((x - F32(hx)) ** 2 + (y - F32(hy)) ** 2)
+    win.paint(stroke(spot, 0.15 * ir, px) * open_a * F32(0.85), (1.0, 1.0, 1.0), tag="eyes")
+
+    # Lash line along the upper lid (heavier towards the outer corner), faint lower lid.
+    dist_top = np.abs(field_to_pixels(y - top)) * px
+    lash_w = (0.014 + (0.0 if look.male else 0.008)) * (F32(0.7) + F32(0.6) * np.clip(t, 0.0, 1.0))
+    lash_a = stroke(dist_top, lash_w, px) * smoothstep(1.15, 0.85, np.abs(t))
+    win.paint(lash_a * F32(0.95), LASH, tag="eyes")
+    dist_bottom = np.abs(field_to_pixels(y - bottom)) * px
+    win.shade(stroke(dist_bottom, 0.007, px) * smoothstep(1.1, 0.5, np.abs(t)) * F32(0.4), look.crease, tag="eyes")
+    # A squint pushes up a fold under the eye; age leaves bags there.
+    fold = look.act.lid_lower * 0.6 + (0.75 if look.old else 0.0)
+    if fold > 0.02:
+        under = bottom + F32(0.055 + 0.03 * look.act.lid_lower)
+        d_under = np.abs(field_to_pixels(y - under)) * px
+        win.shade(stroke(d_under, 0.007, px * 1.2) * smoothstep(1.0, 0.3, np.abs(t)) * F32(min(fold, 1.0) * 0.55),
+                  look.crease, tag="eyes")
+
+
+def _paint_brow(canvas: Canvas, look: Look, s: Side) -> None:
+    arc = _mirror_arc(Arc(s.brow_x0, s.brow_y0, s.brow_x1, s.brow_y1, s.brow_bend), s.sign)
+    pad = 0.12
+    win = canvas.window(min(arc.x0, arc.x1) - pad, max(arc.x0, arc.x1) + pad,
+                        min(arc.y0, arc.y1) - pad - 0.05, max(arc.y0, arc.y1) + pad)
+    if win is None:
+        return
+    dist, t = arc.distance(win.u, win.v)
+    inner_t = t if s.sign > 0 else F32(1.0) - t
+    half = F32(s.brow_half) * (F32(1.2) - F32(0.6) * inner_t)
+    alpha = stroke(dist, half, win.px * 1.3)
+    # Hairs: a faint per-position density change (visible from 128 px).
+    win.paint(alpha * F32(0.93), look.brow_color, tag="brows")
+
+
+def paint_eyes_and_brows(canvas: Canvas, look: Look) -> None:
+    a = look.act
+    for side in look.sides.values():
+        _paint_eye(canvas, look, side)
+    # Frown lines between the brows, forehead creases when the brows go up.
+    glabella = a.glabella_lines
+    for sign in (1, -1):
+        x = sign * 0.075
+        _crease(canvas, look, Arc(-0.33, x, -0.13, x + sign * 0.015, 0.0), 0.009, 0.55 * glabella, "brows", swap=True)
+    forehead = a.forehead_lines + (0.6 if look.old else 0.0)
+    for i, y in enumerate((-0.5, -0.62, -0.74)):
+        half_len = 0.42 - 0.06 * abs(i - 1)
+        _crease(canvas, look, Arc(-half_len, y, half_len, y, -0.035), 0.008, 0.5 * min(forehead, 1.2), "forehead")
+    for side in look.sides.values():
+        _paint_brow(canvas, look, side)
+
+
+# ---------------------------------------------------------------------- nose
+
+
+def paint_nose(canvas: Canvas, look: Look) -> None:
+    a = look.act
+    ny, nw = look.nose_y, look.nose_w
+    win = canvas.window(-nw - 0.25, nw + 0.25, -0.15, ny + 0.2)
+    if win is None:
+        return
+    u, v = win.u, win.v
+    px = win.px
+    lx = look.light[0]
+    # The bridge's sides: the one turned from the light is darker.
+    for sign in (1, -1):
+        away = max(0.0, -sign * lx)
+        ridge = segment(u, v, sign * 0.1, 0.02, sign * (nw * 0.75), ny - 0.04)
+        strength = 0.12 + 0.4 * away
+        win.shade(soft_coverage(ridge - F32(0.02), px, 0.07) * F32(strength), look.skin_shadow, tag="nose")
+    # Tip highlight, wings, nostrils, and the shadow under the nose.
+    tip = blob(u, v, 0.06 * lx, ny - 0.03, 0.1, 0.075)
+    win.paint(tip * F32(0.35), np.minimum(look.skin * F32(1.15), F32(1.0)), tag="nose")
+    for sign in (1, -1):
+        wing = ellipse(u, v, sign * nw * 0.8, ny + 0.02, 0.065, 0.06)
+        win.shade(stroke(np.abs(wing), 0.008, px * 1.2) * F32(0.45) * smoothstep(ny - 0.04, ny + 0.04, v),
+                  look.crease * look.crease, tag="nose")
+        nostril = ellipse(u, v, sign * nw * 0.42, ny + 0.065, 0.045 * (1 + 0.4 * a.nostril_flare), 0.022)
+        win.paint(coverage(nostril / F32(px)) * F32(0.75), look.skin * F32(0.32), tag="nose")
+    win.shade(blob(u, v, 0.0, ny + 0.11, nw * 1.1, 0.06) * F32(0.4), look.skin_shadow, tag="nose")
+    # Wrinkled nose (disgust): creases across the bridge and down its sides.
+    if a.nose_wrinkle > 0.02:
+        for y in (-0.02, 0.06, 0.14):
+            _crease(canvas, look, Arc(-0.11, y, 0.11, y, -0.02), 0.008, 0.6 * a.nose_wrinkle, "nose")
+        for sign in (1, -1):
+            _crease(canvas, look, Arc(0.02, sign * 0.1, 0.2, sign * 0.19, 0.0), 0.008, 0.5 * a.nose_wrinkle, "nose",
+                    swap=True)
+
+
+# ---------------------------------------------------------------------- mouth and cheeks
+
+
+def paint_cheeks(canvas: Canvas, look: Look) -> None:
+    a = look.act
+    for s in look.sides.values():
+        sign = s.sign
+        # Cheeks lifted by a smile (or a sneer): a rounder, lit cheek apple.
+        if a.cheek_raise > 0.02:
+            win = canvas.window(sign * 0.48 - 0.35, sign * 0.48 + 0.35, 0.05, 0.65)
+            if win is not None:
+                apple = blob(win.u, win.v, sign * 0.47, 0.33, 0.28, 0.18)
+                win.paint(apple * F32(0.3 * a.cheek_raise),
+                          np.minimum(look.skin * F32(1.12), F32(1.0)), tag="cheeks")
+        # Nasolabial fold from the nose's wing to just outside the mouth corner.
+        corner_y = look.mouth_y - s.corner_lift
+        fold = Arc(look.nose_y - 0.0, look.nose_w + 0.09, corner_y + 0.06, look.mouth_w + 0.07, 0.035)
+        depth = 0.18 + 0.5 * a.smile_lines * (1.0 if a.smirk == 0 or sign == look.p.smirk_side else 0.3)
+        depth += 0.45 if look.old else 0.0
+        _crease(canvas, look, _swap_mirror(fold, sign), 0.013 if look.old else 0.011, depth, "cheeks", swap=True)
+        if look.old:
+            _paint_age(canvas, look, s, corner_y)
+
+
+def _paint_age(canvas: Canvas, look: Look, s: Side, corner_y: float) -> None:
+    """Signs of age on one side: marionette lines, crow's feet, hollow cheeks, jowls."""
+    sign = s.sign
+    mx = look.mouth_w + 0.02
+    _crease(canvas, look, _swap_mirror(Arc(corner_y + 0.04, mx, corner_y + 0.3, mx + 0.06, 0.0), sign),
+            0.01, 0.7, "age", swap=True)
+    ex = s.eye_x + s.eye_w * 1.1
+    for dy in (-0.07, 0.0, 0.07):
+        arc = Arc(ex, s.eye_y + dy * 0.4, ex + 0.13, s.eye_y + dy * 1.4, 0.0)
+        _crease(canvas, look, _mirror_arc(arc, sign), 0.008, 0.75, "age")
+    win = canvas.window(sign * 0.7 - 0.4, sign * 0.7 + 0.4, 0.3, 1.3)
+    if win is not None:
+        hollow = blob(win.u, win.v, sign * 0.68, 0.6, 0.26, 0.2)
+        win.shade(hollow * F32(0.3), look.skin_shadow, tag="age")
+        jowl = blob(win.u, win.v, sign * 0.62, 1.03, 0.22, 0.13)
+        win.shade(jowl * F32(0.3), look.skin_shadow, tag="age")
+
+
+def _swap_mirror(arc: Arc, sign: int) -> Arc:
+    """Mirror an arc given in swapped (v, u) coordinates to the ``sign`` side."""
+    if sign > 0:
+        return arc
+    return Arc(arc.x0, -arc.y0, arc.x1, -arc.y1, -arc.bend)
+
+
+def paint_mouth(canvas: Canvas, look: Look) -> None:
+    a = look.act
+    mw, my = look.mouth_w, look.mouth_y
+    win = canvas.window(-mw - 0.2, mw + 0.2, my - 0.3, my + 0.42)
+    if win is None:
+        return
+    u, v = win.u, win.v
+    px = F32(win.px)
+    right, left = look.sides[1], look.sides[-1]
+    t = u * F32(1.0 / mw)
+    at = np.abs(t)
+    prof = np.clip(F32(1.0) - t * t, 0.0, 1.0)
+    lift = np.where(u >= 0, F32(right.corner_lift), F32(left.corner_lift))
+    centre = F32(my) - lift * at * at
+    # Opening: lens-shaped, rounder for an "O"; the jaw drops the lower edge most.
+    rnd = look.mouth_round
+    shape = prof ** F32(0.9 - 0.45 * rnd)
+    gap = F32(look.mouth_open) * shape
+    sneer = np.where(u >= 0, F32(right.upper_lip_raise), F32(left.upper_lip_raise)) * bump(at, 0.3, 0.75)
+    open_top = centre - gap * F32(0.45 + 0.15 * rnd) - sneer
+    open_bottom = centre + gap
+    bow = F32(1.0) - F32(0.3) * bump(t, 0.0, 0.22)  # the cupid's bow dips the upper lip
+    lip_top = open_top - F32(look.lip_upper) * prof ** F32(0.55) * bow
+    pout = F32(1.0 + 0.25 * a.chin_raise)
+    lip_bottom = open_bottom + F32(look.lip_lower) * prof ** F32(0.7) * pout
+    beyond = (at - F32(1.0)) * F32(mw) / px
+
+    # Lips (upper lip in shadow, lower lip lit), then the opening over them.
+    lips = np.maximum(np.maximum(field_to_pixels(lip_top - v), field_to_pixels(v - lip_bottom)), beyond)
+    lower_part = smoothstep(-0.01, 0.01, v - centre)
+    lip_color = look.lip[None, None, :] * (F32(0.82) + F32(0.22) * lower_part)[..., None]
+    win.paint(coverage(lips), lip_color, tag="mouth")
+    if look.mouth_open > 0.003 or a.upper_lip_raise > 0.05:
+        opening = np.maximum(np.maximum(field_to_pixels(open_top - v), field_to_pixels(v - open_bottom)), beyond)
+        open_a = coverage(opening)
+        win.paint(open_a, MOUTH_INSIDE, tag="mouth")
+        height = open_bottom - open_top
+        upper_teeth = np.minimum(F32(0.07 * a.teeth_upper), height * F32(0.6))
+        teeth_u = coverage(field_to_pixels(v - (open_top + upper_teeth))) * open_a
+        teeth_u = teeth_u * smoothstep(0.95, 0.7, at)
+        win.paint(teeth_u * F32(min(1.0, 3 * a.teeth_upper)), TEETH, tag="mouth")
+        lower_teeth = np.minimum(F32(0.05 * a.teeth_lower), height * F32(0.4))
+        teeth_l = coverage(field_to_pixels((open_bottom - lower_teeth) - v)) * open_a * smoothstep(0.9, 0.6, at)
+        win.paint(teeth_l * F32(min(1.0, 3 * a.teeth_lower)) * F32(0.9), TEETH * F32(0.9), tag="mouth")
+    # The line between the lips, darkest at the corners.
+    seam = np.abs(field_to_pixels(v - (open_top + open_bottom) * F32(0.5))) * px
+    seam_w = F32(0.011 + 0.006 * a.lip_press) + F32(0.006) * at
+    seam_a = stroke(seam, seam_w, px) * smoothstep(1.08, 0.95, at)
+    win.paint(seam_a * F32(0.8), look.lip * F32(0.35), tag="mouth")
+    for s in (right, left):
+        cy = my - s.corner_lift
+        corner = blob(u, v, s.sign * mw * 1.0, cy + 0.005, 0.05, 0.035)
+        win.shade(corner * F32(0.6), look.crease * look.crease, tag="mouth")
+    # Shadow under the lower lip; a raised chin bunches up below it.
+    chin = blob(u, v, 0.0, my + look.lip_lower + 0.1 + look.mouth_open * 0.9, mw * 0.85, 0.07)
+    win.shade(chin * F32(0.35 + 0.3 * a.chin_raise), look.skin_shadow, tag="mouth")
+    # Dimples at lifted corners (both for a smile, one for a smirk).
+    for s in (right, left):
+        if s.corner_lift > 0.03:
+            cy = my - s.corner_lift
+            x0 = s.sign * (mw + 0.035)
+            arc = Arc(cy - 0.06, x0 + s.sign * 0.02, cy + 0.05, x0, 0.0)
+            _crease(canvas, look, arc, 0.009, min(1.0, s.corner_lift * 5.0) * 0.6, "mouth", swap=True)
