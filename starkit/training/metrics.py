@@ -27,45 +27,51 @@ class TrainingDiverged(StarkitError):
 
 
 class LossMeter:
-    """Per-iteration losses since the last flush (device tensors, no sync)."""
+    """Losses of the iterations since the last metric record.
+
+    :meth:`add` keeps each step's losses as device tensors (no sync); :meth:`check` moves them
+    to the host in one transfer, averaged over processes, and fails on the first non-finite
+    one; :meth:`summary` returns the interval's means and throughput and starts a new interval.
+    """
 
     def __init__(self) -> None:
-        self._records: list[tuple[int, str, Any]] = []
+        self._pending: list[tuple[int, str, Any]] = []
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
         self._images = 0
         self._since = time.perf_counter()
 
     def add(self, iteration: int, losses: Mapping[str, Any], images: int) -> None:
         for name, value in losses.items():
-            self._records.append((iteration, name, value))
+            self._pending.append((iteration, name, value))
         self._images += images
 
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def flush(self, runtime: Any) -> tuple[dict[str, float], float]:
-        """Check and summarise the interval: ``(mean of each loss, images per second over all
-        processes)``. Raises :class:`TrainingDiverged` on the first non-finite loss (the same
-        on every process: values are averaged across them first)."""
+    def check(self, runtime: Any) -> None:
+        """Raise :class:`TrainingDiverged` naming the first non-finite loss and its iteration
+        (the same on every process: values are averaged across them first)."""
         import torch
 
-        records, self._records = self._records, []
-        images, self._images = self._images, 0
-        now = time.perf_counter()
-        elapsed, self._since = now - self._since, now
-        speed = images * runtime.world_size / elapsed if elapsed > 0 else 0.0
-        if not records:
-            return {}, speed
-        values = torch.stack([v.detach().float().reshape(()) for _, _, v in records])
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        values = torch.stack([v.detach().float().reshape(()) for _, _, v in pending])
         values = runtime.all_reduce_mean(values).cpu().tolist()
-        sums: dict[str, list[float]] = {}
-        for (iteration, name, _), value in zip(records, values):
+        for (iteration, name, _), value in zip(pending, values):
             if not math.isfinite(value):
                 raise TrainingDiverged(name, iteration, value)
-            sums.setdefault(name, []).append(value)
-        return {name: sum(v) / len(v) for name, v in sums.items()}, speed
+            self._sums[name] = self._sums.get(name, 0.0) + value
+            self._counts[name] = self._counts.get(name, 0) + 1
 
-    def discard(self) -> None:
-        self._records.clear()
+    def summary(self, runtime: Any) -> tuple[dict[str, float], float]:
+        """Check, then ``(mean of each loss, images per second over all processes)`` since the
+        last summary."""
+        self.check(runtime)
+        means = {name: total / self._counts[name] for name, total in self._sums.items()}
+        now = time.perf_counter()
+        elapsed, self._since = now - self._since, now
+        speed = self._images * runtime.world_size / elapsed if elapsed > 0 else 0.0
+        self._sums, self._counts, self._images = {}, {}, 0
+        return means, speed
 
 
 class MetricsWriter:

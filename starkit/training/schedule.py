@@ -28,4 +28,6 @@ def lr_at(iteration: int, total: int, base: float) -> float:
     if iteration >= last:
         return 0.0
     # iteration in [half, last): the line through (half, base) and (last, 0).
-    return float(base) * (last - iteration) / (last - half)
+    # The fraction first: it is exactly 1 at ``half`` and never above it, so the rate never
+    # exceeds ``base`` by a rounding error.
+    return float(base) * ((last - iteration) / (last - half))

@@ -290,18 +290,20 @@ class Trainer:
         latest_due = keep_due or n % c["latest_every"] == 0 or last
         if not (log_due or sample_due or latest_due):
             return False
-        losses, speed = meter.flush(self.runtime)  # raises TrainingDiverged before anything is saved
-        if losses:
+        # Checked before anything is written: a diverged state never reaches a checkpoint.
+        meter.check(self.runtime)
+        if log_due:
+            losses, speed = meter.summary(self.runtime)
             self.last_losses.update(losses)
-        rates = {f"lr/{name}": lr_at(n - 1, self.total, base) for name, base in self.step.base_lrs.items()}
-        if writer is not None:
-            writer.write(n, {**losses, **rates, "images_per_sec": speed})
-        progress.update(task, speed=f"{speed:,.1f} img/s", losses=_format_losses(self.last_losses))
+            rates = {f"lr/{name}": lr_at(n - 1, self.total, base) for name, base in self.step.base_lrs.items()}
+            if writer is not None:
+                writer.write(n, {**losses, **rates, "images_per_sec": speed})
+            progress.update(task, speed=f"{speed:,.1f} img/s", losses=_format_losses(self.last_losses))
         if sample_due:
             self.write_samples()
         if latest_due:
             self.save(keep=keep_due)
-        return True
+        return log_due
 
     def _stop_requested(self, local: bool, synchronised: bool) -> bool:
         # One process alone may not stop: the others would wait for it forever. Processes
@@ -317,7 +319,7 @@ class Trainer:
             return TrainResult(self.run_dir, self.iteration, self.total, interrupted=True,
                                checkpoint=self._existing_latest())
         try:
-            meter.flush(self.runtime)
+            meter.check(self.runtime)
         except TrainingDiverged as exc:
             raise TrainingDiverged(exc.loss, exc.iteration, exc.value, self._existing_latest_str()) from None
         path = self.save(keep=False)

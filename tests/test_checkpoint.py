@@ -1,0 +1,181 @@
+"""Checkpoints: atomic writes, safe loading, clear errors, random states, and exact resuming."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from starkit.training import train
+from starkit.training.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    publish_copy,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+
+def payload(**extra):
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "model": "stargan",
+        "iteration": 3,
+        "label_space": {},
+        "config": {"betas": (0.5, 0.999), "datasets": ["a"]},
+        "networks": {"G": {"w": torch.arange(6.0).reshape(2, 3)}},
+        **extra,
+    }
+
+
+def test_round_trip_loads_with_weights_only(tmp_path):
+    path = save_checkpoint(payload(), tmp_path / "ckpt" / "latest.pt")
+    raw = torch.load(path, weights_only=True)  # the contract: no pickled classes
+    assert raw["iteration"] == 3 and torch.equal(raw["networks"]["G"]["w"], torch.arange(6.0).reshape(2, 3))
+    assert load_checkpoint(path)["config"]["datasets"] == ["a"]
+    assert [p.name for p in path.parent.iterdir()] == ["latest.pt"]  # no temp file left
+
+
+def test_values_weights_only_could_not_load_are_refused_at_save_time(tmp_path):
+    from pathlib import Path
+
+    with pytest.raises(TypeError, match=r"checkpoint\.config\.where"):
+        save_checkpoint(payload(config={"where": Path("/x")}), tmp_path / "c.pt")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = save_checkpoint(payload(), tmp_path / "latest.pt")
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip file")  # what a crash mid-write leaves behind
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(payload(iteration=99), path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["iteration"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]
+
+
+def test_publish_copy_is_a_complete_copy(tmp_path):
+    src = save_checkpoint(payload(), tmp_path / "iter-0000003.pt")
+    dst = publish_copy(src, tmp_path / "latest.pt")
+    assert dst.read_bytes() == src.read_bytes()
+    save_checkpoint(payload(iteration=4), tmp_path / "iter-0000004.pt")
+    publish_copy(tmp_path / "iter-0000004.pt", dst)  # replaces, and the old snapshot stays as it was
+    assert load_checkpoint(dst)["iteration"] == 4 and load_checkpoint(src)["iteration"] == 3
+
+
+def test_files_that_are_not_starkit_checkpoints_are_named_in_the_error(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n not a checkpoint")
+    plain = tmp_path / "200000-G.ckpt"
+    torch.save({"main.0.weight": torch.zeros(2)}, plain)  # a reference state dict
+    newer = tmp_path / "newer.pt"
+    save_checkpoint(payload(version=99), newer)
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "obj": random.Random(0)}, unsafe)  # a pickled class
+    cases = [
+        (garbage, "is not a starkit checkpoint"),
+        (plain, "import-checkpoint"),
+        (newer, "newer than this starkit"),
+        (unsafe, "is not a starkit checkpoint"),
+        (tmp_path / "missing.pt", "no such checkpoint"),
+    ]
+    for path, fragment in cases:
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path)
+        assert str(path) in str(err.value) and fragment in str(err.value)
+        assert "weights_only=False" not in str(err.value)
+
+
+def test_rng_state_round_trip_covers_every_source(tmp_path):
+    generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    torch.rand(3), np.random.rand(), random.random(), np.random.randn(), torch.rand(2, generator=generator)
+    state = capture_rng_state({"step": generator})
+    save_checkpoint(payload(rng=[state]), tmp_path / "r.pt")  # it is weights_only material
+    expected = (torch.rand(4), np.random.rand(4), np.random.randn(), random.random(), torch.rand(3, generator=generator))
+    torch.manual_seed(99), np.random.seed(99), random.seed(99), generator.manual_seed(99)
+    restore_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"][0], {"step": generator})
+    again = (torch.rand(4), np.random.rand(4), np.random.randn(), random.random(), torch.rand(3, generator=generator))
+    assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
+    assert expected[2] == again[2] and expected[3] == again[3] and torch.equal(expected[4], again[4])
+
+
+# ---------------------------------------------------------------------------- exact resuming
+def _config(data_root, **extra):
+    return {
+        "datasets": ["toyfaces", "toyexpr"],
+        "data_root": str(data_root),
+        "iters": 13,
+        "batch_size": 4,
+        "workers": 0,
+        "g_conv_dim": 4,
+        "d_conv_dim": 8,
+        "g_repeat_num": 1,
+        "d_repeat_num": 2,
+        "sample_every": 4,  # samples in between must not disturb the training state
+        "log_every": 3,
+        "latest_every": 100,
+        "save_every": 0,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("target_sampling", ["permute", "random"])
+def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, target_sampling):
+    """N + M iterations in one go equal N, an interruption, a resume and M more."""
+    config = _config(toy_data_root, target_sampling=target_sampling)
+    straight = train(tmp_path / "straight", config, registry=registry, progress=False)
+    assert straight.iteration == 13
+
+    def stop_at_seven(trainer):
+        if trainer.iteration == 7:  # mid-way through a G period (n_critic = 5)
+            raise KeyboardInterrupt
+
+    first = train(tmp_path / "resumed", config, registry=registry, progress=False, callbacks=[stop_at_seven])
+    assert first.interrupted and load_checkpoint(first.checkpoint)["iteration"] == 7
+    second = train(tmp_path / "resumed", {}, resume=True, registry=registry, progress=False)
+    assert second.iteration == 13 and not second.interrupted
+
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "latest.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "latest.pt")
+    for net in ("G", "D"):
+        assert a["networks"][net].keys() == b["networks"][net].keys()
+        for key, value in a["networks"][net].items():
+            assert torch.equal(value, b["networks"][net][key]), f"{net}.{key}"
+    for net in ("G", "D"):
+        for key, state in a["optimizers"][net]["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, b["optimizers"][net]["state"][key][name]), f"{net} optimiser {name}"
+    assert a["loader"] == b["loader"]
+    assert torch.equal(a["rng"][0]["generators"]["stargan"], b["rng"][0]["generators"]["stargan"])
+    # The metric log of the resumed run reads as one run: no iteration twice.
+    import json
+
+    iterations = [json.loads(line)["iteration"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert iterations == sorted(set(iterations)) and iterations[-1] == 13
+
+
+def test_resume_checks_the_label_space_and_extends_iterations(toy_data_root, tmp_path, registry):
+    out = tmp_path / "run"
+    train(out, _config(toy_data_root, iters=3, sample_every=0), registry=registry, progress=False)
+    longer = train(out, {"iters": 5}, resume=True, registry=registry, progress=False)
+    assert longer.iteration == 5 and load_checkpoint(longer.checkpoint)["iteration"] == 5
+    from starkit.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="datasets"):
+        train(out, {"datasets": ["toyfaces"]}, resume=True, registry=registry)
+    with pytest.raises(Exception, match="no training run"):
+        train(tmp_path / "empty", {}, resume=True, registry=registry)
