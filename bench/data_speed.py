@@ -50,7 +50,7 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
             rx, ry = rng.integers(10, 60), rng.integers(10, 70)
             draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
         image = image.filter(ImageFilter.GaussianBlur(2))
-        noisy = np.asarray(image, np.int16) + rng.normal(0, 3, (CELEBA_H, CELEBA_W, 3)).astype(np.int16)
+        noisy = np.asarray(image, np.int16) + rng.normal(0, 6, (CELEBA_H, CELEBA_W, 3)).astype(np.int16)
         path = folder / f"{i:06d}.jpg"
         Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path, quality=90)
         paths.append(path)

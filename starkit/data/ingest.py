@@ -267,6 +267,13 @@ def _progress(enabled: bool, total: int | None, console: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- the pipeline
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def _check_sample(spec: DatasetSpec, sample: RawSample, width: int) -> None:
     if sample.split not in spec.splits:
         raise SpecError(
@@ -358,7 +365,8 @@ def ingest(
         partial.mkdir()
         lock = _lock(partial)
         records = spec.reader(source_path, dict(opts))
-        total = cap or operator.length_hint(records, 0) or None
+        # A size for the bar: our cap, the reader's count option, or what the reader knows.
+        total = cap or _int_or_none(opts.get("count")) or operator.length_hint(records, 0) or None
         window: deque[tuple[list[RawSample], Any]] = deque()
         depth = workers * WINDOW_PER_WORKER
         bar = _progress(progress, total, console)
@@ -419,6 +427,7 @@ def ingest(
                 submit(chunk)
             while window:
                 drain_one()
+            bar.update(task, total=bar.tasks[0].completed)  # the hint may have been high
         if pool is not None:
             pool.close()
             pool.join()
@@ -439,7 +448,7 @@ def ingest(
         report = {
             "dataset": spec.name,
             "created": created,
-            "source": str(source_path) if source_path is not None else None,
+            "source": str(source_path.absolute()) if source_path is not None else None,
             "written": counts,
             "skipped_count": len(skipped),
             "skipped": [s.to_dict() for s in skipped],
