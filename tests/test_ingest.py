@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -382,6 +383,20 @@ def test_killed_build_leaves_a_stale_partial_that_the_next_run_removes(source, t
     assert result.removed_partials == partials
     assert [p.name for p in out.parent.iterdir()] == ["toy"]
     assert DatasetStore.open(out, verify="full").count("train") == 8
+
+
+def test_dataset_moved_aside_by_an_interrupted_swap_is_not_lost(source, tmp_path):
+    out = tmp_path / "data" / "toy"
+    ingest(toy_spec(), source, out, workers=1, progress=False)
+    aside = out.with_name(".toy.old-12345")
+    out.rename(aside)  # as if --force died between its two renames
+    with pytest.raises(IngestError, match=r"\.toy\.old-12345 holds the dataset an interrupted --force run moved aside"):
+        ingest(toy_spec(), source, out, workers=1, progress=False, force=True)
+    assert DatasetStore.open(aside, verify="full").count("train") == 8
+    aside.rename(out)  # the user follows the advice
+    shutil.copytree(out, aside)  # a leftover copy after a finished swap is just cleaned up
+    ingest(toy_spec(), source, out, workers=1, progress=False, force=True)
+    assert [p.name for p in out.parent.iterdir()] == ["toy"]
 
 
 def test_refuses_to_write_into_a_foreign_folder(source, tmp_path):

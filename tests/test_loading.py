@@ -121,6 +121,23 @@ def test_resume_from_state_dict_gives_identical_batches(stores):
     assert resumed.state_dict() == straight.state_dict()
 
 
+def test_rewind_with_persistent_workers(stores):
+    loader = JointLoader(
+        [ShardImageDataset(stores["a"]), ShardImageDataset(stores["b"])], batch_size=4, num_workers=2, seed=9
+    )
+    for _ in range(5):
+        next(loader)
+    state = loader.state_dict()
+    ahead = [next(loader) for _ in range(6)]  # workers have prefetched beyond these by now
+    loader.load_state_dict(state)
+    for d, batch in ahead:
+        d2, batch2 = next(loader)
+        assert d2 == d and torch.equal(batch2["index"], batch["index"]) and torch.equal(batch2["image"], batch["image"])
+    workers = list(loader._loader._iterator._workers)
+    loader.close()
+    assert not any(w.is_alive() for w in workers)
+
+
 def test_state_from_another_loader_is_refused(stores):
     a = JointLoader([ShardImageDataset(stores["a"])], batch_size=4)
     b = JointLoader([ShardImageDataset(stores["b"])], batch_size=4)

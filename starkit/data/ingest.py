@@ -176,6 +176,15 @@ def clean_stale_partials(target: Path) -> list[Path]:
 def check_target(target: Path, force: bool) -> bool:
     """Whether ``target`` holds something to replace. Refuses a good dataset without
     ``force``, and anything that is not a starkit dataset at all."""
+    moved_aside = sorted(p for p in target.parent.glob(f".{target.name}.old-*") if p.is_dir())
+    if moved_aside and not target.exists():
+        # A replacement died between its two renames: the old dataset is intact over there.
+        raise IngestError(
+            f"{target} is missing but {moved_aside[0]} holds the dataset an interrupted --force "
+            f"run moved aside; rename it back to {target.name} (or delete it) and run again"
+        )
+    for old in moved_aside:  # the swap finished; only deleting the old copy was cut short
+        shutil.rmtree(old, ignore_errors=True)
     if not target.exists():
         return False
     if not target.is_dir():

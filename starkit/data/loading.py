@@ -368,6 +368,11 @@ class JointLoader:
     def close(self) -> None:
         """Stop worker processes now (they also stop when the loader is garbage collected)."""
         self._iter = None
+        # Persistent workers belong to the DataLoader's cached iterator; dropping it shuts
+        # them down (its finaliser joins the workers).
+        if getattr(self._loader, "_iterator", None) is not None:
+            self._loader._iterator._shutdown_workers()
+            self._loader._iterator = None
 
 
 def to_model_input(images_uint8: Any, device: Any) -> Any:
