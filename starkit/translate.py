@@ -11,7 +11,10 @@ the inputs carry no labels, so they are estimated:
 * with a discriminator in the checkpoint (every trained run), its classifier predicts the
   source dataset's labels for each input (:meth:`LabelSpace.predict`);
 * without one (weights imported from the reference implementation), the source labels are
-  given with ``source_labels`` (``--source-labels "Black_Hair,Young"``), else all zero.
+  given with ``source_labels`` (``--source-labels "Black_Hair,Young"``), else all zero — and
+  then a target must name a member of every one-hot group itself (``Brown_Hair,Male``).
+
+Explicit ``source_labels`` win over the discriminator's predictions.
 
 A target from another dataset (``rafd:happy`` for a CelebA face) starts from that dataset's
 all-zero labels and uses its mask (paper §3.2). Inputs are centre-cropped to a square and
@@ -234,9 +237,11 @@ def translate_files(
     slugs = [target_slug(t) for t in targets]
     given = parse_source_labels(space, source, source_labels) if source_labels else None
     mode = "given" if given is not None else ("discriminator" if translator.D is not None else "zeros")
-    # Check every request once before any work (an unknown attribute fails fast).
+    # Check every request before any work, against a source row with every one-hot group set
+    # (an unknown attribute or a mix of datasets fails fast; a missing one-hot member can
+    # only be judged per input, from its own labels).
     for r in requests:
-        space.target(r, source, np.zeros(space.dataset(source).width, np.float32))
+        space.target(r, source, _complete_row(space, source))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = TranslateResult(source_dataset=source, source_labels=mode)
@@ -273,6 +278,14 @@ def translate_files(
         titles = [["input"]] + requests  # one request per line
         result.grid = save_png(render_grid(tiles, titles, row_titles=[p.name for p in paths]), out_dir / "grid.png")
     return result
+
+
+def _complete_row(space: LabelSpace, dataset: str) -> np.ndarray:
+    row = np.zeros(space.dataset(dataset).width, dtype=np.float32)
+    for gs in space.group_slices(dataset):
+        if gs.group.kind == "onehot":
+            row[gs.local_start] = 1
+    return row
 
 
 def _pil(image: np.ndarray) -> Any:

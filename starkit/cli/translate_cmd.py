@@ -17,8 +17,9 @@ from .output import console, print_json
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--grid", is_flag=True, help="Also write grid.png: rows inputs, columns input + targets.")
 @click.option("--source-dataset", help="Dataset the inputs resemble (default: the first of the label space).")
-@click.option("--source-labels", help="Labels of the inputs, e.g. Black_Hair,Young (default: predicted by D; "
-              "all zero for checkpoints without D).")
+@click.option("--source-labels", help="Labels of the inputs, e.g. Black_Hair,Young (default: predicted by the "
+              "discriminator; all zero for checkpoints without one, e.g. imported reference weights, so that "
+              "each --to must then name a member of every one-hot group, e.g. Brown_Hair,Male).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")

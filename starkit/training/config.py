@@ -155,7 +155,13 @@ def _coerce(field: ConfigField, value: Any, where: str) -> Any:
     return value
 
 
-def _apply(config: dict[str, Any], fields: Mapping[str, ConfigField], values: Mapping[str, Any], where: str) -> None:
+def _apply(
+    config: dict[str, Any],
+    fields: Mapping[str, ConfigField],
+    values: Mapping[str, Any],
+    where: str,
+    origins: dict[str, str] | None = None,
+) -> None:
     for key, value in values.items():
         field = fields.get(key)
         if field is None:
@@ -163,19 +169,25 @@ def _apply(config: dict[str, Any], fields: Mapping[str, ConfigField], values: Ma
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(fields))}"
             raise ConfigError(f"{where}unknown config key {key!r}{hint}")
         config[key] = _coerce(field, value, where)
+        if origins is not None:
+            origins[key] = where
 
 
-def validate(config: Mapping[str, Any], fields: Mapping[str, ConfigField]) -> None:
+def validate(
+    config: Mapping[str, Any], fields: Mapping[str, ConfigField], origins: Mapping[str, str] | None = None
+) -> None:
+    """Range checks; ``origins`` says where each value came from (``"--config FILE: "``)."""
     for name, field in fields.items():
         value = config.get(name)
+        where = (origins or {}).get(name, "")
         if value is None:
             if field.optional:
                 continue
-            raise ConfigError(f"{name}: must be set ({field.help})")
+            raise ConfigError(f"{where}{name}: must be set ({field.help})")
         if field.check is not None:
             problem = field.check(value)
             if problem:
-                raise ConfigError(f"{name}: {problem}, got {value!r}")
+                raise ConfigError(f"{where}{name}: {problem}, got {value!r}")
 
 
 # ---------------------------------------------------------------------------- files
@@ -224,11 +236,12 @@ def resolve_config(
     validated flat dict. ``overrides`` entries that are ``None`` are flags not given."""
     fields = all_fields(default_config)
     config: dict[str, Any] = {name: _copy(f.default) for name, f in fields.items()}
+    origins: dict[str, str] = {}
     if file_values:
-        _apply(config, fields, file_values, f"{file_label}: ")
+        _apply(config, fields, file_values, f"{file_label}: ", origins)
     if overrides:
-        _apply(config, fields, {k: v for k, v in overrides.items() if v is not None}, "")
-    validate(config, fields)
+        _apply(config, fields, {k: v for k, v in overrides.items() if v is not None}, "", origins)
+    validate(config, fields, origins)
     return config
 
 

@@ -1,0 +1,116 @@
+"""The train, translate and import-checkpoint commands, through click."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from starkit.cli.main import cli
+from starkit.training.checkpoint import load_checkpoint
+
+TINY = ["--set", "g_conv_dim=4", "--set", "d_conv_dim=4", "--set", "g_repeat_num=1", "--set", "d_repeat_num=2"]
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_dry_run_json_reports_layout_and_parameter_counts(toy_data_root, tmp_path, registry):
+    out = tmp_path / "run"
+    result = run("train", "--datasets", "toyfaces,toyexpr", "--data", toy_data_root, "--out", out, *TINY,
+                 "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["label_space"]["dim"] == 10 and plan["label_space"]["mask_dim"] == 2
+    assert [r["group"] for r in plan["label_space"]["layout"]] == ["hair", "attributes", "expression", "mask"]
+    from starkit.catalog import get_model
+    from starkit.training.run import label_space_of, open_datasets
+
+    space = label_space_of(open_datasets(["toyfaces", "toyexpr"], toy_data_root))
+    nets = get_model("stargan", registry).build(space, plan["config"])
+    counts = {r["network"]: r["parameters"] for r in plan["networks"]}
+    assert counts == {name: sum(p.numel() for p in m.parameters()) for name, m in nets.items()}
+    assert plan["config"]["g_conv_dim"] == 4 and plan["config"]["image_size"] == 16
+    assert not out.exists()  # a dry run writes nothing
+
+    table = run("train", "--datasets", "toyfaces,toyexpr", "--data", toy_data_root, "--out", out, *TINY, "--dry-run")
+    assert table.exit_code == 0 and "mask" in table.output and "Discriminator" in table.output
+
+
+def test_train_then_resume_then_translate(toy_data_root, tmp_path, registry):
+    out = tmp_path / "run"
+    common = ["--out", out, "--iters", 4, "--batch-size", 4, "--workers", 0, "--sample-every", 2, "--save-every", 2]
+    result = run("train", "--datasets", "toyfaces,toyexpr", "--data", toy_data_root, *common, *TINY, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert "Finished 4 iterations" in result.output
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["iter-0000002.png", "iter-0000004.png"]
+    assert json.loads((out / "config.json").read_text())["seed"] == 3
+
+    again = run("train", "--out", out, "--resume", "--iters", 6, "--workers", 0)
+    assert again.exit_code == 0, again.output
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 6
+
+    images = tmp_path / "faces"
+    images.mkdir()
+    Image.fromarray(np.full((30, 20, 3), 128, np.uint8)).save(images / "a.png")
+    translated = run("translate", "--run", out, "--input", images, "--to", "Blond_Hair", "--to", "toyexpr:angry",
+                     "--out", tmp_path / "t", "--grid", "--json", "--device", "cpu")
+    assert translated.exit_code == 0, translated.output
+    report = json.loads(translated.output)
+    assert sorted(p.rsplit("/", 1)[-1] for p in report["files"]) == ["a__Blond_Hair.png", "a__toyexpr-angry.png"]
+    assert report["grid"].endswith("grid.png") and report["source_labels"] == "discriminator"
+
+
+def test_train_errors_are_messages_not_tracebacks(toy_data_root, tmp_path, registry):
+    missing = run("train", "--datasets", "toyfaces,celeba", "--data", toy_data_root, "--out", tmp_path / "r")
+    assert missing.exit_code == 1
+    assert "run `starkit add-dataset celeba` first" in missing.output
+    size = run("train", "--datasets", "toyfaces", "--data", toy_data_root, "--out", tmp_path / "r", "--image-size", 64)
+    assert size.exit_code == 1 and "--image-size 64" in size.output
+    assert run("train", "--datasets", "toyfaces", "--out", tmp_path / "r", "--json").exit_code == 2
+    assert run("train", "--out", tmp_path / "r").exit_code == 2  # no --datasets
+    bad_set = run("train", "--datasets", "toyfaces", "--data", toy_data_root, "--out", tmp_path / "r",
+                  "--set", "lambda_recc=3", "--dry-run")
+    assert bad_set.exit_code == 1 and "lambda_rec" in bad_set.output
+    config = tmp_path / "c.toml"
+    config.write_text("iters = -3\n")
+    bad_file = run("train", "--datasets", "toyfaces", "--data", toy_data_root, "--out", tmp_path / "r",
+                   "--config", config, "--dry-run")
+    assert bad_file.exit_code == 1 and "c.toml" in bad_file.output and "iters" in bad_file.output
+    resume_nothing = run("train", "--out", tmp_path / "nothing", "--resume")
+    assert resume_nothing.exit_code == 1 and "no training run" in resume_nothing.output
+
+
+def test_import_checkpoint_then_translate_with_generator_only(tmp_path, registry):
+    from starkit.models.reference_import import to_reference_state_dict
+    from starkit.models.stargan import Generator
+
+    torch.manual_seed(0)
+    reference = tmp_path / "200000-G.ckpt"
+    torch.save(to_reference_state_dict(Generator(5, conv_dim=4, repeat_num=1)), reference)
+    out = tmp_path / "celeba.pt"
+    result = run("import-checkpoint", reference, "--out", out, "--image-size", 128, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["g_conv_dim"] == 4
+    assert set(load_checkpoint(out)["networks"]) == {"G"}
+
+    image = tmp_path / "face.jpg"
+    Image.fromarray(np.full((50, 40, 3), 90, np.uint8)).save(image)
+    translated = run("translate", "--checkpoint", out, "--input", image, "--to", "Blond_Hair,Male=0",
+                     "--source-labels", "Black_Hair,Male", "--out", tmp_path / "t", "--device", "cpu")
+    assert translated.exit_code == 0, translated.output
+    assert "as given" in translated.output
+    with Image.open(tmp_path / "t" / "face__Blond_Hair+Male-0.png") as im:
+        assert im.size == (128, 128)
+
+    wrong = run("import-checkpoint", image, "--out", tmp_path / "x.pt")
+    assert wrong.exit_code == 1 and "face.jpg" in wrong.output
+    not_ours = run("translate", "--checkpoint", reference, "--input", image, "--to", "Blond_Hair", "--out", tmp_path / "t")
+    assert not_ours.exit_code == 1 and "not a starkit checkpoint" in not_ours.output
+    assert run("translate", "--input", image, "--to", "Blond_Hair", "--out", tmp_path / "t").exit_code == 2
