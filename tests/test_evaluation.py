@@ -263,3 +263,280 @@ def test_classifier_weights_must_fit_the_label_space(tmp_path):
     torch.save(data, tmp_path / "bad.pt")
     with pytest.raises(ClassifierError, match="do not fit"):
         load_classifier(tmp_path / "bad.pt")
+
+
+# ------------------------------------------------------------------------------ the pipeline
+FACE_SIZE = 16
+
+
+def face_samples(n: int, dataset: str, style: str, seed: int) -> list:
+    """Synthetic faces as the synthetic datasets store them: labels of ``dataset`` and the
+    generating parameters in ``meta``."""
+    from starkit.synth.faces import labels_of, render_face, sample_params
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        p = sample_params(rng, style)
+        out.append((render_face(p, FACE_SIZE), list(labels_of(p, dataset).values()), {"params": p.to_dict(), "style": style}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def face_root(tmp_path_factory):
+    from starkit.synth.attributes import CELEBA_GROUPS, RAFD_GROUPS
+
+    root = tmp_path_factory.mktemp("faces")
+    write_store(root, "synth-celeba", CELEBA_GROUPS,
+                {"train": face_samples(4, "synth-celeba", "celeba", 0), "test": face_samples(5, "synth-celeba", "celeba", 1)})
+    write_store(root, "synth-rafd", RAFD_GROUPS,
+                {"train": face_samples(4, "synth-rafd", "rafd", 2), "test": face_samples(3, "synth-rafd", "rafd", 3)})
+    return root
+
+
+class IdentityGenerator(torch.nn.Module):
+    """G(x, c) = x: the identity baseline as a generator."""
+
+    def forward(self, x, c):
+        return x
+
+
+def _stores(root, names):
+    from starkit.data.shards import DatasetStore
+
+    return [DatasetStore.open(root / n) for n in names]
+
+
+def test_identity_generator_scores_exactly_the_identity_baseline(face_root):
+    from starkit.evaluation.classifier import label_space_of
+    from starkit.evaluation.evaluate import EvalOptions, evaluate_generator
+
+    stores = _stores(face_root, ["synth-celeba", "synth-rafd"])
+    space = label_space_of(stores)
+    report = evaluate_generator(IdentityGenerator(), space, stores, options=EvalOptions(batch_size=2), progress=False)
+    celeba = report["datasets"]["synth-celeba"]
+    assert celeba["images"] == 5
+    # 3 hair colours + 2 flips + 8 expressions per face
+    assert celeba["translations"] == 5 * 13
+    assert celeba["targets"]["synth-rafd"]["groups"]["expression"]["translations"] == 40
+    assert report["datasets"]["synth-rafd"]["targets"]["synth-celeba"]["groups"].keys() == {"hair"}
+    for d in report["datasets"].values():
+        for t in d["targets"].values():
+            for g in t["groups"].values():
+                assert g["counterfactual_l1"] == g["identity_l1"]
+                assert g["counterfactual_psnr"] == g["identity_psnr"]
+                assert g["reconstruction_l1"] == 0.0
+    # Changing hair colour changes pixels, so the identity is not a perfect counterfactual...
+    assert celeba["targets"]["synth-celeba"]["groups"]["hair"]["identity_l1"] > 0
+    # ...except for the target that equals the face's own colour.
+    for s in stores:
+        s.close()
+
+
+def test_counterfactuals_measure_the_distance_to_the_re_rendered_face(face_root):
+    """A generator that returns the exact counterfactual scores L1 = 0: the pipeline compares
+    against the re-rendered target, not against anything else."""
+    from starkit.evaluation import evaluate as ev
+    from starkit.evaluation.classifier import label_space_of
+
+    stores = _stores(face_root, ["synth-celeba"])
+    space = label_space_of(stores)
+    store = stores[0]
+    truth = {}
+    for i in range(store.count("test")):
+        image, labels, _, meta = store.read("test", i)
+        render, _ = ev.counterfactual_renderer(meta)
+        for t in ev.targets_for(space, "synth-celeba", labels.astype(np.float32)):
+            c = space.encode(t.dataset, t.labels)
+            truth[(image.tobytes(), c.tobytes())] = render(t.dataset, dict(zip(space.dataset(t.dataset).attributes, map(int, t.labels))), FACE_SIZE)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, c):
+            u8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            out = [truth.get((u8[b].tobytes(), c[b].numpy().tobytes())) for b in range(len(u8))]
+            out = [o if o is not None else u8[b] for b, o in enumerate(out)]  # reconstruction pass
+            return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    report = ev.evaluate_generator(Oracle(), space, stores, options=ev.EvalOptions(batch_size=3), progress=False)
+    hair = report["datasets"]["synth-celeba"]["targets"]["synth-celeba"]["groups"]["hair"]
+    assert hair["counterfactual_l1"] == pytest.approx(0.0, abs=1e-6)
+    assert hair["counterfactual_psnr"] == metrics.PSNR_CAP_DB
+    assert hair["identity_l1"] > 0.005
+    store.close()
+
+
+def test_targets_cover_own_groups_flips_and_other_datasets_onehot_members():
+    from starkit.evaluation.evaluate import condition, targets_for
+    from starkit.synth.attributes import CELEBA_GROUPS, RAFD_GROUPS
+
+    space = LabelSpace.from_groups([("synth-celeba", CELEBA_GROUPS), ("synth-rafd", RAFD_GROUPS)])
+    labels = np.array([0, 1, 0, 1, 0], np.float32)  # blond, male, not young
+    targets = targets_for(space, "synth-celeba", labels)
+    own = [t for t in targets if t.dataset == "synth-celeba"]
+    assert [(t.attribute, t.labels.tolist()) for t in own] == [
+        ("Black_Hair", [1, 0, 0, 1, 0]),
+        ("Blond_Hair", [0, 1, 0, 1, 0]),
+        ("Brown_Hair", [0, 0, 1, 1, 0]),
+        ("Male", [0, 1, 0, 0, 0]),  # flipped
+        ("Young", [0, 1, 0, 1, 1]),  # flipped
+    ]
+    assert [t.value for t in own] == [1, 1, 1, 0, 1]
+    cross = [t for t in targets if t.dataset == "synth-rafd"]
+    assert [t.attribute for t in cross] == list(RAFD_GROUPS[0].attributes)
+    happy = next(t for t in cross if t.attribute == "happy")
+    c = condition(space, [happy], "synth-celeba")[0]
+    assert c[space.slice("synth-rafd")].tolist() == [0, 0, 0, 0, 1, 0, 0, 0]
+    assert c[space.mask_slice].tolist() == [0, 1]  # the target's mask
+    ablated = condition(space, [happy], "synth-celeba", mask="source")[0]
+    assert ablated[space.slice("synth-rafd")].tolist() == c[space.slice("synth-rafd")].tolist()
+    assert ablated[space.mask_slice].tolist() == [1, 0]  # wrong mask: the source's
+    # A dataset outside the label space gets only the one-hot targets of the model's datasets.
+    rafd_only = LabelSpace.from_groups([("synth-rafd", RAFD_GROUPS)])
+    assert [t.attribute for t in targets_for(rafd_only, "synth-celeba", None)] == list(RAFD_GROUPS[0].attributes)
+
+
+# ------------------------------------------------------------------------------ commands
+@pytest.fixture(scope="module")
+def joint_run(face_root, tmp_path_factory):
+    """A two-iteration joint run on the tiny synthetic faces (tiny networks)."""
+    from starkit.plugins import PluginRegistry, reset_registry
+    from starkit.training import train
+
+    reset_registry(PluginRegistry(load_entry_points=False))
+    out = tmp_path_factory.mktemp("runs") / "joint"
+    config = {
+        "datasets": ["synth-celeba", "synth-rafd"], "data_root": str(face_root), "iters": 2, "batch_size": 2,
+        "workers": 0, "device": "cpu", "g_conv_dim": 4, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 2,
+        "sample_every": 0, "n_critic": 1,
+    }
+    train(out, config, progress=False, handle_sigint=False)
+    yield out
+    reset_registry(None)
+
+
+@pytest.fixture(scope="module")
+def face_classifier(face_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clf") / "faces.pt"
+    train_classifier(["synth-celeba", "synth-rafd"], face_root, ClassifierConfig(iters=2, batch_size=2),
+                     device="cpu", progress=False, out=out)
+    return out
+
+
+def _invoke(args):
+    from click.testing import CliRunner
+
+    from starkit.cli.main import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def _readme_section_names() -> set[str]:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Evaluation", 1)[1].split("\n## ", 1)[0]
+    import re
+
+    return set(re.findall(r"`([a-z_][a-z0-9_]*)`", section))
+
+
+def _keys(report) -> set[str]:
+    """Every key of the report except the names of datasets, groups and attributes, and the
+    inside of the label space and the classifier's stored accuracy (documented elsewhere)."""
+    dynamic = {"datasets", "targets", "groups", "attributes", "real_accuracy", "parameters"}
+    out: set[str] = set()
+
+    def walk(obj, parent):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if parent not in dynamic:
+                    out.add(k)
+                if k in ("label_space", "test_accuracy"):
+                    continue
+                walk(v, k if parent not in dynamic else parent + "*")
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, parent)
+
+    walk(report, "")
+    return out
+
+
+def test_eval_json_has_the_documented_keys(joint_run, face_classifier, face_root):
+    result = _invoke(["eval", "--run", str(joint_run), "--classifier", str(face_classifier), "--limit", "2",
+                      "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["format"] == "starkit.eval" and report["version"] == 1
+    assert report["iteration"] == 2
+    assert report["parameters"]["G"] > 0 and report["parameters"]["D"] > 0
+    documented = _readme_section_names()
+    missing = sorted(_keys(report) - documented)
+    assert not missing, f"report keys not documented in README's Evaluation section: {missing}"
+    celeba = report["datasets"]["synth-celeba"]
+    assert celeba["real_accuracy"]["hair"]["kind"] == "onehot"
+    expr = celeba["targets"]["synth-rafd"]["groups"]["expression"]
+    assert expr["translations"] == 2 * 8 and expr["chance"] == pytest.approx(1 / 8)
+    assert 0.0 <= expr["accuracy"] <= 1.0
+    assert expr["ground_truth_accuracy"] is not None
+    assert set(expr["attributes"]) == {"angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad",
+                                       "surprised"}
+    assert report["summary"]["translations"] == sum(d["translations"] for d in report["datasets"].values())
+
+
+def test_eval_without_weight_files_says_how_to_enable_fid(joint_run):
+    result = _invoke(["eval", "--run", str(joint_run), "--limit", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "FID not computed: pass --inception-weights FILE" in text
+    assert "LPIPS (uncalibrated) diversity not computed: pass --alexnet-weights FILE" in text
+    assert "target accuracy not computed: pass --classifier FILE" in text
+    assert "synth-celeba → synth-rafd" in text
+
+
+def test_eval_with_weight_files_reports_fid_and_diversity(joint_run, tmp_path):
+    from torchvision.models import alexnet, inception_v3
+
+    torch.save(inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), tmp_path / "inc.pt")
+    torch.save(alexnet(weights=None).state_dict(), tmp_path / "alex.pt")
+    result = _invoke(["eval", "--run", str(joint_run), "--limit", "2", "--device", "cpu", "--on", "synth-rafd",
+                      "--inception-weights", str(tmp_path / "inc.pt"), "--alexnet-weights", str(tmp_path / "alex.pt"),
+                      "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rafd = report["datasets"]["synth-rafd"]
+    assert rafd["fid"] is not None and rafd["fid"] >= 0
+    assert rafd["lpips_uncalibrated_diversity"] is not None and rafd["lpips_uncalibrated_diversity"] >= 0
+    assert report["fid"]["enabled"] and not report["lpips"]["calibrated"]
+    assert not any("FID not computed" in n for n in report["notes"])
+
+
+def test_eval_refuses_a_checkpoint_given_as_classifier(joint_run):
+    result = _invoke(["eval", "--run", str(joint_run), "--classifier", str(joint_run / "checkpoints" / "latest.pt"),
+                      "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "is not a starkit attribute classifier" in result.output
+    assert "training checkpoint" in result.output
+
+
+def test_mask_ablation_and_foreign_sources(joint_run, face_classifier, tmp_path):
+    out = tmp_path / "ablation.json"
+    result = _invoke(["eval", "--run", str(joint_run), "--classifier", str(face_classifier), "--limit", "2",
+                      "--device", "cpu", "--on", "synth-celeba", "--mask-ablation", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["mask"] == "source" and list(report["datasets"]) == ["synth-celeba"]
+    assert "mask ablation" in result.output
+
+
+def test_train_classifier_command_writes_a_loadable_file(face_root, tmp_path):
+    out = tmp_path / "c.pt"
+    args = ["train-classifier", "--datasets", "synth-rafd", "--data", str(face_root), "--out", str(out),
+            "--iters", "1", "--batch-size", "2", "--device", "cpu", "--image-size", "16", "--json"]
+    result = _invoke(args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["image_size"] == 16 and "expression" in summary["test_accuracy"]["synth-rafd"]
+    assert load_classifier(out).label_space.names == ("synth-rafd",)
+    again = _invoke(args)
+    assert again.exit_code == 1 and "--force" in again.output
+    missing = _invoke(["train-classifier", "--datasets", "nope", "--data", str(face_root), "--out", str(tmp_path / "x.pt")])
+    assert missing.exit_code == 1 and "nope" in missing.output

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "import_checkpoint_cmd",
     "new_plugin_cmd",
     "train_classifier_cmd",
+    "eval_cmd",
 )
 
 

@@ -166,25 +166,23 @@ class Judge:
 
 
 # ------------------------------------------------------------------------------ counterfactuals
-def counterfactual_renderer(meta: Mapping[str, Any] | None) -> Any:
-    """For a synthetic image's ``meta``: a function ``(dataset, {attr: 0/1}, size) -> uint8
-    image`` rendering the same face with other labels; ``None`` when the image is not one of
-    starkit's synthetic faces (or the renderer has changed since it was made)."""
+def counterfactual_renderer(meta: Mapping[str, Any] | None) -> tuple[Any, str | None]:
+    """For a synthetic image's ``meta``: ``(render, None)`` with ``render(dataset, {attr: 0/1},
+    size) -> uint8 image`` drawing the same face with other labels; ``(None, reason)`` when
+    there is no exact counterfactual (no face parameters, or a different renderer version)."""
     if not meta or "params" not in meta:
-        return None
-    try:
-        from ..synth.faces import FaceParams, render_face, with_labels
-    except ImportError:
-        return None
+        return None, None  # not a synthetic face: nothing to say
+    from ..synth.faces import FaceParams, render_face, with_labels
+
     try:
         params = FaceParams.from_dict(meta["params"])
-    except StarkitError:
-        return None  # e.g. written by another renderer version: no exact counterfactual
+    except StarkitError as exc:
+        return None, f"counterfactuals unavailable: {exc}"
 
     def render(dataset: str, labels: Mapping[str, int], size: int) -> np.ndarray:
         return render_face(with_labels(params, dataset, labels), size)
 
-    return render
+    return render, None
 
 
 # ------------------------------------------------------------------------------ accumulation
@@ -223,6 +221,7 @@ class _SourceTally:
         self.diversity = _Mean()
         self.fid_real: RunningStats | None = None
         self.fid_fake: RunningStats | None = None
+        self.notes: set[str] = set()
 
 
 # ------------------------------------------------------------------------------ the pipeline
@@ -278,6 +277,12 @@ def evaluate_generator(
     for store in stores:
         if opts.split not in store.splits:
             raise EvaluationError(f"{store.path}: dataset has no {opts.split!r} split; splits: {', '.join(store.splits)}")
+        if not targets_for(label_space, store.name, np.zeros(label_space.dataset(store.name).width)
+                           if store.name in label_space.names else None):
+            raise EvaluationError(
+                f"dataset {store.name!r} is not in the model's label space ({', '.join(label_space.names)}) "
+                "and the model has no one-hot group to carry over to it: nothing to translate"
+            )
         if judge is not None and not classifier.knows(store.name) and store.name in label_space.names:
             notes.append(f"{store.name}: the classifier has no head for this dataset; its targets are not judged")
 
@@ -302,6 +307,8 @@ def evaluate_generator(
     finally:
         if hasattr(generator, "train"):
             generator.train(was_training)
+    for name, tally in tallies.items():
+        notes.extend(f"{name}: {note}" for note in sorted(tally.notes))
     report = {
         "datasets": {s.name: _dataset_report(s, tallies[s.name], label_space, judge, opts, inception, alexnet)
                      for s in stores},
@@ -356,7 +363,9 @@ def _evaluate_batch(
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     labels = np.stack([r[1] for r in records]).astype(np.float32)
-    renderers = [counterfactual_renderer(r[3]) for r in records]
+    found = [counterfactual_renderer(r[3]) for r in records]
+    renderers = [render for render, _ in found]
+    tally.notes.update(reason for _, reason in found if reason)
     per_image = [targets_for(label_space, source, labels[b] if in_space else None) for b in range(len(records))]
     n_targets = len(per_image[0])
     tally.images += len(records)
@@ -492,7 +501,6 @@ def _dataset_report(
     return {
         "images": tally.images,
         "in_label_space": in_space,
-        "mask": opts.mask,
         "real_accuracy": real,
         "targets": targets,
         **{k: v for k, v in _metric_block(tally.metrics, all_keys).items()},
@@ -517,4 +525,129 @@ def _summary(datasets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "images": sum(d["images"] for d in datasets.values()),
         "translations": sum(d.get("translations", 0) for d in datasets.values()),
         **{name: weighted(name) for name in METRICS},
+    }
+
+
+# ------------------------------------------------------------------------------ a training run
+def _checkpoint_facts(path: Path) -> dict[str, Any]:
+    """Iteration and model family of a checkpoint, read memory-mapped (the weights stay on
+    disk; the translator has loaded them already)."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - the translator has already validated the file
+        return {}
+    return {"iteration": data.get("iteration"), "model": data.get("model")}
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def evaluate_run(
+    run: str | Path | None = None,
+    data_root: str | Path | None = None,
+    *,
+    checkpoint: str | Path | None = None,
+    classifier: str | Path | AttributeClassifier | None = None,
+    sources: Sequence[str] | None = None,
+    options: EvalOptions | None = None,
+    device: str = "auto",
+    inception_weights: str | Path | None = None,
+    alexnet_weights: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a training run (its ``checkpoints/latest.pt``) or a ``checkpoint`` file on the
+    test splits under ``data_root`` (default: the run's own data root, else the usual
+    resolution). ``sources``: datasets whose test images are translated (default: the run's);
+    one outside the run's label space gets only other datasets' targets. Returns the full
+    JSON report (``format`` "starkit.eval")."""
+    from .. import __version__
+    from ..models import count_parameters
+    from ..training.run import open_datasets, read_run_config
+    from ..translate import Translator
+    from .classifier import load_classifier
+    from .metrics import AlexNetDistance, InceptionFeatures
+
+    if (run is None) == (checkpoint is None):
+        raise EvaluationError("give exactly one of a run directory (--run) or a checkpoint file (--checkpoint)")
+    opts = options or EvalOptions()
+    started = time.perf_counter()
+    if run is not None:
+        translator = Translator.from_run(run, device)
+        run_config = read_run_config(Path(run)) if (Path(run) / "config.json").is_file() else {}
+    else:
+        translator = Translator.from_checkpoint(checkpoint, device)
+        run_config = {}
+    ckpt_path = Path(translator.source)
+    space = translator.label_space
+    root = data_root if data_root is not None else run_config.get("data_root")
+    names = list(sources) if sources else list(space.names)
+    if len(set(names)) != len(names):
+        raise EvaluationError(f"dataset listed twice in {names}")
+    clf = classifier
+    if clf is not None and not isinstance(clf, AttributeClassifier):
+        clf = load_classifier(clf, translator.device)
+    if clf is not None and not set(clf.label_space.names) & (set(names) | set(space.names)):
+        raise EvaluationError(
+            f"the classifier {clf.info.get('path', '')} was trained on {', '.join(clf.label_space.names)}; "
+            f"it cannot judge {', '.join(sorted(set(names) | set(space.names)))}"
+        )
+    inception = InceptionFeatures(inception_weights, translator.device) if inception_weights else None
+    alexnet = AlexNetDistance(alexnet_weights, translator.device) if alexnet_weights else None
+    if opts.image_size is None:
+        opts = EvalOptions(**{**opts.__dict__, "image_size": translator.image_size})
+    stores = open_datasets(names, root)
+    try:
+        body = evaluate_generator(
+            translator.G, space, stores, classifier=clf, options=opts, device=translator.device,
+            inception=inception, alexnet=alexnet, progress=progress,
+        )
+    finally:
+        for s in stores:
+            s.close()
+    parameters = {"G": count_parameters(translator.G)}
+    if translator.D is not None:
+        parameters["D"] = count_parameters(translator.D)
+    facts = _checkpoint_facts(ckpt_path)
+    return {
+        "format": EVAL_FORMAT,
+        "version": EVAL_VERSION,
+        "starkit_version": __version__,
+        "git_commit": _git_commit(),
+        "run": str(run) if run is not None else None,
+        "checkpoint": str(ckpt_path),
+        "model": facts.get("model"),
+        "iteration": facts.get("iteration"),
+        "data": [str(s.path) for s in stores],
+        "device": str(translator.device),
+        "split": opts.split,
+        "limit": opts.limit,
+        "mask": opts.mask,
+        "image_size": opts.image_size,
+        "label_space": space.to_dict(),
+        "parameters": parameters,
+        "classifier": None if clf is None else {
+            "path": clf.info.get("path"),
+            "image_size": clf.image_size,
+            "datasets": list(clf.label_space.names),
+            "test_accuracy": clf.info.get("test_accuracy", {}),
+        },
+        "fid": {"enabled": inception is not None, "weights": str(inception_weights) if inception else None,
+                "features": "torchvision inception_v3 pool3 (2048-d)"},
+        "lpips": {"enabled": alexnet is not None, "weights": str(alexnet_weights) if alexnet else None,
+                  "calibrated": False},
+        **body,
+        "seconds": round(time.perf_counter() - started, 2),
     }

@@ -145,15 +145,21 @@ def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray, method: str = "auto")
         except ImportError:
             method = "eigh"
     if method == "scipy":
+        import warnings
+
         import scipy.linalg
 
-        root = scipy.linalg.sqrtm(cov1 @ cov2)
-        if not np.isfinite(root).all():
-            # Singular product (fewer samples than dimensions): nudge both diagonals, as the
-            # reference FID code does, rather than report NaN.
-            eps = 1e-6 * np.eye(cov1.shape[0])
-            root = scipy.linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
-        return float(np.real(np.trace(root)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+            try:
+                root = scipy.linalg.sqrtm(cov1 @ cov2)
+            except (scipy.linalg.LinAlgWarning, np.linalg.LinAlgError):
+                root = None
+        if root is not None and np.isfinite(root).all():
+            return float(np.real(np.trace(root)))
+        # Singular product (fewer samples than feature dimensions, as with small test sets):
+        # the general square root is ill-conditioned there, the symmetric route is not.
+        method = "eigh"
     if method == "eigh":
         w1, v1 = np.linalg.eigh((cov1 + cov1.T) / 2)
         sqrt1 = (v1 * np.sqrt(np.clip(w1, 0, None))) @ v1.T
