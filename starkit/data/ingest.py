@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from .shards import (
     REPORT_NAME,
     DatasetStore,
     ShardError,
+    ShardInfo,
     ShardWriter,
     atomic_write_text,
     build_manifest,
@@ -241,14 +242,84 @@ def _decode_chunk(samples: Sequence[RawSample], size: int, crop: Crop) -> list[n
     return out
 
 
-class _Done:
-    """A finished chunk, for the sequential (single-worker) path."""
+class _Decoder:
+    """Decodes chunks of samples in worker processes (inline with one worker) and hands the
+    results back in submission order, keeping a bounded number of chunks in flight."""
 
-    def __init__(self, value: list[np.ndarray | str]):
-        self.value = value
+    def __init__(self, workers: int, size: int, crop: Crop):
+        self.size, self.crop = size, crop
+        self.depth = workers * WINDOW_PER_WORKER
+        self.window: deque[tuple[list[RawSample], Any]] = deque()
+        self.pool = None
+        if workers > 1:
+            import multiprocessing
 
-    def get(self) -> list[np.ndarray | str]:
-        return self.value
+            self.pool = multiprocessing.get_context().Pool(workers, initializer=_quiet_worker)
+
+    def submit(self, chunk: list[RawSample]) -> Iterator[tuple[RawSample, np.ndarray | str]]:
+        """Queue ``chunk``; yields finished results while the window is full."""
+        if self.pool is None:
+            self.window.append((chunk, _decode_chunk(chunk, self.size, self.crop)))
+        else:
+            self.window.append((chunk, self.pool.apply_async(_decode_chunk, (chunk, self.size, self.crop))))
+        while len(self.window) >= self.depth:
+            yield from self._pop()
+
+    def finish(self) -> Iterator[tuple[RawSample, np.ndarray | str]]:
+        while self.window:
+            yield from self._pop()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
+
+    def terminate(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def _pop(self) -> Iterator[tuple[RawSample, np.ndarray | str]]:
+        chunk, pending = self.window.popleft()
+        results = pending if self.pool is None else pending.get()
+        yield from zip(chunk, results)
+
+
+class _Sink:
+    """Where decoded samples go: one shard writer per split, and the list of skipped ones."""
+
+    def __init__(self, directory: Path, size: int, columns: np.ndarray, shard_size: int, compression: str | None):
+        self.directory, self.size, self.columns = directory, size, columns
+        self.shard_size, self.compression = shard_size, compression
+        self.writers: dict[str, ShardWriter] = {}
+        self.skipped: list[SkippedRecord] = []
+
+    def take(self, spec: DatasetSpec, sample: RawSample, result: np.ndarray | str) -> None:
+        if isinstance(result, str):
+            path = str(sample.path) if sample.path is not None else None
+            self.skipped.append(SkippedRecord(sample.name, result, "decode", path))
+            return
+        writer = self.writers.get(sample.split)
+        if writer is None:
+            writer = self.writers[sample.split] = ShardWriter(
+                self.directory, sample.split, self.size, len(self.columns), self.shard_size, self.compression
+            )
+        labels = np.asarray(sample.labels, dtype=np.uint8)[self.columns]
+        try:
+            writer.add(result, labels, sample.name, sample.meta)
+        except TypeError as exc:  # meta that JSON cannot hold
+            raise SpecError(f"dataset {spec.name!r}: sample {sample.name!r}: meta is not JSON: {exc}") from None
+
+    def skip(self, record: Skipped) -> None:
+        self.skipped.append(SkippedRecord(record.name, record.reason, "reader"))
+
+    def close(self, splits: Sequence[str]) -> tuple[list[ShardInfo], dict[str, int]]:
+        shards = [info for s in splits if s in self.writers for info in self.writers[s].close()]
+        return shards, {s: self.writers[s].count for s in splits if s in self.writers}
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
 
 
 # ---------------------------------------------------------------------- progress
@@ -259,7 +330,9 @@ def _progress(enabled: bool, total: int | None, console: Any) -> Any:
 
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
+            speed = task.speed
+            if task.finished and task.elapsed:  # the overall rate once done
+                speed = task.completed / task.elapsed
             return Text(f"{speed:,.0f} images/s" if speed else "-- images/s", style="progress.data.speed")
 
     return Progress(
@@ -283,19 +356,46 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-def _check_sample(spec: DatasetSpec, sample: RawSample, width: int) -> None:
-    if sample.split not in spec.splits:
-        raise SpecError(
-            f"dataset {spec.name!r}: reader put sample {sample.name!r} in split {sample.split!r}; "
-            f"the spec's splits are {', '.join(spec.splits)}"
-        )
-    if len(sample.labels) != width:
-        raise SpecError(
-            f"dataset {spec.name!r}: sample {sample.name!r} has {len(sample.labels)} labels, "
-            f"the spec has {width} attributes"
-        )
-    if any(v not in (0, 1) for v in sample.labels):
-        raise SpecError(f"dataset {spec.name!r}: sample {sample.name!r} has labels {sample.labels}, expected 0 or 1")
+def _samples(
+    spec: DatasetSpec, records: Iterable[RawSample | Skipped], sink: _Sink, cap: int | None, check_pickle: bool
+) -> Iterator[RawSample]:
+    """The reader's samples, checked against the spec; Skipped records go to the sink."""
+    width = len(spec.attributes)
+    seen = 0
+    for record in records:
+        if isinstance(record, Skipped):
+            sink.skip(record)
+            continue
+        if not isinstance(record, RawSample):
+            raise SpecError(f"dataset {spec.name!r}: reader yielded {type(record).__name__}, expected RawSample or Skipped")
+        if record.split not in spec.splits:
+            raise SpecError(
+                f"dataset {spec.name!r}: reader put sample {record.name!r} in split {record.split!r}; "
+                f"the spec's splits are {', '.join(spec.splits)}"
+            )
+        if len(record.labels) != width or any(v not in (0, 1) for v in record.labels):
+            raise SpecError(
+                f"dataset {spec.name!r}: sample {record.name!r} has labels {tuple(record.labels)}; "
+                f"expected {width} values of 0 or 1 (one per attribute: {', '.join(spec.attributes)})"
+            )
+        if check_pickle:
+            _check_picklable(spec, record)
+            check_pickle = False
+        yield record
+        seen += 1
+        if cap is not None and seen >= cap:
+            return
+
+
+def _chunks(samples: Iterator[RawSample], size: int) -> Iterator[list[RawSample]]:
+    chunk: list[RawSample] = []
+    for sample in samples:
+        chunk.append(sample)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _check_picklable(spec: DatasetSpec, sample: RawSample) -> None:
@@ -344,7 +444,6 @@ def ingest(
         raise IngestError(f"--count must be at least 1, got {count}")
     selected = spec.select(attributes)
     columns = np.asarray(spec.selection_indices(selected), dtype=np.intp)
-    width = len(spec.attributes)
     opts, notes = reader_options(spec, size, options, split=split, count=count, seed=seed)
     cap = count if count is not None and "count" not in spec.options else None
     workers = max(1, int(workers if workers is not None else os.cpu_count() or 1))
@@ -359,15 +458,9 @@ def ingest(
     removed = clean_stale_partials(target)
     replace = check_target(target, force)
 
-    pool = None
-    if workers > 1:
-        import multiprocessing
-
-        # Started before the lock file is opened, so workers never inherit the lock.
-        pool = multiprocessing.get_context().Pool(workers, initializer=_quiet_worker)
+    decoder = _Decoder(workers, size, spec.crop)  # workers start before the lock exists
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    writers: dict[str, ShardWriter] = {}
-    skipped: list[SkippedRecord] = []
+    sink = _Sink(partial, size, columns, shard_size, compression)
     lock = None
     try:
         shutil.rmtree(partial, ignore_errors=True)
@@ -376,74 +469,21 @@ def ingest(
         records = spec.reader(source_path, dict(opts))
         # A size for the bar: our cap, the reader's count option, or what the reader knows.
         total = cap or _int_or_none(opts.get("count")) or operator.length_hint(records, 0) or None
-        window: deque[tuple[list[RawSample], Any]] = deque()
-        depth = workers * WINDOW_PER_WORKER
-        bar = _progress(progress, total, console)
-
-        def submit(chunk: list[RawSample]) -> None:
-            if pool is None:
-                window.append((chunk, _Done(_decode_chunk(chunk, size, spec.crop))))
-            else:
-                window.append((chunk, pool.apply_async(_decode_chunk, (chunk, size, spec.crop))))
-
-        def drain_one() -> None:
-            chunk, pending = window.popleft()
-            for sample, result in zip(chunk, pending.get()):
-                if isinstance(result, str):
-                    path = str(sample.path) if sample.path is not None else None
-                    skipped.append(SkippedRecord(sample.name, result, "decode", path))
-                else:
-                    writer = writers.get(sample.split)
-                    if writer is None:
-                        writer = writers[sample.split] = ShardWriter(
-                            partial, sample.split, size, len(columns), shard_size, compression
-                        )
-                    labels = np.asarray(sample.labels, dtype=np.uint8)[columns]
-                    try:
-                        writer.add(result, labels, sample.name, sample.meta)
-                    except TypeError as exc:  # meta that JSON cannot hold
-                        raise SpecError(f"dataset {spec.name!r}: sample {sample.name!r}: meta is not JSON: {exc}") from None
-            bar.update(task, advance=len(chunk), skipped=len(skipped))
-
-        with bar:
+        with _progress(progress, total, console) as bar:
             task = bar.add_task(f"add-dataset {spec.name}", total=total, skipped=0)
-            chunk: list[RawSample] = []
-            seen = 0
-            checked_pickle = pool is None
-            for record in records:
-                if isinstance(record, Skipped):
-                    skipped.append(SkippedRecord(record.name, record.reason, "reader"))
-                    bar.update(task, skipped=len(skipped))
-                    continue
-                if not isinstance(record, RawSample):
-                    raise SpecError(
-                        f"dataset {spec.name!r}: reader yielded {type(record).__name__}, expected RawSample or Skipped"
-                    )
-                _check_sample(spec, record, width)
-                if not checked_pickle:
-                    _check_picklable(spec, record)
-                    checked_pickle = True
-                chunk.append(record)
-                seen += 1
-                if len(chunk) >= CHUNK:
-                    submit(chunk)
-                    chunk = []
-                    while len(window) >= depth:
-                        drain_one()
-                if cap is not None and seen >= cap:
-                    break
-            if chunk:
-                submit(chunk)
-            while window:
-                drain_one()
-            bar.update(task, total=bar.tasks[0].completed)  # the hint may have been high
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
 
-        shards = [info for s in spec.splits if s in writers for info in writers[s].close()]
-        counts = {s: writers[s].count for s in spec.splits if s in writers}
+            def write(done: Iterator[tuple[RawSample, np.ndarray | str]]) -> None:
+                for sample, result in done:
+                    sink.take(spec, sample, result)
+                    bar.update(task, advance=1, skipped=len(sink.skipped))
+
+            for chunk in _chunks(_samples(spec, records, sink, cap, decoder.pool is not None), CHUNK):
+                write(decoder.submit(chunk))
+            write(decoder.finish())
+            bar.update(task, total=bar.tasks[0].completed, skipped=len(sink.skipped))
+
+        shards, counts = sink.close(spec.splits)
+        skipped = sink.skipped
         if not shards:
             if skipped:
                 first = next((s for s in skipped if s.stage == "decode"), skipped[0])
@@ -481,11 +521,8 @@ def ingest(
         _install(partial, target, replace)
         (target / ".lock").unlink(missing_ok=True)
     except BaseException:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        for writer in writers.values():
-            writer.abort()
+        decoder.terminate()
+        sink.abort()
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:
