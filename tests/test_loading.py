@@ -15,6 +15,7 @@ from starkit.data.loading import JointLoader, LoaderStateError, ShardImageDatase
 from starkit.data.shards import DatasetStore
 from starkit.spec import AttributeGroup, DatasetSpec, RawSample
 
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network
 SIZE = 8
 
 

@@ -75,9 +75,7 @@ class _SampleRandomState:
 
 def default_transforms() -> list[Any]:
     """The standard StarGAN augmentation: a horizontal flip half of the time."""
-    import albumentations as A
-
-    return [A.HorizontalFlip(p=0.5)]
+    return [_import_albumentations().HorizontalFlip(p=0.5)]
 
 
 def _import_albumentations() -> Any:

@@ -66,7 +66,7 @@ def resolve_dataset_dir(name: str, data_root: str | Path | None = None, out: str
 # ---------------------------------------------------------------------- durable files
 def fsync_path(path: Path) -> None:
     """Flush a file (or a directory entry list) to disk."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
     try:
         fd = os.open(path, flags)
     except OSError:  # some platforms cannot open directories; nothing more to do there
