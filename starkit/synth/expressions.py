@@ -78,7 +78,7 @@ ACTIONS: dict[str, FaceActions] = {
     ),
     # Big symmetric smile showing the upper teeth; cheeks up, eyes smiling.
     "happy": FaceActions(
-        brow_inner=0.1, brow_outer=0.05, lid_upper=-0.15, lid_lower=0.6, mouth_corners=1.0, mouth_open=0.32,
+        brow_inner=0.1, brow_outer=0.05, lid_upper=-0.15, lid_lower=0.6, mouth_corners=1.0, mouth_open=0.5,
         mouth_width=1.2, teeth_upper=1.0, cheek_raise=1.0, smile_lines=1.0,
     ),
     "neutral": FaceActions(),

@@ -102,9 +102,11 @@ def render_face_dict(params: Mapping[str, Any], size: int = 64) -> np.ndarray:
 
 def face_regions(params: FaceParams, size: int = 64) -> dict[str, np.ndarray]:
     """Where each part is drawn: tag -> boolean mask ``[size, size]`` of the pixels it
-    touches (``hair``, ``skin``, ``eyes``, ``brows``, ``nose``, ``mouth``, ``cheeks``,
-    ``forehead``, ``stubble``, ``age``; a tag is absent when nothing carries it). Later
-    layers may cover earlier ones, so masks overlap and over-approximate what is visible."""
+    touches (``hair``, ``body`` (neck and clothes), ``skin``, ``eyes``, ``brows``, ``nose``,
+    ``mouth``, ``cheeks``, ``forehead``, ``stubble``; a tag is absent when nothing carries
+    it). Later layers may cover earlier ones, so masks overlap and over-approximate what is
+    visible. An expression changes pixels only within :data:`EXPRESSION_REGIONS` (of the
+    face before and after), a hair colour only within :data:`HAIR_REGIONS`."""
     canvas = _paint(params, size, record=True)
     assert canvas.masks is not None
     return {tag: mask > 0 for tag, mask in canvas.masks.items()}

@@ -1,8 +1,10 @@
 """The face itself: skin, ears, eyes, brows, nose, mouth, stubble and lines.
 
-Every painter works in a small window around its feature and tags what it paints
-(``skin``, ``eyes``, ``brows``, ``nose``, ``mouth``, ``cheeks``, ``forehead``, ``stubble``,
-``age``) so :func:`starkit.synth.faces.face_regions` can say where each part is drawn.
+Every painter works in a small window around its feature and tags what it paints with the
+part of the face it belongs to (``skin``, ``eyes``, ``brows``, ``nose``, ``mouth``,
+``cheeks``, ``forehead``, ``stubble``), so :func:`starkit.synth.faces.face_regions` can say
+where each part is drawn. Signs of age are tagged with the part they mark (crow's feet:
+``eyes``; marionette lines: ``mouth``).
 """
 
 from __future__ import annotations
@@ -33,26 +35,34 @@ LASH = np.float32((0.09, 0.06, 0.055))
 SCLERA = np.float32((0.95, 0.93, 0.90))
 
 
-def _crease(canvas: Canvas, look: Look, arc: Arc, half: float, strength: float, tag: str, swap: bool = False):
-    """A soft wrinkle or fold along ``arc`` (``swap``: the arc runs down the face, x <-> y).
+def _crease(canvas: Canvas, look: Look, arcs: Arc | list[Arc], half: float, strength: float, tag: str,
+            swap: bool = False) -> None:
+    """Soft wrinkles or folds along ``arcs`` (``swap``: they run down the face, x <-> y).
 
-    The crease's profile is a smooth bump ``half`` face units wide, so it scales with the
-    face instead of becoming a hairline scratch at high resolution; below a pixel it is
-    drawn a pixel wide and proportionally fainter."""
+    A crease's profile is a smooth bump ``half`` face units wide, so it scales with the face
+    instead of becoming a hairline scratch at high resolution; below a pixel it is drawn a
+    pixel wide and proportionally fainter. Several arcs share one window and one paint."""
     if strength <= 0.01:
         return
+    arcs = [arcs] if isinstance(arcs, Arc) else arcs
     width = max(3.0 * half, 1.2 * canvas.px)
-    xs, ys = (arc.x0, arc.x1), (arc.y0, arc.y1)
-    pad = width + abs(arc.bend) + 2 * canvas.px
-    lo_a, hi_a = min(xs) - pad, max(xs) + pad
-    lo_b, hi_b = min(ys) - pad, max(ys) + pad
+    pad = width + max(abs(a.bend) for a in arcs) + 2 * canvas.px
+    lo_a = min(min(a.x0, a.x1) for a in arcs) - pad
+    hi_a = max(max(a.x0, a.x1) for a in arcs) + pad
+    lo_b = min(min(a.y0, a.y1) for a in arcs) - pad
+    hi_b = max(max(a.y0, a.y1) for a in arcs) + pad
     win = canvas.window(lo_b, hi_b, lo_a, hi_a) if swap else canvas.window(lo_a, hi_a, lo_b, hi_b)
     if win is None:
         return
-    dist, t = arc.distance(win.v, win.u) if swap else arc.distance(win.u, win.v)
-    taper = np.sqrt(np.maximum(np.sin(t * F32(math.pi)), F32(0.0)))  # fade at both ends
+    x, y = (win.v, win.u) if swap else (win.u, win.v)
+    alpha = None
+    for arc in arcs:
+        dist, t = arc.distance(x, y)
+        taper = np.sqrt(np.maximum(np.sin(t * F32(math.pi)), F32(0.0)))  # fade at both ends
+        line = bump(dist, 0.0, width) * taper
+        alpha = line if alpha is None else np.maximum(alpha, line)
     opacity = min(1.0, 3.0 * half / width) * strength * 0.85
-    win.shade(bump(dist, 0.0, width) * taper * F32(opacity), look.crease * look.crease, tag=tag)
+    win.shade(alpha * F32(opacity), look.crease * look.crease, tag=tag)
 
 
 def _mirror_arc(arc: Arc, sign: int) -> Arc:
@@ -122,7 +132,7 @@ def paint_stubble(canvas: Canvas, look: Look) -> None:
     jaw = smoothstep(0.45, 0.7, v) * (F32(1.0) - smoothstep(0.6, 1.0, np.abs(u)) * (F32(1.0) - smoothstep(0.7, 1.0, v)))
     moustache = (
         smoothstep(look.nose_y + 0.1, look.nose_y + 0.16, v)
-        * (F32(1.0) - smoothstep(look.mouth_w * 0.8, look.mouth_w * 1.15, np.abs(u)))
+        * (F32(1.0) - smoothstep(look.mouth_w_rest * 0.8, look.mouth_w_rest * 1.15, np.abs(u)))
     )
     density = np.maximum(jaw, moustache) * inside
     if canvas.px < 0.03:
@@ -146,23 +156,24 @@ def _paint_eye(canvas: Canvas, look: Look, s: Side) -> None:
     x = win.mirrored(sign) - F32(s.eye_x)
     y = win.v - F32(s.eye_y)
     t = x * F32(1.0 / ew)
-    prof = np.clip(F32(1.0) - t * t, 0.0, 1.0)
+    at = np.abs(t)
+    prof = np.maximum(F32(1.0) - t * t, F32(0.0))
     lift = F32(s.tilt) * t
     top = -F32(s.lid_top) * prof ** F32(0.8) - lift
     bottom = F32(s.lid_bottom) * prof - lift
+    below_top = field_to_pixels(y - top)  # signed pixel distances to the lid lines
+    below_bottom = field_to_pixels(y - bottom)
     # Upper lid crease and the lid's skin above the lashes (hooded when older).
     crease_gap = 0.08 * ew / 0.19 * (0.75 if look.old else 1.0)
     crease = top - F32(crease_gap) * np.sqrt(prof)
-    lid = np.clip(F32(1.0) - np.abs(y - (top + crease) * F32(0.5)) / F32(crease_gap * 0.9 + 1e-3), 0.0, 1.0)
-    lid = lid * smoothstep(1.2, 0.7, np.abs(t))
+    lid = np.maximum(F32(1.0) - np.abs(y - (top + crease) * F32(0.5)) * F32(1.0 / (crease_gap * 0.9 + 1e-3)), F32(0))
+    lid = lid * smoothstep(1.2, 0.7, at)
     win.shade(lid * F32(0.3 if look.male else 0.42), look.skin_shadow * F32(0.85), tag="eyes")
     cdist = np.abs(field_to_pixels(y - crease)) * px
-    win.shade(stroke(cdist, 0.006, px * 1.3) * smoothstep(1.1, 0.4, np.abs(t)) * F32(0.5), look.crease, tag="eyes")
+    win.shade(stroke(cdist, 0.006, px * 1.3) * smoothstep(1.1, 0.4, at) * F32(0.5), look.crease, tag="eyes")
 
     # The opening: white, iris, pupil, catchlight.
-    opening = np.maximum(
-        np.maximum(field_to_pixels(top - y), field_to_pixels(y - bottom)), (np.abs(x) - F32(ew)) / px
-    )
+    opening = np.maximum(np.maximum(-below_top, below_bottom), (np.abs(x) - F32(ew)) / px)
     open_a = coverage(opening)
     corner_dark = F32(0.72) + F32(0.28) * np.sqrt(prof)
     top_shadow = F32(1.0) - F32(0.3) * (F32(1.0) - smoothstep(0.0, 0.5 * look.iris_r, y - top))
@@ -177,23 +188,21 @@ def _paint_eye(canvas: Canvas, look: Look, s: Side) -> None:
     pupil_r = 0.42 * ir
     win.paint(coverage((iris_d - F32(pupil_r)) / px) * open_a, (0.03, 0.025, 0.025), tag="eyes")
     lx, ly, _ = look.light
-    hx, hy = ix - sign * 0.0 + 0.35 * ir * lx * sign, iy - 0.38 * ir
+    hx, hy = ix + 0.35 * ir * lx * sign, iy - 0.38 * ir  # towards the light
     spot = np.sqrt((x - F32(hx)) ** 2 + (y - F32(hy)) ** 2)
     win.paint(stroke(spot, 0.15 * ir, px) * open_a * F32(0.85), (1.0, 1.0, 1.0), tag="eyes")
 
     # Lash line along the upper lid (heavier towards the outer corner), faint lower lid.
-    dist_top = np.abs(field_to_pixels(y - top)) * px
-    lash_w = (0.014 + (0.0 if look.male else 0.008)) * (F32(0.7) + F32(0.6) * np.clip(t, 0.0, 1.0))
-    lash_a = stroke(dist_top, lash_w, px) * smoothstep(1.15, 0.85, np.abs(t))
+    lash_w = (0.014 + (0.0 if look.male else 0.008)) * (F32(0.7) + F32(0.6) * np.maximum(t, F32(0.0)))
+    lash_a = stroke(np.abs(below_top) * px, lash_w, px) * smoothstep(1.15, 0.85, at)
     win.paint(lash_a * F32(0.95), LASH, tag="eyes")
-    dist_bottom = np.abs(field_to_pixels(y - bottom)) * px
-    win.shade(stroke(dist_bottom, 0.007, px) * smoothstep(1.1, 0.5, np.abs(t)) * F32(0.4), look.crease, tag="eyes")
+    win.shade(stroke(np.abs(below_bottom) * px, 0.007, px) * smoothstep(1.1, 0.5, at) * F32(0.4), look.crease,
+              tag="eyes")
     # A squint pushes up a fold under the eye; age leaves bags there.
     fold = look.act.lid_lower * 0.6 + (0.75 if look.old else 0.0)
     if fold > 0.02:
-        under = bottom + F32(0.055 + 0.03 * look.act.lid_lower)
-        d_under = np.abs(field_to_pixels(y - under)) * px
-        win.shade(stroke(d_under, 0.007, px * 1.2) * smoothstep(1.0, 0.3, np.abs(t)) * F32(min(fold, 1.0) * 0.55),
+        d_under = np.abs(below_bottom * px - F32(0.055 + 0.03 * look.act.lid_lower))  # a parallel line
+        win.shade(stroke(d_under, 0.007, px * 1.2) * smoothstep(1.0, 0.3, at) * F32(min(fold, 1.0) * 0.55),
                   look.crease, tag="eyes")
 
 
@@ -218,13 +227,12 @@ def paint_eyes_and_brows(canvas: Canvas, look: Look) -> None:
         _paint_eye(canvas, look, side)
     # Frown lines between the brows, forehead creases when the brows go up.
     glabella = a.glabella_lines
-    for sign in (1, -1):
-        x = sign * 0.075
-        _crease(canvas, look, Arc(-0.33, x, -0.13, x + sign * 0.015, 0.0), 0.009, 0.55 * glabella, "brows", swap=True)
+    frown = [Arc(-0.33, sign * 0.075, -0.13, sign * 0.09, 0.0) for sign in (1, -1)]
+    _crease(canvas, look, frown, 0.009, 0.55 * glabella, "brows", swap=True)
     forehead = a.forehead_lines + (0.6 if look.old else 0.0)
-    for i, y in enumerate((-0.5, -0.62, -0.74)):
-        half_len = 0.42 - 0.06 * abs(i - 1)
-        _crease(canvas, look, Arc(-half_len, y, half_len, y, -0.035), 0.008, 0.5 * min(forehead, 1.2), "forehead")
+    lines = [Arc(-0.42 + 0.06 * abs(i - 1), y, 0.42 - 0.06 * abs(i - 1), y, -0.035)
+             for i, y in enumerate((-0.5, -0.62, -0.74))]
+    _crease(canvas, look, lines, 0.008, 0.5 * min(forehead, 1.2), "forehead")
     for side in look.sides.values():
         _paint_brow(canvas, look, side)
 
@@ -259,11 +267,10 @@ def paint_nose(canvas: Canvas, look: Look) -> None:
     win.shade(blob(u, v, 0.0, ny + 0.11, nw * 1.1, 0.06) * F32(0.4), look.skin_shadow, tag="nose")
     # Wrinkled nose (disgust): creases across the bridge and down its sides.
     if a.nose_wrinkle > 0.02:
-        for y in (-0.02, 0.06, 0.14):
-            _crease(canvas, look, Arc(-0.11, y, 0.11, y, -0.02), 0.008, 0.6 * a.nose_wrinkle, "nose")
-        for sign in (1, -1):
-            _crease(canvas, look, Arc(0.02, sign * 0.1, 0.2, sign * 0.19, 0.0), 0.008, 0.5 * a.nose_wrinkle, "nose",
-                    swap=True)
+        across = [Arc(-0.11, y, 0.11, y, -0.02) for y in (-0.02, 0.06, 0.14)]
+        _crease(canvas, look, across, 0.008, 0.6 * a.nose_wrinkle, "nose")
+        down = [Arc(0.02, sign * 0.1, 0.2, sign * 0.19, 0.0) for sign in (1, -1)]
+        _crease(canvas, look, down, 0.008, 0.5 * a.nose_wrinkle, "nose", swap=True)
 
 
 # ---------------------------------------------------------------------- mouth and cheeks
@@ -273,16 +280,17 @@ def paint_cheeks(canvas: Canvas, look: Look) -> None:
     a = look.act
     for s in look.sides.values():
         sign = s.sign
-        # Cheeks lifted by a smile (or a sneer): a rounder, lit cheek apple.
-        if a.cheek_raise > 0.02:
+        # Cheeks lifted by a smile, a sneer or a smirk (on its side): a rounder, lit apple.
+        raise_ = a.cheek_raise + (0.6 * a.smirk if sign == look.p.smirk_side else 0.0)
+        if raise_ > 0.02:
             win = canvas.window(sign * 0.48 - 0.35, sign * 0.48 + 0.35, 0.05, 0.65)
             if win is not None:
                 apple = blob(win.u, win.v, sign * 0.47, 0.33, 0.28, 0.18)
-                win.paint(apple * F32(0.3 * a.cheek_raise),
+                win.paint(apple * F32(0.3 * raise_),
                           np.minimum(look.skin * F32(1.12), F32(1.0)), tag="cheeks")
         # Nasolabial fold from the nose's wing to just outside the mouth corner.
         corner_y = look.mouth_y - s.corner_lift
-        fold = Arc(look.nose_y - 0.0, look.nose_w + 0.09, corner_y + 0.06, look.mouth_w + 0.07, 0.035)
+        fold = Arc(look.nose_y, look.nose_w + 0.09, corner_y + 0.06, look.mouth_w * s.mouth_stretch + 0.07, 0.035)
         depth = 0.18 + 0.5 * a.smile_lines * (1.0 if a.smirk == 0 or sign == look.p.smirk_side else 0.3)
         depth += 0.45 if look.old else 0.0
         _crease(canvas, look, _swap_mirror(fold, sign), 0.013 if look.old else 0.011, depth, "cheeks", swap=True)
@@ -295,17 +303,17 @@ def _paint_age(canvas: Canvas, look: Look, s: Side, corner_y: float) -> None:
     sign = s.sign
     mx = look.mouth_w + 0.02
     _crease(canvas, look, _swap_mirror(Arc(corner_y + 0.04, mx, corner_y + 0.3, mx + 0.06, 0.0), sign),
-            0.01, 0.7, "age", swap=True)
+            0.01, 0.7, "mouth", swap=True)
     ex = s.eye_x + s.eye_w * 1.1
-    for dy in (-0.07, 0.0, 0.07):
-        arc = Arc(ex, s.eye_y + dy * 0.4, ex + 0.13, s.eye_y + dy * 1.4, 0.0)
-        _crease(canvas, look, _mirror_arc(arc, sign), 0.008, 0.75, "age")
+    feet = [_mirror_arc(Arc(ex, s.eye_y + dy * 0.4, ex + 0.13, s.eye_y + dy * 1.4, 0.0), sign)
+            for dy in (-0.07, 0.0, 0.07)]
+    _crease(canvas, look, feet, 0.008, 0.75, "eyes")
     win = canvas.window(sign * 0.7 - 0.4, sign * 0.7 + 0.4, 0.3, 1.3)
     if win is not None:
         hollow = blob(win.u, win.v, sign * 0.68, 0.6, 0.26, 0.2)
-        win.shade(hollow * F32(0.3), look.skin_shadow, tag="age")
+        win.shade(hollow * F32(0.3), look.skin_shadow, tag="cheeks")
         jowl = blob(win.u, win.v, sign * 0.62, 1.03, 0.22, 0.13)
-        win.shade(jowl * F32(0.3), look.skin_shadow, tag="age")
+        win.shade(jowl * F32(0.3), look.skin_shadow, tag="cheeks")
 
 
 def _swap_mirror(arc: Arc, sign: int) -> Arc:
@@ -324,7 +332,8 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
     u, v = win.u, win.v
     px = F32(win.px)
     right, left = look.sides[1], look.sides[-1]
-    t = u * F32(1.0 / mw)
+    half_width = np.where(u >= 0, F32(mw * right.mouth_stretch), F32(mw * left.mouth_stretch))
+    t = u / half_width
     at = np.abs(t)
     prof = np.clip(F32(1.0) - t * t, 0.0, 1.0)
     lift = np.where(u >= 0, F32(right.corner_lift), F32(left.corner_lift))
@@ -340,7 +349,7 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
     lip_top = open_top - F32(look.lip_upper) * prof ** F32(0.55) * bow
     pout = F32(1.0 + 0.25 * a.chin_raise)
     lip_bottom = open_bottom + F32(look.lip_lower) * prof ** F32(0.7) * pout
-    beyond = (at - F32(1.0)) * F32(mw) / px
+    beyond = (at - F32(1.0)) * half_width / px
 
     # Lips (upper lip in shadow, lower lip lit), then the opening over them.
     lips = np.maximum(np.maximum(field_to_pixels(lip_top - v), field_to_pixels(v - lip_bottom)), beyond)
@@ -361,12 +370,14 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
         win.paint(teeth_l * F32(min(1.0, 3 * a.teeth_lower)) * F32(0.9), TEETH * F32(0.9), tag="mouth")
     # The line between the lips, darkest at the corners.
     seam = np.abs(field_to_pixels(v - (open_top + open_bottom) * F32(0.5))) * px
-    seam_w = F32(0.011 + 0.006 * a.lip_press) + F32(0.006) * at
+    # At least a pixel wide: the line between the lips is what carries a closed mouth's
+    # expression in a small image.
+    seam_w = np.maximum(F32(0.02 + 0.006 * a.lip_press) + F32(0.006) * at, F32(0.5 * win.px))
     seam_a = stroke(seam, seam_w, px) * smoothstep(1.08, 0.95, at)
-    win.paint(seam_a * F32(0.8), look.lip * F32(0.35), tag="mouth")
+    win.paint(seam_a * F32(0.85), np.minimum(look.lip * F32(0.35), F32(0.09)), tag="mouth")
     for s in (right, left):
         cy = my - s.corner_lift
-        corner = blob(u, v, s.sign * mw * 1.0, cy + 0.005, 0.05, 0.035)
+        corner = blob(u, v, s.sign * mw * s.mouth_stretch, cy + 0.005, 0.05, 0.035)
         win.shade(corner * F32(0.6), look.crease * look.crease, tag="mouth")
     # Shadow under the lower lip; a raised chin bunches up below it.
     chin = blob(u, v, 0.0, my + look.lip_lower + 0.1 + look.mouth_open * 0.9, mw * 0.85, 0.07)
@@ -375,6 +386,6 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
     for s in (right, left):
         if s.corner_lift > 0.03:
             cy = my - s.corner_lift
-            x0 = s.sign * (mw + 0.035)
+            x0 = s.sign * (mw * s.mouth_stretch + 0.035)
             arc = Arc(cy - 0.06, x0 + s.sign * 0.02, cy + 0.05, x0, 0.0)
             _crease(canvas, look, arc, 0.009, min(1.0, s.corner_lift * 5.0) * 0.6, "mouth", swap=True)

@@ -52,7 +52,7 @@ def hair_shape(look: Look) -> HairShape:
         elif s < 0.85:  # quiff
             top, fringe, side, rx = 0.34, None, 0.0, 1.09
         else:  # mop covering the forehead and ears
-            top, fringe, side, rx = 0.28, -0.58 - 0.05 * p.hair_length, 0.28, 1.15
+            top, fringe, side, rx = 0.28, -0.62 - 0.05 * p.hair_length, 0.28, 1.15
         top += 0.05 * vol
         return HairShape(
             cap_y=-0.28,
@@ -78,11 +78,11 @@ def hair_shape(look: Look) -> HairShape:
         swept = 0.5 if part >= 0 else -0.5
         part = math.copysign(0.35 + 0.15 * abs(p.hair_part), part or 1.0)
     elif s < 0.78:  # straight fringe
-        fringe = -0.5 - 0.06 * p.hair_length
+        fringe = -0.6 - 0.06 * p.hair_length
     else:  # bob, half of them with a fringe
         length = 1.05 + 0.35 * p.hair_length
         curl = 0.16
-        fringe = -0.52 if p.hair_part > 0 else None
+        fringe = -0.62 if p.hair_part > 0 else None
     return HairShape(
         cap_y=-0.26,
         cap_rx=1.14 + 0.06 * vol,

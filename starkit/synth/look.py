@@ -42,9 +42,9 @@ HAIR_SHEEN = {
 }
 # Brows are darker than the hair on the head, most of all for blonds.
 BROW_COLOR = {
-    "black": (0.07, 0.06, 0.06),
-    "brown": (0.22, 0.13, 0.08),
-    "blond": (0.52, 0.39, 0.24),
+    "black": (0.05, 0.04, 0.04),
+    "brown": (0.13, 0.08, 0.05),
+    "blond": (0.45, 0.33, 0.2),
 }
 
 
@@ -87,6 +87,7 @@ class Side:
     # mouth corner lift (face units, + up) on this side
     corner_lift: float
     upper_lip_raise: float
+    mouth_stretch: float  # this half of the mouth's width, relative to the mouth's
 
 
 class Look:
@@ -111,9 +112,12 @@ class Look:
         self.crease = np.float32((0.80, 0.68, 0.64))  # multiply: wrinkles and folds
         self.hair = np.float32(HAIR_BASE[p.hair_color]) * np.float32(1.0 + 0.16 * p.hair_tone)
         self.hair_sheen = np.float32(HAIR_SHEEN[p.hair_color])
-        self.brow_color = np.float32(BROW_COLOR[p.hair_color]) * np.float32(1.0 + 0.12 * p.hair_tone)
+        # Brows stay darker than the skin around them (else dark skin hides expressions).
+        brow = np.float32(BROW_COLOR[p.hair_color]) * np.float32(1.0 + 0.12 * p.hair_tone)
+        self.brow_color = np.minimum(brow, self.skin * np.float32(0.42))
         self.iris = np.float32(p.iris_color)
-        lip = self.skin * np.float32((0.88, 0.60, 0.60))
+        # Lips: redder than the skin on every skin tone (so the mouth reads on dark skin too).
+        lip = self.skin * np.float32((0.85, 0.58, 0.6)) * 0.7 + np.float32((0.6, 0.27, 0.28)) * 0.3
         if not male:
             tint = 0.55 * p.lip_tint
             lip = lip * (1 - tint) + np.float32((0.72, 0.22, 0.27)) * tint
@@ -145,12 +149,14 @@ class Look:
 
         # -- brows (inner end above the inner eye corner, outer end past the outer corner)
         brow_y = -0.27 - 0.03 * p.brow_height + (0.025 if male else -0.01) + (0.015 if old else 0.0)
-        brow_half = (0.032 if male else 0.02) * (1.0 + 0.25 * p.brow_thickness) * (0.85 if old else 1.0)
+        brow_half = (0.05 if male else 0.038) * (1.0 + 0.2 * p.brow_thickness) * (0.9 if old else 1.0)
         arch = (0.02 if male else 0.045) + 0.015 * p.brow_arch
 
         # -- mouth
         self.mouth_y = 0.76 + (0.02 if old else 0.0)
-        self.mouth_w = 0.33 * (1.0 + 0.07 * p.mouth_width) * a.mouth_width * (1.03 if male else 1.0)
+        # At rest (identity only; stubble uses it) and as the expression stretches it.
+        self.mouth_w_rest = 0.33 * (1.0 + 0.07 * p.mouth_width) * (1.03 if male else 1.0)
+        self.mouth_w = self.mouth_w_rest * a.mouth_width
         fullness = (1.0 + 0.25 * p.lip_fullness) * (0.82 if male else 1.0) * (0.7 if old else 1.0)
         self.lip_upper = 0.05 * fullness * (1.0 - 0.6 * min(a.lip_press, 1.0))
         self.lip_lower = 0.07 * fullness * (1.0 - 0.55 * min(a.lip_press, 1.0))
@@ -165,17 +171,18 @@ class Look:
                 eye_x=eye_x,
                 eye_y=eye_y,
                 eye_w=eye_w,
-                lid_top=lid_top * (1.0 - (0.2 * a.smirk if sign == p.smirk_side else 0.0)),
+                lid_top=lid_top * (1.0 - 0.3 * smirk),
                 lid_bottom=lid_bottom,
                 tilt=0.03 * p.eye_tilt * eye_w / 0.19,
                 brow_x0=eye_x - 1.05 * eye_w - 0.06 * a.brow_knit,
-                brow_y0=brow_y + 0.035 * a.brow_knit - (0.11 if a.brow_inner > 0 else 0.10) * a.brow_inner,
+                brow_y0=brow_y + 0.035 * a.brow_knit - 0.13 * a.brow_inner,
                 brow_x1=eye_x + 1.25 * eye_w,
-                brow_y1=brow_y + 0.035 - 0.085 * a.brow_outer - (0.04 * smirk),
+                brow_y1=brow_y + 0.035 - 0.1 * a.brow_outer - 0.06 * smirk,
                 brow_bend=-(arch + 0.035 * a.brow_arch),
                 brow_half=brow_half,
-                corner_lift=0.12 * a.mouth_corners + 0.14 * smirk - sag,
+                corner_lift=0.15 * a.mouth_corners + 0.22 * smirk - sag,
                 upper_lip_raise=0.08 * a.upper_lip_raise * (1.0 if sign == p.smirk_side else 0.55),
+                mouth_stretch=1.0 + 0.18 * smirk,
             )
 
         # -- nose

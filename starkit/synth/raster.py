@@ -66,6 +66,14 @@ class Canvas:
     def full(self) -> "Window":
         return Window(self, 0, self.size, 0, self.size)
 
+    def image_window(self, x0: float, x1: float, y0: float, y1: float) -> "Window | None":
+        """The pixels covering the image-coordinate box ``[x0, x1] x [y0, y1]``."""
+        c0, c1 = self._pixel_range(x0, x1)
+        r0, r1 = self._pixel_range(y0, y1)
+        if c0 >= c1 or r0 >= r1:
+            return None
+        return Window(self, r0, r1, c0, c1)
+
     def to_uint8(self) -> np.ndarray:
         return (np.clip(self.image, 0.0, 1.0) * F32(255.0) + F32(0.5)).astype(np.uint8)
 

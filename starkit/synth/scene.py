@@ -33,6 +33,11 @@ def paint_background(canvas: Canvas, look: Look) -> None:
         t = linear
     win.paint(F32(1.0), c0 + (c1 - c0) * t[..., None])
     for kind, sx, sy, w, h, r, g, b, blur, opacity in p.background_shapes:
+        reach = max(w, h) + blur + 0.05
+        win = canvas.image_window(sx - reach, sx + reach, sy - reach, sy + reach)
+        if win is None:
+            continue
+        x, y = win.x, win.y
         if kind < 0.5:
             dist = ellipse(x, y, sx, sy, w, h)
         else:  # rounded rectangle
@@ -59,7 +64,7 @@ def paint_neck_and_clothes(canvas: Canvas, look: Look) -> None:
     shade = look.lit(nx * F32(0.9), F32(0.25), np.sqrt(np.maximum(F32(1.0) - F32(0.81) * nx * nx, F32(0.05))))
     neck_color = look.skin * (shade * F32(0.9))[..., None]
     neck_a = coverage(neck_d / F32(win.px))
-    win.paint(neck_a, neck_color)
+    win.paint(neck_a, neck_color, tag="body")
     # The jaw shadows the neck below it.
     q = look.face_field(u, v)
     under = smoothstep(1.0, 1.9, q) * (F32(1.0) - smoothstep(1.9, 3.2, q))
@@ -77,7 +82,7 @@ def paint_neck_and_clothes(canvas: Canvas, look: Look) -> None:
     ny = np.clip((v - F32(shoulder_top + 1.2)) * F32(1.0 / 1.2), -1.0, 1.0)
     nz = np.sqrt(np.maximum(F32(1.0) - nx * nx - ny * ny, F32(0.05)))
     cloth = np.asarray(p.clothing, F32) * (look.lit(nx, ny, nz) * F32(1.05))[..., None]
-    win.paint(coverage(cloth_d / F32(win.px)), cloth)
+    win.paint(coverage(cloth_d / F32(win.px)), cloth, tag="body")
 
 
 def grade(canvas: Canvas, look: Look) -> None:
