@@ -356,3 +356,40 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path
     # Only rank 0 wrote files.
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["iter-0000010.png"]
     assert math.isfinite(json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["D/loss_real"])
+
+
+def test_ctrl_c_finishes_the_iteration_then_saves(toy_data_root, tmp_path, registry):
+    import signal
+
+    def press_ctrl_c(trainer):
+        if trainer.iteration == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # the real signal, handled by the trainer
+
+    result = train(tmp_path / "run", tiny_config(toy_data_root, latest_every=100), registry=registry,
+                   progress=False, callbacks=[press_ctrl_c])
+    assert result.interrupted and result.iteration == 4
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["iteration"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_tensorboard_scalars_when_available(toy_data_root, tmp_path, registry, monkeypatch):
+    import sys
+    import types
+
+    scalars = []
+
+    class FakeWriter:
+        def __init__(self, logdir, purge_step=None):
+            self.logdir = logdir
+
+        def add_scalar(self, key, value, step):
+            scalars.append((key, step))
+
+        def close(self):
+            pass
+
+    module = types.ModuleType("torch.utils.tensorboard")
+    module.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
+    train(tmp_path / "run", tiny_config(toy_data_root, iters=4, log_every=2), registry=registry, progress=False)
+    assert ("D/loss_gp", 2) in scalars and ("lr/G", 4) in scalars and ("images_per_sec", 4) in scalars

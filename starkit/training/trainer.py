@@ -23,6 +23,7 @@ iterations (by a callback) is handled the same way.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class _StopRequest:
         self._enabled = enabled and threading.current_thread() is threading.main_thread()
         self._notify = notify
         self._previous: Any = None
+        self._pid = os.getpid()
 
     def __enter__(self) -> "_StopRequest":
         if self._enabled:
@@ -82,6 +84,11 @@ class _StopRequest:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:
+            # A data-loading worker forked while this handler was installed: a terminal's
+            # Ctrl-C reaches the whole process group, and the worker must keep serving the
+            # batches of the iteration being finished.
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
