@@ -114,3 +114,14 @@ def test_import_checkpoint_then_translate_with_generator_only(tmp_path, registry
     not_ours = run("translate", "--checkpoint", reference, "--input", image, "--to", "Blond_Hair", "--out", tmp_path / "t")
     assert not_ours.exit_code == 1 and "not a starkit checkpoint" in not_ours.output
     assert run("translate", "--input", image, "--to", "Blond_Hair", "--out", tmp_path / "t").exit_code == 2
+
+
+def test_every_config_key_is_documented():
+    from pathlib import Path
+
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.config import TRAINING_FIELDS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    missing = [k for k in [f.name for f in TRAINING_FIELDS] + list(STARGAN_DEFAULTS) if f"`{k}`" not in doc]
+    assert not missing, f"docs/training.md does not describe {missing}"

@@ -111,8 +111,8 @@ def command(
 
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
-    if not datasets and not resume:
-        raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume")
+    if not datasets and not resume and not config_file:
+        raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume or a --config names them")
     overrides: dict[str, Any] = _parse_sets(sets)
     overrides.update(
         {

@@ -153,6 +153,8 @@ def prepare_run(
     resumable keys may change.
     """
     run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--out {run_dir}: exists and is not a folder")
     overrides = dict(overrides or {})
     file_values = load_config_file(config_file) if config_file is not None else {}
     latest = run_dir / "checkpoints" / LATEST
