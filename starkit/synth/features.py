@@ -35,16 +35,20 @@ LASH = np.float32((0.09, 0.06, 0.055))
 SCLERA = np.float32((0.95, 0.93, 0.90))
 
 
-def _crease(canvas: Canvas, look: Look, arcs: Arc | list[Arc], half: float, strength: float, tag: str,
-            swap: bool = False) -> None:
+def _crease(canvas: Canvas, look: Look, arcs: Arc | list[Arc], half: float, strength: float | list[float],
+            tag: str, swap: bool = False) -> None:
     """Soft wrinkles or folds along ``arcs`` (``swap``: they run down the face, x <-> y).
 
     A crease's profile is a smooth bump ``half`` face units wide, so it scales with the face
     instead of becoming a hairline scratch at high resolution; below a pixel it is drawn a
-    pixel wide and proportionally fainter. Several arcs share one window and one paint."""
-    if strength <= 0.01:
-        return
+    pixel wide and proportionally fainter. Several arcs share one window and one paint
+    (``strength`` may give one strength per arc)."""
     arcs = [arcs] if isinstance(arcs, Arc) else arcs
+    strengths = list(strength) if isinstance(strength, (list, tuple)) else [strength] * len(arcs)
+    kept = [(a, k) for a, k in zip(arcs, strengths) if k > 0.01]
+    if not kept:
+        return
+    arcs = [a for a, _ in kept]
     width = max(3.0 * half, 1.2 * canvas.px)
     pad = width + max(abs(a.bend) for a in arcs) + 2 * canvas.px
     lo_a = min(min(a.x0, a.x1) for a in arcs) - pad
@@ -56,13 +60,13 @@ def _crease(canvas: Canvas, look: Look, arcs: Arc | list[Arc], half: float, stre
         return
     x, y = (win.v, win.u) if swap else (win.u, win.v)
     alpha = None
-    for arc in arcs:
+    thin = min(1.0, 3.0 * half / width) * 0.85
+    for arc, k in kept:
         dist, t = arc.distance(x, y)
         taper = np.sqrt(np.maximum(np.sin(t * F32(math.pi)), F32(0.0)))  # fade at both ends
-        line = bump(dist, 0.0, width) * taper
+        line = bump(dist, 0.0, width) * (taper * F32(thin * k))
         alpha = line if alpha is None else np.maximum(alpha, line)
-    opacity = min(1.0, 3.0 * half / width) * strength * 0.85
-    win.shade(alpha * F32(opacity), look.crease * look.crease, tag=tag)
+    win.shade(alpha, look.crease * look.crease, tag=tag)
 
 
 def _mirror_arc(arc: Arc, sign: int) -> Arc:
@@ -75,17 +79,16 @@ def _mirror_arc(arc: Arc, sign: int) -> Arc:
 
 
 def paint_ears(canvas: Canvas, look: Look) -> None:
-    for sign in (1, -1):
-        cx = sign * (look.W * 0.97 + 0.04)
-        win = canvas.window(cx - 0.25, cx + 0.25, -0.25, 0.5)
-        if win is None:
-            continue
-        u, v = win.u, win.v
-        d = ellipse(u, v, cx, 0.12, 0.12, 0.25)
-        shade = look.lit(F32(0.6 * sign), F32(0.0), F32(0.8))
-        win.paint(coverage(d / F32(win.px)), look.skin * F32(0.92 * float(shade)), tag="skin")
-        inner = ellipse(u, v, cx + sign * 0.02, 0.12, 0.055, 0.14)
-        win.shade(soft_coverage(inner, win.px, 0.05) * F32(0.5), look.skin_shadow)
+    cx = look.W * 0.97 + 0.04
+    win = canvas.window(-cx - 0.25, cx + 0.25, -0.25, 0.5)
+    if win is None:
+        return
+    au, v = np.abs(win.u), win.v  # both ears at once, mirrored
+    d = ellipse(au, v, cx, 0.12, 0.12, 0.25)
+    shade = _per_side(win, *(0.92 * float(look.lit(F32(0.6 * sign), F32(0.0), F32(0.8))) for sign in (1, -1)))
+    win.paint(coverage(d / F32(win.px)), look.skin * np.asarray(shade, F32)[..., None], tag="skin")
+    inner = ellipse(au, v, cx + 0.02, 0.12, 0.055, 0.14)
+    win.shade(soft_coverage(inner, win.px, 0.05) * F32(0.5), look.skin_shadow)
 
 
 def paint_face_skin(canvas: Canvas, look: Look) -> None:
@@ -108,11 +111,10 @@ def paint_face_skin(canvas: Canvas, look: Look) -> None:
     # Blush on the cheeks (stronger on women), and a soft rosy nose tip.
     rosy = np.float32((1.0, 0.84, 0.84))
     strength = (0.35 + 0.4 * p.blush) * (0.45 if look.male else 1.0)
-    for sign in (1, -1):
-        win.shade(blob(u, v, sign * 0.5, 0.42, 0.34, 0.24) * F32(strength), rosy)
-    # Eye sockets and the temples sit deeper: shade them.
-    for sign in (1, -1):
-        win.shade(blob(u, v, sign * 0.4, -0.08, 0.38, 0.25) * F32(0.4), look.skin_shadow)
+    cheeks = blob(np.abs(u), v, 0.5, 0.42, 0.34, 0.24)  # both sides at once: |u|
+    win.shade(cheeks * F32(strength), rosy)
+    # Eye sockets sit deeper: shade them.
+    win.shade(blob(np.abs(u), v, 0.4, -0.08, 0.38, 0.25) * F32(0.4), look.skin_shadow)
     # Forehead highlight where the key light hits.
     lx, ly, _ = look.light
     hi = blob(u, v, 0.25 * lx, -0.7 + 0.1 * ly, 0.5, 0.3)
@@ -145,22 +147,31 @@ def paint_stubble(canvas: Canvas, look: Look) -> None:
 # ---------------------------------------------------------------------- eyes and brows
 
 
-def _paint_eye(canvas: Canvas, look: Look, s: Side) -> None:
-    sign = s.sign
-    ew = s.eye_w
-    cx = sign * s.eye_x
-    win = canvas.window(cx - 1.8 * ew, cx + 1.8 * ew, s.eye_y - 1.3 * ew, s.eye_y + 1.3 * ew)
+def _per_side(win, right: float, left: float) -> np.ndarray:
+    """A per-pixel parameter: ``right`` on the image's right half, ``left`` on its left."""
+    if right == left:
+        return F32(right)
+    return np.where(win.u >= 0, F32(right), F32(left))
+
+
+def _paint_eyes(canvas: Canvas, look: Look) -> None:
+    """Both eyes in one window, in mirrored (outward) coordinates; the few parameters that
+    differ between the sides (a one-sided squint) vary per pixel."""
+    right, left = look.sides[1], look.sides[-1]
+    ew, ex, ey = right.eye_w, right.eye_x, right.eye_y
+    win = canvas.window(-ex - 1.8 * ew, ex + 1.8 * ew, ey - 1.3 * ew, ey + 1.3 * ew)
     if win is None:
         return
     px = F32(win.px)
-    x = win.mirrored(sign) - F32(s.eye_x)
-    y = win.v - F32(s.eye_y)
+    sign = np.where(win.u >= 0, F32(1.0), F32(-1.0))
+    x = np.abs(win.u) - F32(ex)
+    y = win.v - F32(ey)
     t = x * F32(1.0 / ew)
     at = np.abs(t)
     prof = np.maximum(F32(1.0) - t * t, F32(0.0))
-    lift = F32(s.tilt) * t
-    top = -F32(s.lid_top) * prof ** F32(0.8) - lift
-    bottom = F32(s.lid_bottom) * prof - lift
+    lift = F32(right.tilt) * t
+    top = -_per_side(win, right.lid_top, left.lid_top) * prof ** F32(0.8) - lift
+    bottom = F32(right.lid_bottom) * prof - lift
     below_top = field_to_pixels(y - top)  # signed pixel distances to the lid lines
     below_bottom = field_to_pixels(y - bottom)
     # Upper lid crease and the lid's skin above the lashes (hooded when older).
@@ -173,58 +184,62 @@ def _paint_eye(canvas: Canvas, look: Look, s: Side) -> None:
     win.shade(stroke(cdist, 0.006, px * 1.3) * smoothstep(1.1, 0.4, at) * F32(0.5), look.crease, tag="eyes")
 
     # The opening: white, iris, pupil, catchlight.
-    opening = np.maximum(np.maximum(-below_top, below_bottom), (np.abs(x) - F32(ew)) / px)
+    opening = np.maximum(np.maximum(-below_top, below_bottom), (at - F32(1.0)) * F32(ew) / px)
     open_a = coverage(opening)
     corner_dark = F32(0.72) + F32(0.28) * np.sqrt(prof)
     top_shadow = F32(1.0) - F32(0.3) * (F32(1.0) - smoothstep(0.0, 0.5 * look.iris_r, y - top))
     win.paint(open_a, SCLERA * (corner_dark * top_shadow)[..., None], tag="eyes")
     gx, gy = look.gaze
-    ix, iy = sign * gx, gy
     ir = look.iris_r
-    iris_d = np.sqrt((x - F32(ix)) ** 2 + (y - F32(iy)) ** 2)
+    ix = sign * F32(gx)  # both eyes look the same way in the image
+    iris_d = np.sqrt((x - ix) ** 2 + (y - F32(gy)) ** 2)
     rim = smoothstep(0.55 * ir, ir, iris_d)
-    iris_col = look.iris[None, None, :] * (F32(1.0) - F32(0.45) * rim)[..., None]
-    win.paint(coverage((iris_d - F32(ir)) / px) * open_a, iris_col * top_shadow[..., None], tag="eyes")
-    pupil_r = 0.42 * ir
-    win.paint(coverage((iris_d - F32(pupil_r)) / px) * open_a, (0.03, 0.025, 0.025), tag="eyes")
-    lx, ly, _ = look.light
-    hx, hy = ix + 0.35 * ir * lx * sign, iy - 0.38 * ir  # towards the light
-    spot = np.sqrt((x - F32(hx)) ** 2 + (y - F32(hy)) ** 2)
+    iris_col = look.iris[None, None, :] * ((F32(1.0) - F32(0.45) * rim) * top_shadow)[..., None]
+    win.paint(coverage((iris_d - F32(ir)) / px) * open_a, iris_col, tag="eyes")
+    win.paint(coverage((iris_d - F32(0.42 * ir)) / px) * open_a, (0.03, 0.025, 0.025), tag="eyes")
+    lx = look.light[0]
+    spot = np.sqrt((x - ix - sign * F32(0.35 * ir * lx)) ** 2 + (y - F32(gy - 0.38 * ir)) ** 2)  # towards the light
     win.paint(stroke(spot, 0.15 * ir, px) * open_a * F32(0.85), (1.0, 1.0, 1.0), tag="eyes")
 
     # Lash line along the upper lid (heavier towards the outer corner), faint lower lid.
     lash_w = (0.014 + (0.0 if look.male else 0.008)) * (F32(0.7) + F32(0.6) * np.maximum(t, F32(0.0)))
     lash_a = stroke(np.abs(below_top) * px, lash_w, px) * smoothstep(1.15, 0.85, at)
     win.paint(lash_a * F32(0.95), LASH, tag="eyes")
-    win.shade(stroke(np.abs(below_bottom) * px, 0.007, px) * smoothstep(1.1, 0.5, at) * F32(0.4), look.crease,
-              tag="eyes")
+    lower = stroke(np.abs(below_bottom) * px, 0.007, px) * smoothstep(1.1, 0.5, at) * F32(0.4)
     # A squint pushes up a fold under the eye; age leaves bags there.
     fold = look.act.lid_lower * 0.6 + (0.75 if look.old else 0.0)
     if fold > 0.02:
         d_under = np.abs(below_bottom * px - F32(0.055 + 0.03 * look.act.lid_lower))  # a parallel line
-        win.shade(stroke(d_under, 0.007, px * 1.2) * smoothstep(1.0, 0.3, at) * F32(min(fold, 1.0) * 0.55),
-                  look.crease, tag="eyes")
+        under = stroke(d_under, 0.007, px * 1.2) * smoothstep(1.0, 0.3, at) * F32(min(fold, 1.0) * 0.55)
+        lower = np.maximum(lower, under)
+    win.shade(lower, look.crease, tag="eyes")
 
 
-def _paint_brow(canvas: Canvas, look: Look, s: Side) -> None:
-    arc = _mirror_arc(Arc(s.brow_x0, s.brow_y0, s.brow_x1, s.brow_y1, s.brow_bend), s.sign)
+def _paint_brows(canvas: Canvas, look: Look) -> None:
+    arcs = [(s, _mirror_arc(Arc(s.brow_x0, s.brow_y0, s.brow_x1, s.brow_y1, s.brow_bend), s.sign))
+            for s in look.sides.values()]
     pad = 0.12
-    win = canvas.window(min(arc.x0, arc.x1) - pad, max(arc.x0, arc.x1) + pad,
-                        min(arc.y0, arc.y1) - pad - 0.05, max(arc.y0, arc.y1) + pad)
+    win = canvas.window(
+        min(min(a.x0, a.x1) for _, a in arcs) - pad,
+        max(max(a.x0, a.x1) for _, a in arcs) + pad,
+        min(min(a.y0, a.y1) for _, a in arcs) - pad - 0.05,
+        max(max(a.y0, a.y1) for _, a in arcs) + pad,
+    )
     if win is None:
         return
-    dist, t = arc.distance(win.u, win.v)
-    inner_t = t if s.sign > 0 else F32(1.0) - t
-    half = F32(s.brow_half) * (F32(1.2) - F32(0.6) * inner_t)
-    alpha = stroke(dist, half, win.px * 1.3)
-    # Hairs: a faint per-position density change (visible from 128 px).
+    alpha = None
+    for s, arc in arcs:
+        dist, t = arc.distance(win.u, win.v)
+        inner_t = t if s.sign > 0 else F32(1.0) - t
+        half = F32(s.brow_half) * (F32(1.2) - F32(0.6) * inner_t)  # thick inside, thin outside
+        brow = stroke(dist, half, win.px * 1.3)
+        alpha = brow if alpha is None else np.maximum(alpha, brow)
     win.paint(alpha * F32(0.93), look.brow_color, tag="brows")
 
 
 def paint_eyes_and_brows(canvas: Canvas, look: Look) -> None:
     a = look.act
-    for side in look.sides.values():
-        _paint_eye(canvas, look, side)
+    _paint_eyes(canvas, look)
     # Frown lines between the brows, forehead creases when the brows go up.
     glabella = a.glabella_lines
     frown = [Arc(-0.33, sign * 0.075, -0.13, sign * 0.09, 0.0) for sign in (1, -1)]
@@ -233,8 +248,7 @@ def paint_eyes_and_brows(canvas: Canvas, look: Look) -> None:
     lines = [Arc(-0.42 + 0.06 * abs(i - 1), y, 0.42 - 0.06 * abs(i - 1), y, -0.035)
              for i, y in enumerate((-0.5, -0.62, -0.74))]
     _crease(canvas, look, lines, 0.008, 0.5 * min(forehead, 1.2), "forehead")
-    for side in look.sides.values():
-        _paint_brow(canvas, look, side)
+    _paint_brows(canvas, look)
 
 
 # ---------------------------------------------------------------------- nose
@@ -247,24 +261,22 @@ def paint_nose(canvas: Canvas, look: Look) -> None:
     if win is None:
         return
     u, v = win.u, win.v
+    au = np.abs(u)  # the nose is symmetric: draw both sides at once
     px = win.px
     lx = look.light[0]
     # The bridge's sides: the one turned from the light is darker.
-    for sign in (1, -1):
-        away = max(0.0, -sign * lx)
-        ridge = segment(u, v, sign * 0.1, 0.02, sign * (nw * 0.75), ny - 0.04)
-        strength = 0.12 + 0.4 * away
-        win.shade(soft_coverage(ridge - F32(0.02), px, 0.07) * F32(strength), look.skin_shadow, tag="nose")
+    ridge = segment(au, v, 0.1, 0.02, nw * 0.75, ny - 0.04)
+    away = _per_side(win, 0.12 + 0.4 * max(0.0, -lx), 0.12 + 0.4 * max(0.0, lx))
+    win.shade(soft_coverage(ridge - F32(0.02), px, 0.07) * away, look.skin_shadow, tag="nose")
     # Tip highlight, wings, nostrils, and the shadow under the nose.
     tip = blob(u, v, 0.06 * lx, ny - 0.03, 0.1, 0.075)
     win.paint(tip * F32(0.35), np.minimum(look.skin * F32(1.15), F32(1.0)), tag="nose")
-    for sign in (1, -1):
-        wing = ellipse(u, v, sign * nw * 0.8, ny + 0.02, 0.065, 0.06)
-        win.shade(stroke(np.abs(wing), 0.008, px * 1.2) * F32(0.45) * smoothstep(ny - 0.04, ny + 0.04, v),
-                  look.crease * look.crease, tag="nose")
-        nostril = ellipse(u, v, sign * nw * 0.42, ny + 0.065, 0.045 * (1 + 0.4 * a.nostril_flare), 0.022)
-        win.paint(coverage(nostril / F32(px)) * F32(0.75), look.skin * F32(0.32), tag="nose")
-    win.shade(blob(u, v, 0.0, ny + 0.11, nw * 1.1, 0.06) * F32(0.4), look.skin_shadow, tag="nose")
+    wing = ellipse(au, v, nw * 0.8, ny + 0.02, 0.065, 0.06)
+    wings = stroke(np.abs(wing), 0.008, px * 1.2) * F32(0.45) * smoothstep(ny - 0.04, ny + 0.04, v)
+    under = blob(u, v, 0.0, ny + 0.11, nw * 1.1, 0.06) * F32(0.4)
+    win.shade(np.maximum(wings, under), look.skin_shadow * look.crease, tag="nose")
+    nostril = ellipse(au, v, nw * 0.42, ny + 0.065, 0.045 * (1 + 0.4 * a.nostril_flare), 0.022)
+    win.paint(coverage(nostril / F32(px)) * F32(0.75), look.skin * F32(0.32), tag="nose")
     # Wrinkled nose (disgust): creases across the bridge and down its sides.
     if a.nose_wrinkle > 0.02:
         across = [Arc(-0.11, y, 0.11, y, -0.02) for y in (-0.02, 0.06, 0.14)]
@@ -278,42 +290,44 @@ def paint_nose(canvas: Canvas, look: Look) -> None:
 
 def paint_cheeks(canvas: Canvas, look: Look) -> None:
     a = look.act
+    smirk_side = look.p.smirk_side
+    # Cheeks lifted by a smile, a sneer or a smirk (on its side): a rounder, lit apple.
+    lifts = {s.sign: a.cheek_raise + (0.6 * a.smirk if s.sign == smirk_side else 0.0) for s in look.sides.values()}
+    if max(lifts.values()) > 0.02:
+        win = canvas.window(-0.83, 0.83, 0.05, 0.65)
+        if win is not None:
+            apple = blob(np.abs(win.u), win.v, 0.47, 0.33, 0.28, 0.18) * _per_side(win, 0.3 * lifts[1], 0.3 * lifts[-1])
+            win.paint(apple, np.minimum(look.skin * F32(1.12), F32(1.0)), tag="cheeks")
+    # Nasolabial folds from the nose's wings to just outside the mouth corners.
+    folds, depths = [], []
     for s in look.sides.values():
-        sign = s.sign
-        # Cheeks lifted by a smile, a sneer or a smirk (on its side): a rounder, lit apple.
-        raise_ = a.cheek_raise + (0.6 * a.smirk if sign == look.p.smirk_side else 0.0)
-        if raise_ > 0.02:
-            win = canvas.window(sign * 0.48 - 0.35, sign * 0.48 + 0.35, 0.05, 0.65)
-            if win is not None:
-                apple = blob(win.u, win.v, sign * 0.47, 0.33, 0.28, 0.18)
-                win.paint(apple * F32(0.3 * raise_),
-                          np.minimum(look.skin * F32(1.12), F32(1.0)), tag="cheeks")
-        # Nasolabial fold from the nose's wing to just outside the mouth corner.
         corner_y = look.mouth_y - s.corner_lift
         fold = Arc(look.nose_y, look.nose_w + 0.09, corner_y + 0.06, look.mouth_w * s.mouth_stretch + 0.07, 0.035)
-        depth = 0.18 + 0.5 * a.smile_lines * (1.0 if a.smirk == 0 or sign == look.p.smirk_side else 0.3)
-        depth += 0.45 if look.old else 0.0
-        _crease(canvas, look, _swap_mirror(fold, sign), 0.013 if look.old else 0.011, depth, "cheeks", swap=True)
-        if look.old:
-            _paint_age(canvas, look, s, corner_y)
+        folds.append(_swap_mirror(fold, s.sign))
+        depth = 0.18 + 0.5 * a.smile_lines * (1.0 if a.smirk == 0 or s.sign == smirk_side else 0.3)
+        depths.append(depth + (0.45 if look.old else 0.0))
+    _crease(canvas, look, folds, 0.013 if look.old else 0.011, depths, "cheeks", swap=True)
+    if look.old:
+        _paint_age(canvas, look)
 
 
-def _paint_age(canvas: Canvas, look: Look, s: Side, corner_y: float) -> None:
-    """Signs of age on one side: marionette lines, crow's feet, hollow cheeks, jowls."""
-    sign = s.sign
-    mx = look.mouth_w + 0.02
-    _crease(canvas, look, _swap_mirror(Arc(corner_y + 0.04, mx, corner_y + 0.3, mx + 0.06, 0.0), sign),
-            0.01, 0.7, "mouth", swap=True)
-    ex = s.eye_x + s.eye_w * 1.1
-    feet = [_mirror_arc(Arc(ex, s.eye_y + dy * 0.4, ex + 0.13, s.eye_y + dy * 1.4, 0.0), sign)
-            for dy in (-0.07, 0.0, 0.07)]
+def _paint_age(canvas: Canvas, look: Look) -> None:
+    """Signs of age: marionette lines, crow's feet, hollow cheeks, jowls."""
+    marionette, feet = [], []
+    for s in look.sides.values():
+        corner_y = look.mouth_y - s.corner_lift
+        mx = look.mouth_w + 0.02
+        marionette.append(_swap_mirror(Arc(corner_y + 0.04, mx, corner_y + 0.3, mx + 0.06, 0.0), s.sign))
+        ex = s.eye_x + s.eye_w * 1.1
+        feet += [_mirror_arc(Arc(ex, s.eye_y + dy * 0.4, ex + 0.13, s.eye_y + dy * 1.4, 0.0), s.sign)
+                 for dy in (-0.07, 0.0, 0.07)]
+    _crease(canvas, look, marionette, 0.01, 0.7, "mouth", swap=True)
     _crease(canvas, look, feet, 0.008, 0.75, "eyes")
-    win = canvas.window(sign * 0.7 - 0.4, sign * 0.7 + 0.4, 0.3, 1.3)
+    win = canvas.window(-1.1, 1.1, 0.3, 1.3)
     if win is not None:
-        hollow = blob(win.u, win.v, sign * 0.68, 0.6, 0.26, 0.2)
-        win.shade(hollow * F32(0.3), look.skin_shadow, tag="cheeks")
-        jowl = blob(win.u, win.v, sign * 0.62, 1.03, 0.22, 0.13)
-        win.shade(jowl * F32(0.3), look.skin_shadow, tag="cheeks")
+        au = np.abs(win.u)
+        sag = np.maximum(blob(au, win.v, 0.68, 0.6, 0.26, 0.2), blob(au, win.v, 0.62, 1.03, 0.22, 0.13))
+        win.shade(sag * F32(0.3), look.skin_shadow, tag="cheeks")
 
 
 def _swap_mirror(arc: Arc, sign: int) -> Arc:

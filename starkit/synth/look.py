@@ -214,5 +214,6 @@ class Look:
     def lit(self, nx: np.ndarray, ny: np.ndarray, nz: np.ndarray) -> np.ndarray:
         """Lambert shading factor for surface normals (ambient + directional)."""
         lx, ly, lz = self.light
-        d = np.clip(nx * np.float32(lx) + ny * np.float32(ly) + nz * np.float32(lz), 0.0, 1.0)
+        d = nx * np.float32(lx) + ny * np.float32(ly) + nz * np.float32(lz)
+        d = np.minimum(np.maximum(d, np.float32(0.0)), np.float32(1.0))
         return np.float32(self.ambient) + np.float32(1.0 - self.ambient) * d

@@ -52,25 +52,31 @@ def paint_neck_and_clothes(canvas: Canvas, look: Look) -> None:
     p = look.p
     neck_w = 0.46 if look.male else 0.38
     shoulder_top = 1.85
-    win = canvas.window(-3.0, 3.0, 0.3, 4.0)
+    flare_w = 0.55
+    # Neck: a cylinder widening into the shoulders (its top is hidden behind the face).
+    win = canvas.window(-neck_w - flare_w - 0.1, neck_w + flare_w + 0.1, 0.3, 4.0)
+    if win is not None:
+        u, v = win.u, win.v
+        half = F32(neck_w) + F32(flare_w) * smoothstep(shoulder_top - 0.55, shoulder_top + 0.3, v)
+        neck_d = np.maximum(np.abs(u) - half, F32(0.3) - v)
+        nx = np.clip(u / half, -1.0, 1.0)
+        shade = look.lit(nx * F32(0.9), F32(0.25), np.sqrt(np.maximum(F32(1.0) - F32(0.81) * nx * nx, F32(0.05))))
+        neck_a = coverage(neck_d / F32(win.px))
+        win.paint(neck_a, look.skin * (shade * F32(0.9))[..., None], tag="body")
+    # The jaw shadows the neck below it.
+    win = canvas.window(-neck_w - 0.1, neck_w + 0.1, 0.6, look.Hc + 0.6)
+    if win is not None:
+        u, v = win.u, win.v
+        q = look.face_field(u, v)
+        under = smoothstep(1.0, 1.9, q) * (F32(1.0) - smoothstep(1.9, 3.2, q))
+        inside_neck = coverage((np.abs(u) - F32(neck_w)) / F32(win.px))
+        win.shade(under * inside_neck * F32(0.55), look.skin_shadow * F32(0.8))
+
+    # Clothing: shoulders as a wide ellipse, minus a crew or V neckline.
+    win = canvas.window(-2.4, 2.4, shoulder_top - 0.1, 4.0)
     if win is None:
         return
     u, v = win.u, win.v
-    # Neck: a cylinder widening into the shoulders.
-    flare = F32(0.55) * smoothstep(shoulder_top - 0.55, shoulder_top + 0.3, v)
-    half = F32(neck_w) + flare
-    neck_d = np.maximum(np.abs(u) - half, F32(0.3) - v)
-    nx = np.clip(u / half, -1.0, 1.0)
-    shade = look.lit(nx * F32(0.9), F32(0.25), np.sqrt(np.maximum(F32(1.0) - F32(0.81) * nx * nx, F32(0.05))))
-    neck_color = look.skin * (shade * F32(0.9))[..., None]
-    neck_a = coverage(neck_d / F32(win.px))
-    win.paint(neck_a, neck_color, tag="body")
-    # The jaw shadows the neck below it.
-    q = look.face_field(u, v)
-    under = smoothstep(1.0, 1.9, q) * (F32(1.0) - smoothstep(1.9, 3.2, q))
-    win.shade(np.where(v > 0.6, under * neck_a, F32(0.0)) * F32(0.55), look.skin_shadow * F32(0.8))
-
-    # Clothing: shoulders as a wide ellipse, minus a crew or V neckline.
     body = ellipse(u, v, 0.0, shoulder_top + 1.2, 2.35, 1.2)
     depth = 0.15 + 0.55 * p.neckline
     # V-neck field: below the line joining the collar points to the V's tip.
@@ -95,12 +101,10 @@ def grade(canvas: Canvas, look: Look) -> None:
     lx, ly, _ = look.light
     falloff = F32(1.0) + F32(0.10) * (x * F32(lx) + y * F32(ly))
     vignette = F32(1.0) - F32(p.vignette) * (x * x + y * y) * F32(0.5)
-    gain = (falloff * vignette * F32(p.brightness))[..., None]
     balance = np.asarray((1.0 + 0.07 * p.warmth, 1.0, 1.0 - 0.07 * p.warmth), F32)
-    img *= gain * balance
-    img -= F32(0.5)
-    img *= F32(p.contrast)
-    img += F32(0.5)
+    # Exposure, white balance and contrast (around mid-grey) folded into one multiply-add.
+    img *= (falloff * vignette * F32(p.brightness * p.contrast))[..., None] * balance
+    img += F32(0.5 - 0.5 * p.contrast)
     if p.noise > 0:
         rng = np.random.default_rng(p.seed)
         img += rng.standard_normal(img.shape, dtype=np.float32) * F32(p.noise)
