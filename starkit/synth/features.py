@@ -386,7 +386,7 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
     seam = np.abs(field_to_pixels(v - (open_top + open_bottom) * F32(0.5))) * px
     # At least a pixel wide: the line between the lips is what carries a closed mouth's
     # expression in a small image.
-    seam_w = np.maximum(F32(0.02 + 0.006 * a.lip_press) + F32(0.006) * at, F32(0.5 * win.px))
+    seam_w = np.maximum(F32(0.02 + 0.006 * a.lip_press) + F32(0.006) * at, F32(min(0.5 * win.px, 0.036)))
     seam_a = stroke(seam, seam_w, px) * smoothstep(1.08, 0.95, at)
     win.paint(seam_a * F32(0.85), np.minimum(look.lip * F32(0.35), F32(0.09)), tag="mouth")
     for s in (right, left):

@@ -154,7 +154,10 @@ class HairPainter:
         """Signed pixel distances of (whole silhouette, part in front of the face)."""
         h, px = self.shape, F32(win.px)
         u, v = win.u, win.v
-        cap = ellipse(u, v, 0.0, h.cap_y, h.cap_rx, h.cap_ry) / px
+        # The skull's hair outline, roughened by tufts (a few low harmonics of the angle).
+        angle = np.arctan2(u, v - F32(h.cap_y))
+        tufts = np.sin(angle * F32(9.0) + F32(self.phase)) + F32(0.5) * np.sin(angle * F32(17.0) + F32(2 * self.phase))
+        cap = (ellipse(u, v, 0.0, h.cap_y, h.cap_rx, h.cap_ry) - F32(0.018 + 0.02 * h.wave) * tufts) / px
         above_line = field_to_pixels(v - self.hairline(u))
         if h.length is None:
             silhouette = np.maximum(cap, (v - F32(h.side_bottom + 0.12)) / px)
