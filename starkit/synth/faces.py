@@ -1,5 +1,6 @@
 """Procedural face photos with exact counterfactuals: the public API of :mod:`starkit.synth`.
 
+>>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> p = sample_params(rng, "celeba")
 >>> img = render_face(p, 64)                                   # uint8 [64, 64, 3]

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .look import Look, Side
+from .look import Look
 from .raster import (
     F32,
     Arc,
@@ -69,6 +69,13 @@ def _crease(canvas: Canvas, look: Look, arcs: Arc | list[Arc], half: float, stre
     win.shade(alpha, look.crease * look.crease, tag=tag)
 
 
+def _per_side(win, right: float, left: float) -> np.ndarray:
+    """A per-pixel parameter: ``right`` on the image's right half, ``left`` on its left."""
+    if right == left:
+        return F32(right)
+    return np.where(win.u >= 0, F32(right), F32(left))
+
+
 def _mirror_arc(arc: Arc, sign: int) -> Arc:
     if sign > 0:
         return arc
@@ -108,7 +115,7 @@ def paint_face_skin(canvas: Canvas, look: Look) -> None:
     win.paint(alpha, color, tag="skin")
 
     p = look.p
-    # Blush on the cheeks (stronger on women), and a soft rosy nose tip.
+    # Blush on the cheeks (stronger on women).
     rosy = np.float32((1.0, 0.84, 0.84))
     strength = (0.35 + 0.4 * p.blush) * (0.45 if look.male else 1.0)
     cheeks = blob(np.abs(u), v, 0.5, 0.42, 0.34, 0.24)  # both sides at once: |u|
@@ -145,13 +152,6 @@ def paint_stubble(canvas: Canvas, look: Look) -> None:
 
 
 # ---------------------------------------------------------------------- eyes and brows
-
-
-def _per_side(win, right: float, left: float) -> np.ndarray:
-    """A per-pixel parameter: ``right`` on the image's right half, ``left`` on its left."""
-    if right == left:
-        return F32(right)
-    return np.where(win.u >= 0, F32(right), F32(left))
 
 
 def _paint_eyes(canvas: Canvas, look: Look) -> None:
@@ -349,7 +349,7 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
     half_width = np.where(u >= 0, F32(mw * right.mouth_stretch), F32(mw * left.mouth_stretch))
     t = u / half_width
     at = np.abs(t)
-    prof = np.clip(F32(1.0) - t * t, 0.0, 1.0)
+    prof = np.maximum(F32(1.0) - t * t, F32(0.0))
     lift = np.where(u >= 0, F32(right.corner_lift), F32(left.corner_lift))
     centre = F32(my) - lift * at * at
     # Opening: lens-shaped, rounder for an "O"; the jaw drops the lower edge most.
@@ -384,15 +384,15 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
         win.paint(teeth_l * F32(min(1.0, 3 * a.teeth_lower)) * F32(0.9), TEETH * F32(0.9), tag="mouth")
     # The line between the lips, darkest at the corners.
     seam = np.abs(field_to_pixels(v - (open_top + open_bottom) * F32(0.5))) * px
-    # At least a pixel wide: the line between the lips is what carries a closed mouth's
-    # expression in a small image.
+    # About a pixel wide in small images (up to a fixed share of the face): the line between
+    # the lips is what carries a closed mouth's expression at 32-64 px.
     seam_w = np.maximum(F32(0.02 + 0.006 * a.lip_press) + F32(0.006) * at, F32(min(0.5 * win.px, 0.036)))
     seam_a = stroke(seam, seam_w, px) * smoothstep(1.08, 0.95, at)
     win.paint(seam_a * F32(0.85), np.minimum(look.lip * F32(0.35), F32(0.09)), tag="mouth")
-    for s in (right, left):
-        cy = my - s.corner_lift
-        corner = blob(u, v, s.sign * mw * s.mouth_stretch, cy + 0.005, 0.05, 0.035)
-        win.shade(corner * F32(0.6), look.crease * look.crease, tag="mouth")
+    corners = np.maximum.reduce(
+        [blob(u, v, s.sign * mw * s.mouth_stretch, my - s.corner_lift + 0.005, 0.05, 0.035) for s in (right, left)]
+    )
+    win.shade(corners * F32(0.6), look.crease * look.crease, tag="mouth")
     # Shadow under the lower lip; a raised chin bunches up below it.
     chin = blob(u, v, 0.0, my + look.lip_lower + 0.1 + look.mouth_open * 0.9, mw * 0.85, 0.07)
     win.shade(chin * F32(0.35 + 0.3 * a.chin_raise), look.skin_shadow, tag="mouth")

@@ -27,7 +27,7 @@ class HairShape:
     cap_rx: float
     cap_ry: float
     hairline: float  # height of the front hairline at the centre
-    arch: float  # how much the hairline rises... falls towards the temples
+    arch: float  # how far the hairline drops from the centre to the temples
     part: float  # u of the parting
     fringe: float | None  # height of a fringe's edge (None: no fringe)
     swept: float  # 0 or the slope of a side-swept fringe

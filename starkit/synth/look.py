@@ -203,14 +203,6 @@ class Look:
         lower = (np.abs(u) / half_width) ** m + below**m
         return np.where(v < 0, upper, lower)
 
-    def face_half_width(self, v: float) -> float:
-        """Half-width of the face outline at height ``v`` (0 above the head or below the chin)."""
-        if v < 0:
-            return self.W * math.sqrt(max(0.0, 1.0 - (v / self.Ht) ** 2))
-        below = min(v / self.Hc, 1.0)
-        w = self.W * (1.0 - self.taper * below**1.5)
-        return w * max(0.0, 1.0 - below**self.jaw_power) ** (1.0 / self.jaw_power)
-
     def lit(self, nx: np.ndarray, ny: np.ndarray, nz: np.ndarray) -> np.ndarray:
         """Lambert shading factor for surface normals (ambient + directional)."""
         lx, ly, lz = self.light

@@ -103,11 +103,6 @@ class Window:
     def shape(self) -> tuple[int, int]:
         return (self.rows.stop - self.rows.start, self.cols.stop - self.cols.start)
 
-    def mirrored(self, side: int) -> np.ndarray:
-        """``u`` measured outwards on ``side`` (+1: image right, -1: image left), so one-sided
-        features are written once for the right side."""
-        return self.u if side > 0 else -self.u
-
     def _alpha(self, alpha: np.ndarray | float) -> np.ndarray:
         alpha = np.asarray(alpha, F32)
         if alpha.shape != self.shape:
