@@ -1,0 +1,377 @@
+"""Quality benchmark: does joint training carry RaFD expressions onto CelebA faces?
+
+    .venv/bin/python bench/quality.py                  # the 20-minute CPU profile (2 cores)
+    .venv/bin/python bench/quality.py --profile smoke  # a 2-minute check that everything runs
+
+The StarGAN paper's Figure 6 claims that a generator trained jointly on CelebA and RaFD (with
+the mask vector) can put RaFD's expressions on CelebA faces, which a generator trained on RaFD
+alone does poorly, since it never saw CelebA-like photos. Figure 7 claims that with the wrong
+mask the generator ignores the expression label. This script measures both on the synthetic
+datasets, where the exact counterfactual of every translation is known:
+
+1. ingest ``synth-celeba`` and ``synth-rafd`` (small images, a few thousand each);
+2. train ``sng`` on synth-rafd alone and ``jnt`` on synth-celeba + synth-rafd, with the same
+   networks, iterations and batch size (the training API, :func:`starkit.training.train`);
+3. train the ResNet-18 attribute classifier on both datasets' real training images;
+4. evaluate both generators on synth-celeba test faces (:func:`starkit.evaluation.evaluate_run`):
+   expression accuracy (the classifier's synth-rafd head), and for ``jnt`` hair colour, Male
+   and Young accuracy, counterfactual L1 against the identity baseline, and the mask ablation
+   (expression labels in the synth-rafd slice, mask set to synth-celeba);
+5. write ``bench/results/quality.json`` (with the seed, git commit and full config) and
+   ``bench/results/quality.png``: rows are synth-celeba test faces; columns the input, SNG's
+   expressions, JNT's expressions and the exact counterfactuals.
+
+Everything is seeded; re-running on the same machine reproduces the numbers within the noise
+of CPU floating point (thread scheduling changes reduction order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+CELEBA, RAFD = "synth-celeba", "synth-rafd"
+#: Expressions shown in the figure (all eight are measured).
+FIGURE_EXPRESSIONS = ("angry", "happy", "sad", "surprised")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that decides the benchmark's numbers (recorded in the results file)."""
+
+    image_size: int = 32
+    count: int = 2200  # faces per dataset, ~10 % of them held out as test
+    test_fraction: float = 0.1
+    # generator training, identical for SNG and JNT
+    iters: int = 700
+    batch_size: int = 16
+    g_conv_dim: int = 16
+    d_conv_dim: int = 16
+    g_repeat_num: int = 3
+    d_repeat_num: int = 4
+    n_critic: int = 1
+    g_lr: float = 4e-4
+    d_lr: float = 4e-4
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    lambda_gp: float = 10.0
+    # attribute classifier
+    classifier_iters: int = 500
+    classifier_batch_size: int = 32
+    classifier_image_size: int = 64
+    classifier_lr: float = 1e-3
+    # evaluation
+    eval_limit: int = 200  # synth-celeba / synth-rafd test faces evaluated
+    figure_rows: int = 6
+    seed: int = 0
+
+
+PROFILES = {
+    # Sized for ~20 minutes on 2 CPU cores (measured; see the README's Evaluation section).
+    "cpu20": Profile(),
+    # Checks that every stage runs; its numbers mean nothing.
+    "smoke": Profile(count=120, iters=6, batch_size=4, g_conv_dim=4, d_conv_dim=4, g_repeat_num=1, d_repeat_num=3,
+                     classifier_iters=4, classifier_batch_size=8, classifier_image_size=32, eval_limit=4,
+                     figure_rows=2),
+}
+
+
+# ------------------------------------------------------------------------------ stages
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def ingest_datasets(profile: Profile, data: Path) -> dict[str, Any]:
+    from starkit.catalog import get_dataset
+    from starkit.data.ingest import ingest
+
+    out = {}
+    for name in (CELEBA, RAFD):
+        result = ingest(
+            get_dataset(name), None, data / name, image_size=profile.image_size, count=profile.count,
+            seed=profile.seed, options={"test_fraction": str(profile.test_fraction)}, force=True,
+        )
+        out[name] = {"counts": result.counts, "seconds": round(result.seconds, 2)}
+    return out
+
+
+def train_generator(name: str, datasets: list[str], profile: Profile, data: Path, runs: Path) -> Path:
+    from starkit.training import train
+
+    run_dir = runs / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    config = {
+        "datasets": datasets,
+        "data_root": str(data),
+        "iters": profile.iters,
+        "batch_size": profile.batch_size,
+        "seed": profile.seed,
+        "workers": 0,  # both cores compute; the loader's HDF5 reads are cheap at this size
+        "device": "cpu",
+        "sample_every": 0,
+        "latest_every": profile.iters,
+        "save_every": 0,
+        **{k: getattr(profile, k) for k in ("g_conv_dim", "d_conv_dim", "g_repeat_num", "d_repeat_num", "n_critic",
+                                             "g_lr", "d_lr", "lambda_cls", "lambda_rec", "lambda_gp")},
+    }
+    train(run_dir, config, handle_sigint=False)
+    return run_dir
+
+
+def train_judge(profile: Profile, data: Path, out: Path) -> Any:
+    from starkit.evaluation.classifier import ClassifierConfig, train_classifier
+
+    config = ClassifierConfig(
+        iters=profile.classifier_iters, batch_size=profile.classifier_batch_size,
+        image_size=profile.classifier_image_size, lr=profile.classifier_lr, seed=profile.seed,
+    )
+    return train_classifier([CELEBA, RAFD], data, config, device="cpu", out=out)
+
+
+def evaluate(run_dir: Path, data: Path, classifier: Any, profile: Profile, mask: str = "target",
+             sources: tuple[str, ...] = (CELEBA, RAFD)) -> dict[str, Any]:
+    from starkit.evaluation.evaluate import EvalOptions, evaluate_run
+
+    options = EvalOptions(limit=profile.eval_limit, batch_size=16, mask=mask)
+    return evaluate_run(run_dir, data, classifier=classifier, sources=list(sources), options=options, device="cpu")
+
+
+# ------------------------------------------------------------------------------ numbers
+def _group(report: dict[str, Any], source: str, target: str, group: str) -> dict[str, Any]:
+    return report["datasets"][source]["targets"][target]["groups"][group]
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
+
+
+def headline(report: dict[str, Any], joint: bool) -> dict[str, Any]:
+    """The numbers the benchmark is about, from a full evaluation report."""
+    expr = _group(report, CELEBA, RAFD, "expression")
+    own = _group(report, RAFD, RAFD, "expression")
+    out: dict[str, Any] = {
+        "expression_accuracy": expr["accuracy"],  # on synth-celeba test faces
+        "expression_accuracy_per_target": {a: v["accuracy"] for a, v in expr["attributes"].items()},
+        "expression_counterfactual_l1": expr["counterfactual_l1"],
+        "expression_identity_l1": expr["identity_l1"],
+        "expression_l1_ratio": _ratio(expr["counterfactual_l1"], expr["identity_l1"]),
+        "expression_accuracy_on_rafd_faces": own["accuracy"],
+        "expression_counterfactual_l1_on_rafd_faces": own["counterfactual_l1"],
+        "reconstruction_l1_rafd": report["datasets"][RAFD]["reconstruction_l1"],
+        "parameters": report["parameters"],
+        "iteration": report["iteration"],
+    }
+    if joint:
+        hair = _group(report, CELEBA, CELEBA, "hair")
+        binary = _group(report, CELEBA, CELEBA, "attributes")
+        out.update({
+            "hair_accuracy": hair["accuracy"],
+            "male_accuracy": binary["attributes"]["Male"]["accuracy"],
+            "young_accuracy": binary["attributes"]["Young"]["accuracy"],
+            "hair_counterfactual_l1": hair["counterfactual_l1"],
+            "hair_identity_l1": hair["identity_l1"],
+            "hair_l1_ratio": _ratio(hair["counterfactual_l1"], hair["identity_l1"]),
+            "hair_counterfactual_psnr": hair["counterfactual_psnr"],
+            "gender_age_counterfactual_l1": binary["counterfactual_l1"],
+            "gender_age_identity_l1": binary["identity_l1"],
+            "reconstruction_l1_celeba": report["datasets"][CELEBA]["reconstruction_l1"],
+        })
+    return out
+
+
+def judge_quality(clf: Any, jnt_report: dict[str, Any]) -> dict[str, Any]:
+    """How far the judge can be trusted: its accuracy on real test images and on the exact
+    counterfactual renderings (what a perfect generator would produce)."""
+    acc = clf.info["test_accuracy"]
+    return {
+        "real_test_accuracy": {d: {g: r["accuracy"] for g, r in groups.items()} for d, groups in acc.items()},
+        "expression_on_celeba_counterfactuals": _group(jnt_report, CELEBA, RAFD, "expression")["ground_truth_accuracy"],
+        "hair_on_celeba_counterfactuals": _group(jnt_report, CELEBA, CELEBA, "hair")["ground_truth_accuracy"],
+        "seconds": clf.info["training"]["seconds"],
+    }
+
+
+def targets(sng: dict[str, Any], jnt: dict[str, Any], ablation: float | None) -> dict[str, Any]:
+    """The issue's first targets, each with the measured value and whether it is met."""
+    chance = 1 / 8
+    e_j, e_s = jnt["expression_accuracy"], sng["expression_accuracy"]
+    return {
+        "jnt_expression_accuracy_at_least_0.8": {"value": e_j, "met": e_j is not None and e_j >= 0.8},
+        "jnt_expression_accuracy_clearly_above_sng": {
+            "value": None if e_j is None or e_s is None else round(e_j - e_s, 4),
+            "met": e_j is not None and e_s is not None and e_j - e_s >= 0.1,
+            "rule": "difference of at least 0.1",
+        },
+        "jnt_hair_l1_at_most_0.6_identity": {"value": jnt["hair_l1_ratio"],
+                                             "met": jnt["hair_l1_ratio"] is not None and jnt["hair_l1_ratio"] <= 0.6},
+        "mask_ablation_expression_accuracy_near_chance": {
+            "value": ablation, "chance": chance,
+            "met": ablation is not None and abs(ablation - chance) <= 0.1,
+            "rule": "within 0.1 of chance (1/8)",
+        },
+    }
+
+
+# ------------------------------------------------------------------------------ figure
+def figure(sng_dir: Path, jnt_dir: Path, data: Path, profile: Profile, out: Path) -> None:
+    """Rows: synth-celeba test faces. Columns: input | SNG expressions | JNT expressions |
+    exact counterfactuals."""
+    import torch
+    from PIL import Image, ImageDraw
+
+    from starkit.data.shards import DatasetStore
+    from starkit.evaluation.evaluate import counterfactual_renderer
+    from starkit.translate import Translator
+
+    sng = Translator.from_run(sng_dir, "cpu")
+    jnt = Translator.from_run(jnt_dir, "cpu")
+    store = DatasetStore.open(data / CELEBA)
+    expressions = sng.label_space.dataset(RAFD).attributes
+    rows = []
+    for i in range(min(profile.figure_rows, store.count("test"))):
+        image, _, _, meta = store.read("test", i)
+        render, _ = counterfactual_renderer(meta)
+        x = sng.to_input(image[None])
+        cells = [image]
+        for translator in (sng, jnt):
+            for e in FIGURE_EXPRESSIONS:
+                row = np.zeros(len(expressions), np.float32)
+                row[expressions.index(e)] = 1
+                c = translator.label_space.encode(RAFD, row)[None]
+                y = translator.translate(x, c)
+                cells.append(((y[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy())
+        for e in FIGURE_EXPRESSIONS:
+            cells.append(render(RAFD, {a: int(a == e) for a in expressions}, profile.image_size))
+        rows.append(cells)
+    store.close()
+
+    scale = max(1, 96 // profile.image_size)
+    cell = profile.image_size * scale
+    gap, header = 6, 34
+    groups = [("input", 1), ("SNG (synth-rafd only)", 4), ("JNT (joint, mask vector)", 4), ("exact counterfactual", 4)]
+    n_cols = sum(n for _, n in groups)
+    width = n_cols * cell + (len(groups) - 1) * gap
+    canvas = Image.new("RGB", (width, header + len(rows) * cell), "white")
+    draw = ImageDraw.Draw(canvas)
+    x0 = 0
+    col = 0
+    for title, n in groups:
+        draw.text((x0 + 2, 2), title, fill="black")
+        for j in range(n):
+            label = "" if title == "input" else FIGURE_EXPRESSIONS[j]
+            draw.text((x0 + j * cell + 2, 18), label, fill=(80, 80, 80))
+        for r, cells in enumerate(rows):
+            for j in range(n):
+                tile = Image.fromarray(cells[col + j]).resize((cell, cell), Image.NEAREST)
+                canvas.paste(tile, (x0 + j * cell, header + r * cell))
+        col += n
+        x0 += n * cell + gap
+    tmp = out.with_name(f".{out.name}.tmp")
+    canvas.save(tmp, format="PNG")
+    os.replace(tmp, out)
+
+
+# ------------------------------------------------------------------------------ main
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu20")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench-quality",
+                        help="scratch folder for shards, runs and the classifier")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where quality.json/png go (default: bench/results for cpu20, else --work)")
+    parser.add_argument("--seed", type=int, default=None, help="override the profile's seed")
+    parser.add_argument("--iters", type=int, default=None, help="override the generator iterations")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    profile = PROFILES[args.profile]
+    if args.seed is not None:
+        profile = replace(profile, seed=args.seed)
+    if args.iters is not None:
+        profile = replace(profile, iters=args.iters)
+    work, data, runs = args.work, args.work / "data", args.work / "runs"
+    # Only the real profile's numbers belong in bench/results; a smoke run stays in --work.
+    results_dir = args.results or (RESULTS if args.profile == "cpu20" else work)
+    work.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.profile == "cpu20" else f"-{args.profile}"
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def stage(name: str, fn, *a, **k):
+        print(f"== {name}", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        value = fn(*a, **k)
+        timings[name] = round(time.perf_counter() - t, 1)
+        return value
+
+    ingested = stage("ingest", ingest_datasets, profile, data)
+    sng_dir = stage("train_sng", train_generator, "sng", [RAFD], profile, data, runs)
+    jnt_dir = stage("train_jnt", train_generator, "jnt", [CELEBA, RAFD], profile, data, runs)
+    clf = stage("train_classifier", train_judge, profile, data, work / "classifier.pt")
+    sng_report = stage("eval_sng", evaluate, sng_dir, data, clf, profile)
+    jnt_report = stage("eval_jnt", evaluate, jnt_dir, data, clf, profile)
+    ablation_report = stage("eval_jnt_mask_ablation", evaluate, jnt_dir, data, clf, profile, "source", (CELEBA,))
+    stage("figure", figure, sng_dir, jnt_dir, data, profile, results_dir / f"quality{suffix}.png")
+    timings["total"] = round(time.perf_counter() - started, 1)
+
+    sng, jnt = headline(sng_report, joint=False), headline(jnt_report, joint=True)
+    ablation = _group(ablation_report, CELEBA, RAFD, "expression")["accuracy"]
+    jnt["mask_ablation_expression_accuracy"] = ablation
+    results = {
+        "format": "starkit.bench.quality",
+        "version": 1,
+        "profile": args.profile,
+        "seed": profile.seed,
+        "git_commit": git_commit(),
+        "config": asdict(profile),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__, "platform": platform.platform()},
+        "datasets": ingested,
+        "chance": {"expression": 1 / 8, "hair": 1 / 3, "binary": 1 / 2},
+        "sng": sng,
+        "jnt": jnt,
+        "classifier": judge_quality(clf, jnt_report),
+        "targets": targets(sng, jnt, ablation),
+        "timings_s": timings,
+        "figure": f"quality{suffix}.png",
+    }
+    _write_json(results_dir / f"quality{suffix}.json", results)
+    for tag, report in (("sng", sng_report), ("jnt", jnt_report), ("jnt-mask-ablation", ablation_report)):
+        _write_json(work / f"eval-{tag}{suffix}.json", report)
+    print(json.dumps({"sng": sng, "jnt": jnt, "targets": results["targets"], "timings_s": timings}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
