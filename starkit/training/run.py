@@ -200,10 +200,14 @@ def prepare_run(
 
 def plan(setup: RunSetup) -> dict[str, Any]:
     """What ``--dry-run`` reports: label layout, networks and their sizes, datasets, config.
-    Builds the networks (on the CPU) so that a bad width or depth fails here."""
+    Builds the networks, so that a bad width or depth fails here — on the meta device, which
+    costs neither memory nor initialisation time."""
+    import torch
+
     from .step import network_summary
 
-    networks = setup.family.build(setup.label_space, setup.config)
+    with torch.device("meta"):
+        networks = setup.family.build(setup.label_space, setup.config)
     return {
         "run_dir": str(setup.run_dir),
         "model": setup.family.name,

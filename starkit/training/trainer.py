@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -47,6 +48,8 @@ from .schedule import lr_at
 from .step import StepRunner, set_learning_rates
 
 LATEST = "latest.pt"
+#: Seconds between plain progress lines when the output is not a terminal.
+PLAIN_LOG_SECONDS = 30.0
 
 #: ``callback(trainer)`` runs after every iteration (``trainer.iteration`` iterations done).
 Callback = Callable[["Trainer"], None]
@@ -143,6 +146,7 @@ class Trainer:
         self._resumed_from: int | None = None
         self._pending_rng: Mapping[str, Any] | None = None
         self._in_step = False
+        self._last_line = -float("inf")
 
     # ------------------------------------------------------------------ paths
     @property
@@ -306,6 +310,7 @@ class Trainer:
             if writer is not None:
                 writer.write(n, {**losses, **rates, "images_per_sec": speed})
             progress.update(task, speed=f"{speed:,.1f} img/s", losses=_format_losses(self.last_losses))
+            self._log_line(n, speed, last)
         if sample_due:
             self.write_samples()
         if latest_due:
@@ -334,6 +339,18 @@ class Trainer:
         return TrainResult(self.run_dir, self.iteration, self.total, interrupted=True, checkpoint=self.latest_path)
 
     # ------------------------------------------------------------------ output
+    def _log_line(self, n: int, speed: float, last: bool) -> None:
+        """Without a terminal (batch jobs, ``nohup``) the progress bar draws nothing; print a
+        plain line at most every :data:`PLAIN_LOG_SECONDS` instead."""
+        if not self.show_progress or self.console is None or self.console.is_terminal:
+            return
+        now = time.monotonic()
+        if not last and now - self._last_line < PLAIN_LOG_SECONDS:
+            return
+        self._last_line = now
+        self.console.print(f"iteration {n}/{self.total} | {speed:,.1f} img/s | {_format_losses(self.last_losses)}",
+                           soft_wrap=True)
+
     def _existing_latest(self) -> Path | None:
         return self.latest_path if self.latest_path.exists() else None
 
