@@ -292,18 +292,17 @@ def evaluate_generator(
     if hasattr(generator, "eval"):
         generator.eval()
     started = time.perf_counter()
+    run_batch = _BatchEvaluator(generator, label_space, judge, opts, device, inception, alexnet)
     try:
         with progress_bar(progress) as bar:
             task = bar.add_task("evaluate", total=sum(counts.values()), status="")
             for store in stores:
                 bar.update(task, description=f"evaluate {store.name}")
+                tally = tallies[store.name]
                 for start in range(0, counts[store.name], opts.batch_size):
                     stop = min(counts[store.name], start + opts.batch_size)
-                    _evaluate_batch(
-                        generator, label_space, store, range(start, stop), tallies[store.name],
-                        judge, opts, device, inception, alexnet,
-                    )
-                    bar.update(task, advance=stop - start, status=_status(tallies[store.name]))
+                    run_batch(store, range(start, stop), tally)
+                    bar.update(task, advance=stop - start, status=_status(tally))
     finally:
         if hasattr(generator, "train"):
             generator.train(was_training)
@@ -340,68 +339,76 @@ def _pooled(metrics: Mapping[Any, Mapping[str, _Mean]], name: str, keys: Iterabl
     return total.value
 
 
-def _evaluate_batch(
-    generator: Any,
-    label_space: LabelSpace,
-    store: Any,
-    indices: range,
-    tally: _SourceTally,
-    judge: Judge | None,
-    opts: EvalOptions,
-    device: Any,
-    inception: Any,
-    alexnet: Any,
-) -> None:
-    import torch
-    import torch.nn.functional as F
+class _BatchEvaluator:
+    """Translates one batch of a source dataset's test images to every target and adds the
+    measurements to that source's tally."""
 
-    source = store.name
-    in_space = source in label_space.names
-    records = [store.read(opts.split, i) for i in indices]
-    size = opts.image_size or store.image_size
-    x = to_model_range(torch.from_numpy(np.stack([r[0] for r in records])).permute(0, 3, 1, 2)).to(device)
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    labels = np.stack([r[1] for r in records]).astype(np.float32)
-    found = [counterfactual_renderer(r[3]) for r in records]
-    renderers = [render for render, _ in found]
-    tally.notes.update(reason for _, reason in found if reason)
-    per_image = [targets_for(label_space, source, labels[b] if in_space else None) for b in range(len(records))]
-    n_targets = len(per_image[0])
-    tally.images += len(records)
+    def __init__(self, generator: Any, label_space: LabelSpace, judge: Judge | None, opts: EvalOptions,
+                 device: Any, inception: Any, alexnet: Any):
+        self.G = generator
+        self.space = label_space
+        self.judge = judge
+        self.opts = opts
+        self.device = device
+        self.inception = inception
+        self.alexnet = alexnet
 
-    if judge is not None and judge.classifier.knows(source):
-        tally.real_pred.append(np.asarray(judge.classifier.predict(x, source).cpu()))
-        tally.real_true.append(labels)
-    c_orig = torch.from_numpy(label_space.encode(source, labels)).to(device) if in_space else None
-    if inception is not None:
-        tally.fid_real = tally.fid_real or RunningStats(inception.dim)
-        tally.fid_fake = tally.fid_fake or RunningStats(inception.dim)
-        tally.fid_real.update(inception(x))
-    embeddings = []
-    with torch.inference_mode():
-        for t in range(n_targets):
-            targets = [per_image[b][t] for b in range(len(records))]
-            key = targets[0].key
-            bucket = tally.metrics[key]
-            c = torch.from_numpy(condition(label_space, targets, source, opts.mask)).to(device)
-            y = generator(x, c).float().clamp(-1, 1)
-            if c_orig is not None:
-                bucket["reconstruction_l1"].add(l1(to_unit(generator(y, c_orig).float()), to_unit(x)).cpu())
-            if judge is not None:
-                hit = judge.correct(y, targets)
-                if hit is not None:
-                    bucket["accuracy"].add(hit)
-            bucket["translations"].add(np.ones(len(targets)))
-            _counterfactuals(bucket, label_space, renderers, targets, x, y, size, judge)
-            if inception is not None and (not in_space or targets[0].dataset == source):
-                tally.fid_fake.update(inception(y))
-            if alexnet is not None:
-                embeddings.append(alexnet.embed(y))
-        if alexnet is not None and len(embeddings) > 1:
-            pair = [alexnet.distance(embeddings[i], embeddings[j]).cpu()
-                    for i in range(len(embeddings)) for j in range(i + 1, len(embeddings))]
-            tally.diversity.add(torch.stack(pair).mean(0))
+    def _inputs(self, store: Any, indices: range) -> tuple[Any, np.ndarray, list[Mapping[str, Any] | None]]:
+        import torch
+        import torch.nn.functional as F
+
+        records = [store.read(self.opts.split, i) for i in indices]
+        size = self.opts.image_size or store.image_size
+        x = to_model_range(torch.from_numpy(np.stack([r[0] for r in records])).permute(0, 3, 1, 2)).to(self.device)
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x, np.stack([r[1] for r in records]).astype(np.float32), [r[3] for r in records]
+
+    def __call__(self, store: Any, indices: range, tally: _SourceTally) -> None:
+        import torch
+
+        source, space = store.name, self.space
+        in_space = source in space.names
+        x, labels, metas = self._inputs(store, indices)
+        found = [counterfactual_renderer(m) for m in metas]
+        renderers = [render for render, _ in found]
+        tally.notes.update(reason for _, reason in found if reason)
+        per_image = [targets_for(space, source, labels[b] if in_space else None) for b in range(len(labels))]
+        tally.images += len(labels)
+
+        judge = self.judge
+        if judge is not None and judge.classifier.knows(source):
+            tally.real_pred.append(np.asarray(judge.classifier.predict(x, source).cpu()))
+            tally.real_true.append(labels)
+        c_orig = torch.from_numpy(space.encode(source, labels)).to(self.device) if in_space else None
+        if self.inception is not None:
+            tally.fid_real = tally.fid_real or RunningStats(self.inception.dim)
+            tally.fid_fake = tally.fid_fake or RunningStats(self.inception.dim)
+            tally.fid_real.update(self.inception(x))
+        embeddings = []
+        with torch.inference_mode():
+            for t in range(len(per_image[0])):
+                targets = [targets_b[t] for targets_b in per_image]
+                bucket = tally.metrics[targets[0].key]
+                c = torch.from_numpy(condition(space, targets, source, self.opts.mask)).to(self.device)
+                y = self.G(x, c).float().clamp(-1, 1)
+                bucket["translations"].add(np.ones(len(targets)))
+                if c_orig is not None:
+                    bucket["reconstruction_l1"].add(l1(to_unit(self.G(y, c_orig).float()), to_unit(x)).cpu())
+                if judge is not None:
+                    hit = judge.correct(y, targets)
+                    if hit is not None:
+                        bucket["accuracy"].add(hit)
+                _counterfactuals(bucket, space, renderers, targets, x, y, x.shape[-1], judge)
+                # FID compares with real images of the source dataset: only its own targets.
+                if self.inception is not None and (not in_space or targets[0].dataset == source):
+                    tally.fid_fake.update(self.inception(y))
+                if self.alexnet is not None:
+                    embeddings.append(self.alexnet.embed(y))
+            if len(embeddings) > 1:
+                pairs = [self.alexnet.distance(embeddings[i], embeddings[j]).cpu()
+                         for i in range(len(embeddings)) for j in range(i + 1, len(embeddings))]
+                tally.diversity.add(torch.stack(pairs).mean(0))
 
 
 def _counterfactuals(
