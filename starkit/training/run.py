@@ -12,6 +12,7 @@ The run directory holds ``config.json`` (the resolved config, data root and star
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -96,8 +97,6 @@ def shard_image_size(stores: Sequence[Any], requested: int | None) -> int:
 
 
 def _default_data_root() -> Path:
-    import os
-
     return Path(os.environ.get("STARKIT_DATA") or "data")
 
 
@@ -112,14 +111,13 @@ def _family(name: str, registry: Any = None) -> ModelFamily:
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: temp file, fsync, rename."""
     from .checkpoint import _fsync_dir, _temp_name
 
     tmp = _temp_name(path)
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         f.flush()
-        import os
-
         os.fsync(f.fileno())
     tmp.replace(path)
     _fsync_dir(path.parent)
