@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train_cmd",
     "translate_cmd",
     "import_checkpoint_cmd",
+    "export_cmd",
     "new_plugin_cmd",
     "train_classifier_cmd",
     "eval_cmd",
