@@ -504,7 +504,7 @@ def _dataset_report(
     all_keys = list(tally.metrics)
     fid = None
     if inception is not None and tally.fid_real is not None and tally.fid_real.count > 1 and tally.fid_fake.count > 1:
-        fid = _rounded(frechet_distance(tally.fid_real.stats(), tally.fid_fake.stats()), 4)
+        fid = _rounded(frechet_distance(tally.fid_real.stats(), tally.fid_fake.stats()))
     return {
         "images": tally.images,
         "in_label_space": in_space,
