@@ -70,7 +70,7 @@ def command(
     """
     import json
 
-    from ..data.shards import atomic_write_text
+    from ..durable import atomic_write_text
     from ..evaluation.evaluate import EvalOptions, evaluate_run
 
     options = EvalOptions(limit=limit, batch_size=batch_size, mask="source" if mask_ablation else "target")

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
+from ..durable import atomic_write_text, fsync_path  # noqa: F401 - re-exported for ingest
 from ..errors import StarkitError
 from ..spec import AttributeGroup
 
@@ -65,32 +66,6 @@ def resolve_dataset_dir(name: str, data_root: str | Path | None = None, out: str
 
 
 # ---------------------------------------------------------------------- durable files
-def fsync_path(path: Path) -> None:
-    """Flush a file (or a directory entry list) to disk."""
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # some platforms cannot open directories; nothing more to do there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` is either absent/old or complete, never half-written."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
-
-
 def file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()

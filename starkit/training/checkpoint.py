@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..durable import atomic_open, fsync_path, temp_sibling
 from ..errors import StarkitError
 
 CHECKPOINT_FORMAT = "starkit.checkpoint"
@@ -68,42 +69,14 @@ def _check_plain(value: Any, where: str) -> None:
     )
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Make the rename itself durable; not every platform lets a directory be opened.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def save_checkpoint(payload: Mapping[str, Any], path: str | Path) -> Path:
     """Write ``payload`` to ``path`` atomically (temp file, fsync, ``os.replace``)."""
     import torch
 
     path = Path(path)
     _check_plain(payload, "checkpoint")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(dict(payload), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_open(path, "wb") as f:
+        torch.save(dict(payload), f)
     return path
 
 
@@ -114,7 +87,7 @@ def publish_copy(src: str | Path, dst: str | Path) -> Path:
     import shutil
 
     src, dst = Path(src), Path(dst)
-    tmp = _temp_name(dst)
+    tmp = temp_sibling(dst)
     tmp.unlink(missing_ok=True)
     try:
         try:
@@ -127,7 +100,7 @@ def publish_copy(src: str | Path, dst: str | Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dst.parent)
+    fsync_path(dst.parent)
     return dst
 
 

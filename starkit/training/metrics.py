@@ -89,7 +89,7 @@ class MetricsWriter:
         """Drop records past ``iteration``: a resumed run redoes those iterations."""
         if not self.path.exists():
             return
-        from .checkpoint import _temp_name
+        from ..durable import atomic_write_text
 
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
@@ -98,9 +98,7 @@ class MetricsWriter:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
-        tmp = _temp_name(self.path)
-        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-        tmp.replace(self.path)
+        atomic_write_text(self.path, "".join(k + "\n" for k in kept))
 
     def write(self, iteration: int, record: Mapping[str, Any]) -> None:
         line = {"iteration": iteration, "time": time.time(), **record}

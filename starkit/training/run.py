@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .. import __version__
+from ..durable import atomic_write_text
 from ..errors import StarkitError
 from ..labels import LabelSpace
 from ..model_family import ModelFamily
@@ -111,16 +112,7 @@ def _family(name: str, registry: Any = None) -> ModelFamily:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: temp file, fsync, rename."""
-    from .checkpoint import _fsync_dir, _temp_name
-
-    tmp = _temp_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

@@ -193,18 +193,11 @@ def render_grid(
 
 def save_png(image: Any, path: str | Path) -> Path:
     """Write a PIL image as PNG atomically (temp name, then rename)."""
-    import os
+    from ..durable import atomic_open
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "wb") as fh:
+        image.save(fh, format="PNG")
+    return Path(path)
 
 
 def write_sample_grid(step: Any, space: LabelSpace, inputs: SampleInputs, device: Any, path: str | Path) -> Path:
