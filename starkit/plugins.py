@@ -28,12 +28,12 @@ from .errors import StarkitError
 
 ENTRY_POINT_GROUP = "starkit"
 
-#: starkit's own features, registered like any plugin (module paths, imported lazily).
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "starkit.default_plugins.synthetic",
-    "starkit.default_plugins.cards",
-    "starkit.default_plugins.stargan",
-)
+#: starkit's own features, registered like any plugin: plugin name -> module (imported lazily).
+DEFAULT_PLUGINS: dict[str, str] = {
+    "synthetic": "starkit.default_plugins.synthetic",
+    "cards": "starkit.default_plugins.cards",
+    "stargan": "starkit.default_plugins.stargan",
+}
 
 
 class PluginError(StarkitError, RuntimeError):
@@ -94,8 +94,8 @@ class PluginRegistry:
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         if load_defaults:
-            for module_name in DEFAULT_PLUGINS:
-                self._load(module_name, lambda m=module_name: importlib.import_module(m), builtin=True)
+            for name, module_name in DEFAULT_PLUGINS.items():
+                self._load(name, lambda m=module_name: importlib.import_module(m), builtin=True)
         if load_entry_points:
             self._load_entry_points()
 

@@ -315,7 +315,7 @@ def test_cards_plugin_lists_cards_and_survives_a_bad_one(registry_dir, registry)
         "image_size = 64", "image_size = 3.5"))
     with pytest.warns(CardWarning, match=rf"{bad}.*field 'image_size'"):
         found = datasets(registry)
-    assert found["pets"].plugin == "starkit.default_plugins.cards"
+    assert found["pets"].plugin == "cards"
     assert "afhq" in found and "celeba-hq" in found and "broken" not in found
     assert not any(info.broken for info in registry.plugins())
 
