@@ -39,6 +39,12 @@ def one_of(*choices: str) -> Check:
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
 
+#: Choices of the performance switches (resolved per device by starkit.training.fast).
+PRECISIONS = ("auto", "fp32", "bf16")
+SWITCH = ("auto", "on", "off")
+ADAM_IMPLS = ("auto", "fused", "foreach", "loop")
+
+
 @dataclass(frozen=True)
 class ConfigField:
     """One key of the training configuration.
@@ -90,6 +96,22 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
                 at_least(1), resumable=True),
     ConfigField("save_every", 10_000, int, "iterations between kept checkpoints (0: only latest.pt)",
                 at_least(0), resumable=True),
+    # How the step is computed (starkit.training.fast); none changes what is trained beyond
+    # rounding, so all may change on resume. "auto" resolves per device.
+    ConfigField("precision", "auto", str, "autocast dtype: auto, fp32 or bf16", one_of(*PRECISIONS),
+                resumable=True),
+    ConfigField("channels_last", "auto", str, "NHWC memory layout: auto, on or off", one_of(*SWITCH),
+                resumable=True),
+    ConfigField("compile", "auto", str, "torch.compile the generator: auto, on or off", one_of(*SWITCH),
+                resumable=True),
+    ConfigField("adam_impl", "auto", str, "Adam implementation: auto, fused, foreach or loop",
+                one_of(*ADAM_IMPLS), resumable=True),
+    ConfigField("nnpack_convs", "auto", str, "generator's stride-1 convolutions through NNPACK (CPU): auto, on or off",
+                one_of(*SWITCH), resumable=True),
+    ConfigField("fake_without_graph", True, bool, "compute the D step's fake without an autograd graph",
+                resumable=True),
+    ConfigField("share_fake", True, bool, "reuse the D step's fake in the G step of the same iteration",
+                resumable=True),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}

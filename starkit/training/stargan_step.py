@@ -13,6 +13,12 @@ slice and the mask marks it (paper §3.2); classification losses only look at th
 group by group (:meth:`starkit.labels.LabelSpace.classification_loss`). Target labels come from
 permuting the batch's labels (``target_sampling = "permute"``, the reference's choice: targets
 follow the data's label distribution) or from uniformly random valid labels (``"random"``).
+
+How the iteration is computed follows the performance switches of :mod:`.fast` (precision,
+memory layout, compilation, Adam implementation, NNPACK convolutions, and the two ways of not
+computing the fake twice); :meth:`FastPath.naive() <starkit.training.fast.FastPath.naive>`
+computes it the straightforward way. Every switch gives the same losses and gradients within
+the tolerances stated in tests/test_fast_path.py.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from ..models.losses import (
 from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
+from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
+from .nnpack_convs import use_nnpack_convs
 
 TARGET_SAMPLING = ("permute", "random")
 
@@ -94,22 +102,31 @@ def build_networks(label_space: LabelSpace, config: Mapping[str, Any]) -> dict[s
 
 
 class StarGANStep:
-    """The :class:`~starkit.training.step.StepRunner` of the ``stargan`` family."""
+    """The :class:`~starkit.training.step.StepRunner` of the ``stargan`` family.
 
-    def __init__(self, label_space: LabelSpace, config: Mapping[str, Any], runtime: Runtime):
+    ``fast`` overrides the switches the config selects (benchmarks and tests pass
+    :meth:`FastPath.naive` or single switches)."""
+
+    def __init__(
+        self, label_space: LabelSpace, config: Mapping[str, Any], runtime: Runtime, fast: FastPath | None = None
+    ):
         self.label_space = label_space
         self.config = dict(config)
         self.runtime = runtime
         device = runtime.device
+        self.fast = fast if fast is not None else resolve_fast_path(config, device)
         nets = build_networks(label_space, config)
-        self.G = nets["G"].to(device)
-        self.D = nets["D"].to(device)
+        if self.fast.nnpack_convs:
+            use_nnpack_convs(nets["G"])  # same parameters and state-dict keys, other kernels
+        memory_format = self.fast.memory_format()
+        self.G = nets["G"].to(device, memory_format=memory_format)
+        self.D = nets["D"].to(device, memory_format=memory_format)
         self.networks = {"G": self.G, "D": self.D}
         betas = (float(config["beta1"]), float(config["beta2"]))
         self.base_lrs = {"G": float(config["g_lr"]), "D": float(config["d_lr"])}
         self.optimizers = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=self.base_lrs["G"], betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), lr=self.base_lrs["D"], betas=betas),
+            "G": make_adam(self.G.parameters(), self.base_lrs["G"], betas, self.fast.adam_impl),
+            "D": make_adam(self.D.parameters(), self.base_lrs["D"], betas, self.fast.adam_impl),
         }
         # One CPU generator for every draw of the step: CPU and GPU runs draw the same numbers,
         # and its state is part of the checkpoint.
@@ -119,6 +136,15 @@ class StarGANStep:
         # The modules to call when gradients must be averaged across processes.
         self.G_train = runtime.wrap(self.G)
         self.D_train = runtime.wrap(self.D)
+        # The generator as the step calls it: compiled when asked (D is differentiated twice by
+        # the gradient penalty, which compiled graphs do not support, so it stays eager).
+        self.G_call = CompiledOrEager(self.G_train) if self.fast.compile else self.G_train
+        # Forward passes without gradients skip the DistributedDataParallel wrapper, which would
+        # otherwise synchronise buffers across processes on every call.
+        if self.G_train is self.G:
+            self.G_infer = self.G_call
+        else:
+            self.G_infer = CompiledOrEager(self.G) if self.fast.compile else self.G
         self.n_critic = int(config["n_critic"])
         self.lambda_cls = float(config["lambda_cls"])
         self.lambda_rec = float(config["lambda_rec"])
@@ -136,26 +162,24 @@ class StarGANStep:
     # ------------------------------------------------------------------ one iteration
     def train_step(self, iteration: int, dataset: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         space = self.label_space
-        x_real = images
+        fast = self.fast
+        autocast = fast.autocast(images.device)
+        x_real = fast.prepare_input(images)
         labels_trg = self.target_labels(dataset, labels)
         c_org = space.encode(dataset, labels)
         c_trg = space.encode(dataset, labels_trg)
+        g_step = (iteration + 1) % self.n_critic == 0
 
         # ---- discriminator
-        out_src, out_cls = self.D_train(x_real)
-        d_loss_real = critic_real_loss(out_src)
-        d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
-        # The fake needs no graph here. eval(): StarGAN's instance norms use per-image
-        # statistics in both modes, so the output is the same, and the (inert) running
-        # statistics stay put — identical on every process.
-        with torch.no_grad():
-            self.G.eval()
-            x_fake = self.G(x_real, c_trg)
-            self.G.train()
-        out_src, _ = self.D_train(x_fake)
-        d_loss_fake = critic_fake_loss(out_src)
-        d_loss_gp = gradient_penalty(self.D_train, x_real, x_fake, generator=self.rng)
-        d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
+        with autocast:
+            out_src, out_cls = self.D_train(x_real)
+            d_loss_real = critic_real_loss(out_src)
+            d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
+            x_fake, g_fake = self._fake_for_d_step(x_real, c_trg, keep_graph_for_g=g_step)
+            out_src, _ = self.D_train(x_fake)
+            d_loss_fake = critic_fake_loss(out_src)
+            d_loss_gp = gradient_penalty(self.D_train, x_real, x_fake, generator=self.rng)
+            d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -168,18 +192,19 @@ class StarGANStep:
         }
 
         # ---- generator, every n_critic-th iteration
-        if (iteration + 1) % self.n_critic == 0:
+        if g_step:
             # D is frozen and called unwrapped: its gradients would be discarded anyway, and
             # skipping them also keeps DistributedDataParallel from waiting for them.
             self.D.requires_grad_(False)
             try:
-                x_fake = self.G_train(x_real, c_trg)
-                out_src, out_cls = self.D(x_fake)
-                g_loss_fake = generator_adversarial_loss(out_src)
-                g_loss_cls = space.classification_loss(out_cls.float(), labels_trg, dataset)
-                x_rec = self.G_train(x_fake, c_org)
-                g_loss_rec = reconstruction_loss(x_real, x_rec)
-                g_loss = g_loss_fake + self.lambda_rec * g_loss_rec + self.lambda_cls * g_loss_cls
+                with autocast:
+                    x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
+                    out_src, out_cls = self.D(x_fake)
+                    g_loss_fake = generator_adversarial_loss(out_src)
+                    g_loss_cls = space.classification_loss(out_cls.float(), labels_trg, dataset)
+                    x_rec = self.G_call(x_fake, c_org)
+                    g_loss_rec = reconstruction_loss(x_real, x_rec)
+                    g_loss = g_loss_fake + self.lambda_rec * g_loss_rec + self.lambda_cls * g_loss_cls
                 opt_g = self.optimizers["G"]
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
@@ -194,6 +219,32 @@ class StarGANStep:
                 }
             )
         return losses
+
+    def _fake_for_d_step(self, x_real: Tensor, c_trg: Tensor, keep_graph_for_g: bool) -> tuple[Tensor, Tensor | None]:
+        """``G(x_real, c_trg)`` for the D step, and the same images with their graph when the
+        G step of this iteration may reuse them (else ``None``).
+
+        Reuse is exact: G changes only in the G step, after this, and the G step would compute
+        the very same ``G(x_real, c_trg)`` (same weights, inputs and targets). Fakes of other
+        iterations cannot be reused: each iteration has its own batch and targets.
+        """
+        fast = self.fast
+        if keep_graph_for_g and fast.share_fake:
+            g_fake = self.G_call(x_real, c_trg)
+            return g_fake.detach(), g_fake
+        if fast.fake_without_graph:
+            # eval(): StarGAN's instance norms use per-image statistics in both modes, so the
+            # output is the same, and the (inert) running statistics stay put — identical on
+            # every process.
+            with torch.no_grad():
+                self.G.eval()
+                try:
+                    return self.G_infer(x_real, c_trg), None
+                finally:
+                    self.G.train()
+        # The reference: a full forward with its autograd graph, detached for D (the graph is
+        # built and kept alive until the D step ends, but never used).
+        return self.G_call(x_real, c_trg).detach(), None
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()

@@ -1,0 +1,199 @@
+"""The training step's performance switches: what each does, what ``auto`` picks, and helpers.
+
+Every switch is a config key (documented in docs/training.md, measured alone in
+docs/performance.md). ``auto`` resolves per device to what was measured faster, or — for CUDA,
+which the development machine lacks — to the standard choice for the hardware:
+
+============== ======================================= ===========================================
+key            auto on CPU                             auto on CUDA
+============== ======================================= ===========================================
+precision      fp32 (bf16 only where the CPU has        bf16 autocast when the GPU supports bf16
+               native bf16: AVX512-BF16 or AMX)
+channels_last  off (instance norm copies NHWC back)     on
+compile        off (slower to start, no faster)         off (not measured here; try ``on``)
+adam_impl      loop (fastest measured on CPU)           fused
+nnpack_convs   on when NNPACK is available              off (CPU only)
+============== ======================================= ===========================================
+
+``fake_without_graph`` and ``share_fake`` (both true by default) remove redundant work and do
+not depend on the device. :meth:`FastPath.naive` is the straightforward implementation every
+switch is measured against: fp32, eager, NCHW, the reference's optimiser and the reference's
+handling of the fake images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from .config import ADAM_IMPLS, PRECISIONS, SWITCH, ConfigError
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """The resolved switches of one training process (no ``auto`` left)."""
+
+    #: ``"fp32"`` or ``"bf16"``: the dtype of autocast regions (forward passes and losses).
+    precision: str = "fp32"
+    #: Networks and inputs in NHWC memory layout.
+    channels_last: bool = False
+    #: ``torch.compile`` the generator (the discriminator needs double backward for the gradient
+    #: penalty, which compiled graphs do not support).
+    compile: bool = False
+    #: Adam implementation: ``"fused"``, ``"foreach"`` or ``"loop"`` (the per-tensor loop).
+    adam_impl: str = "loop"
+    #: Compute the D step's fake without an autograd graph (``no_grad``) instead of building
+    #: one and detaching it, as the reference does.
+    fake_without_graph: bool = False
+    #: On a G iteration, compute ``G(x, c_trg)`` once, with its graph, and use it for the D step
+    #: (detached) and the G step: G has not changed between the two.
+    share_fake: bool = False
+    #: Run the generator's stride-1 convolutions through NNPACK (CPU; see nnpack_convs).
+    nnpack_convs: bool = False
+
+    @classmethod
+    def naive(cls) -> "FastPath":
+        """Every switch off: the straightforward implementation."""
+        return cls()
+
+    def replace(self, **changes: Any) -> "FastPath":
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # ------------------------------------------------------------------ applying switches
+    def autocast(self, device: Any) -> contextlib.AbstractContextManager:
+        """The autocast region for forward passes (a no-op for fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    def memory_format(self) -> Any:
+        import torch
+
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def prepare_input(self, images: Any) -> Any:
+        """Images in the layout the networks were converted to."""
+        if self.channels_last:
+            return images.contiguous(memory_format=self.memory_format())
+        return images
+
+
+# ---------------------------------------------------------------------------- resolution
+def _switch(config: Mapping[str, Any], key: str, auto: bool) -> bool:
+    value = config.get(key, "auto")
+    if isinstance(value, bool):  # tolerated from Python callers
+        return value
+    if value not in SWITCH:
+        raise ConfigError(f"{key}: must be one of {', '.join(SWITCH)}, got {value!r}")
+    return auto if value == "auto" else value == "on"
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPUs on which oneDNN runs bf16 convolutions natively. Without
+    them (AVX2 only, like the development machine) bf16 convolutions are 7–80× slower than fp32."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def cuda_has_bf16(device: Any) -> bool:
+    import torch
+
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
+    """The switches for ``device`` from ``config``'s keys; missing keys count as ``auto`` (or
+    ``true`` for the two boolean ones), so family code can build a step from a partial config."""
+    from .nnpack_convs import nnpack_available
+
+    cuda = device.type == "cuda"
+    precision = config.get("precision", "auto")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        native = cuda_has_bf16(device) if cuda else (device.type == "cpu" and cpu_has_native_bf16())
+        precision = "bf16" if native else "fp32"
+    adam_impl = config.get("adam_impl", "auto")
+    if adam_impl not in ADAM_IMPLS:
+        raise ConfigError(f"adam_impl: must be one of {', '.join(ADAM_IMPLS)}, got {adam_impl!r}")
+    if adam_impl == "auto":
+        adam_impl = "fused" if cuda else "loop"
+    nnpack = _switch(config, "nnpack_convs", auto=device.type == "cpu" and nnpack_available())
+    if nnpack and device.type != "cpu":
+        nnpack = False  # a CPU library; the layers would fall back to F.conv2d anyway
+    return FastPath(
+        precision=precision,
+        channels_last=_switch(config, "channels_last", auto=cuda),
+        compile=_switch(config, "compile", auto=False),
+        adam_impl=adam_impl,
+        fake_without_graph=bool(config.get("fake_without_graph", True)),
+        share_fake=bool(config.get("share_fake", True)),
+        nnpack_convs=nnpack,
+    )
+
+
+# ---------------------------------------------------------------------------- helpers
+def make_adam(params: Iterable[Any], lr: float, betas: tuple[float, float], impl: str) -> Any:
+    """Adam with the chosen implementation. All three compute the same update up to rounding."""
+    import torch
+
+    options = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}
+    if impl not in options:
+        raise ConfigError(f"adam_impl: must be one of fused, foreach, loop, got {impl!r}")
+    return torch.optim.Adam(params, lr=lr, betas=betas, **options[impl])
+
+
+class CompiledOrEager:
+    """Calls ``torch.compile(module)``; if compiling fails (no C++ compiler, an unsupported
+    operation, an old GPU), warns once and calls the eager module from then on.
+
+    Compilation happens on the first call of each new input shape, so a failure surfaces there;
+    nothing has been computed or updated yet when it does, so retrying eagerly is safe. (Errors
+    raised later, in a compiled backward, propagate: by then the step is half done.)
+    """
+
+    def __init__(self, module: Any, compile_fn: Callable[[Any], Any] | None = None, **options: Any):
+        import torch
+
+        self.module = module
+        self.failed: str | None = None
+        try:
+            self._compiled = (compile_fn or torch.compile)(module, **options)
+        except Exception as exc:  # torch.compile itself refuses (e.g. unsupported Python)
+            self._give_up(exc)
+
+    def _give_up(self, exc: BaseException) -> None:
+        self.failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self._compiled = None
+        warnings.warn(f"torch.compile failed, training eagerly instead ({self.failed})", RuntimeWarning, stacklevel=3)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._compiled is not None:
+            try:
+                return self._compiled(*args, **kwargs)
+            except Exception as exc:
+                if not _is_compile_error(exc):
+                    raise
+                self._give_up(exc)
+        return self.module(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    """Errors of the compiler stack (dynamo, inductor, a missing compiler), not of the model."""
+    module = type(exc).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor", "torch._subclasses")) or isinstance(
+        exc, (ImportError, OSError, NotImplementedError)
+    )

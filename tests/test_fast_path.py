@@ -1,0 +1,266 @@
+"""The fast path computes what the naive path computes.
+
+For the same weights and batch, each switch of :mod:`starkit.training.fast` is compared with
+:meth:`FastPath.naive` on a D iteration and a G iteration (tiny networks, 16 px). Tolerances:
+
+* ``fake_without_graph``, ``share_fake``: bit-identical losses and gradients (the same kernels
+  run on the same inputs; only what autograd records differs);
+* ``adam_impl``: identical D gradients; D's parameters after its update within 1e-6, G's (whose
+  gradient follows D's slightly different update) within 1e-4 (relative);
+* ``channels_last``, ``nnpack_convs`` and all fp32 switches together: losses within 1e-5 and
+  each network's gradient within 1e-4 (relative L2 error; measured ≤ 3e-5 — NNPACK's Winograd
+  and FFT transforms round differently from direct convolution);
+* ``precision = "bf16"``: losses within 2e-2 (relative). Gradients are compared by relative L2
+  error: ≤ 0.1 for D, ≤ 0.6 for G. The generator's gradient at initialisation is badly
+  conditioned — even fp32 is 0.2–0.6 % away from fp64 there, i.e. rounding errors are amplified
+  ~10⁵× — so bf16's 8-bit mantissa moves it by 20–40 %; whether that matters for training is
+  what ``bench/fast_path_quality.py`` measures.
+
+Learning rates are 1e-12 in the gradient comparisons so that the D update before the G step
+leaves D unchanged to float precision: Adam's first step is ±lr wherever a gradient is non-zero,
+which would otherwise turn rounding differences into different discriminators.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from starkit.labels import LabelSpace
+from starkit.spec import AttributeGroup
+from starkit.training.config import ConfigError, resolve_config
+from starkit.training.device import Runtime
+from starkit.training.fast import CompiledOrEager, FastPath, resolve_fast_path
+from starkit.training.nnpack_convs import NNPACKConv2d, nnpack_available, use_nnpack_convs
+
+NAIVE = FastPath.naive()
+TINY = {"image_size": 16, "g_conv_dim": 8, "d_conv_dim": 8, "g_repeat_num": 2, "d_repeat_num": 2, "seed": 0}
+needs_nnpack = pytest.mark.skipif(not nnpack_available(), reason="this torch has no NNPACK on this CPU")
+
+
+def _space() -> LabelSpace:
+    return LabelSpace.from_groups(
+        [
+            ("faces", [AttributeGroup("hair", "onehot", ("black", "blond", "brown")),
+                       AttributeGroup("a", "binary", ("male", "young"))]),
+            ("expr", [AttributeGroup("expression", "onehot", ("angry", "happy", "neutral"))]),
+        ]
+    )
+
+
+def _step(fast: FastPath, **extra):
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import StarGANStep
+
+    torch.manual_seed(0)  # the same initial weights for every variant
+    return StarGANStep(_space(), {**STARGAN_DEFAULTS, **TINY, **extra}, Runtime(torch.device("cpu")), fast=fast)
+
+
+def _batch(n: int = 4):
+    images = torch.rand((n, 3, 16, 16), generator=torch.Generator().manual_seed(1)) * 2 - 1
+    labels = torch.from_numpy(_space().random_labels("faces", n, np.random.default_rng(0)))
+    return images, labels
+
+
+def _one_g_iteration(fast: FastPath, lr: float = 1e-12):
+    """Losses and per-network gradients of one G iteration (a D step, then a G step)."""
+    step = _step(fast, g_lr=lr, d_lr=lr)
+    images, labels = _batch()
+    losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+    grads = {name: torch.cat([p.grad.flatten() for p in net.parameters()]) for name, net in step.networks.items()}
+    return losses, grads, step
+
+
+@pytest.fixture(scope="module")
+def naive_result():
+    return _one_g_iteration(NAIVE)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def _loss_errors(losses, reference) -> dict[str, float]:
+    assert set(losses) == set(reference) and "G/loss_rec" in losses
+    return {k: abs(losses[k].item() - reference[k].item()) / max(abs(reference[k].item()), 1e-6) for k in losses}
+
+
+@pytest.mark.parametrize("switch", ["fake_without_graph", "share_fake"])
+def test_not_computing_the_fake_twice_changes_nothing(naive_result, switch):
+    losses, grads, _ = _one_g_iteration(NAIVE.replace(**{switch: True}))
+    ref_losses, ref_grads, _ = naive_result
+    assert all(torch.equal(losses[k], ref_losses[k]) for k in losses)
+    assert all(torch.equal(grads[n], ref_grads[n]) for n in grads)
+
+
+@pytest.mark.parametrize(
+    "fast",
+    [
+        pytest.param(NAIVE.replace(channels_last=True), id="channels_last"),
+        pytest.param(NAIVE.replace(nnpack_convs=True), id="nnpack_convs", marks=needs_nnpack),
+        pytest.param(
+            NAIVE.replace(channels_last=True, nnpack_convs=True, fake_without_graph=True, share_fake=True,
+                          adam_impl="fused"),
+            id="all_fp32_switches", marks=needs_nnpack,
+        ),
+    ],
+)
+def test_fp32_switches_match_the_naive_losses_and_gradients(naive_result, fast):
+    losses, grads, _ = _one_g_iteration(fast)
+    ref_losses, ref_grads, _ = naive_result
+    assert max(_loss_errors(losses, ref_losses).values()) <= 1e-5
+    for name in ("G", "D"):
+        assert _rel(grads[name], ref_grads[name]) <= 1e-4, name
+
+
+def test_bf16_autocast_stays_within_the_stated_tolerance(naive_result):
+    losses, grads, _ = _one_g_iteration(NAIVE.replace(precision="bf16"))
+    ref_losses, ref_grads, _ = naive_result
+    errors = _loss_errors(losses, ref_losses)
+    assert max(errors.values()) <= 2e-2, errors
+    assert _rel(grads["D"], ref_grads["D"]) <= 0.1
+    assert _rel(grads["G"], ref_grads["G"]) <= 0.6
+    assert all(torch.isfinite(g).all() for g in grads.values())
+
+
+@pytest.mark.parametrize("impl", ["fused", "foreach"])
+def test_adam_implementations_update_alike(impl):
+    _, grads_loop, loop = _one_g_iteration(NAIVE, lr=1e-4)
+    _, grads_other, other = _one_g_iteration(NAIVE.replace(adam_impl=impl), lr=1e-4)
+    # D's gradient comes before any update; G's follows D's update, which rounds differently.
+    assert torch.equal(grads_loop["D"], grads_other["D"])
+    # Updates from identical gradients agree to rounding (D); G's gradients already differ in
+    # the last bits, which Adam's first, sign-like step (±lr) turns into ~1e-5 (measured 2e-5).
+    for name, tolerance in (("D", 1e-6), ("G", 1e-4)):
+        after_loop = torch.cat([p.detach().flatten() for p in loop.networks[name].parameters()])
+        after_other = torch.cat([p.detach().flatten() for p in other.networks[name].parameters()])
+        assert _rel(after_other, after_loop) <= tolerance, name
+
+
+@needs_nnpack
+def test_the_default_cpu_fast_path_is_deterministic():
+    """Bit-exact resume rests on this: the same start gives the same weights, G steps included."""
+    fast = resolve_fast_path({}, torch.device("cpu"))
+    assert fast.nnpack_convs and fast.share_fake and fast.fake_without_graph
+    runs = []
+    for _ in range(2):
+        step = _step(fast)
+        images, labels = _batch()
+        for i in range(6):
+            step.train_step(i, "faces", images, labels)
+        runs.append([p.detach().clone() for net in step.networks.values() for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def test_shared_fake_keeps_the_generator_graph_only_on_g_iterations():
+    step = _step(NAIVE.replace(fake_without_graph=True, share_fake=True))
+    images, labels = _batch()
+    c_trg = step.label_space.encode("faces", labels.flip(0))
+    fake, g_fake = step._fake_for_d_step(images, c_trg, keep_graph_for_g=False)
+    assert g_fake is None and not fake.requires_grad
+    fake, g_fake = step._fake_for_d_step(images, c_trg, keep_graph_for_g=True)
+    assert g_fake.requires_grad and not fake.requires_grad and torch.equal(fake, g_fake.detach())
+
+
+# ---------------------------------------------------------------------------- NNPACK layers
+@needs_nnpack
+@pytest.mark.parametrize("kernel, padding, bias", [(3, 1, False), (7, 3, False), (3, 0, True), (5, 1, True)])
+def test_nnpack_conv_matches_conv2d_forward_and_gradients(kernel, padding, bias):
+    torch.manual_seed(0)
+    reference = nn.Conv2d(6, 5, kernel, padding=padding, bias=bias)
+    model = nn.Sequential(nn.Conv2d(6, 5, kernel, padding=padding, bias=bias))
+    model.load_state_dict({f"0.{k}": v for k, v in reference.state_dict().items()})
+    assert use_nnpack_convs(model) == 1 and isinstance(model[0], NNPACKConv2d)
+    assert list(model.state_dict()) == [f"0.{k}" for k in reference.state_dict()]
+    x = torch.randn(3, 6, 12, 12, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y, y_ref = model(x), reference(x_ref)
+    grad_out = torch.randn_like(y)
+    y.backward(grad_out)
+    y_ref.backward(grad_out)
+    assert _rel(y, y_ref) <= 1e-5
+    assert _rel(x.grad, x_ref.grad) <= 1e-5
+    assert _rel(model[0].weight.grad, reference.weight.grad) <= 1e-5
+    if bias:
+        assert _rel(model[0].bias.grad, reference.bias.grad) <= 1e-5
+
+
+def test_nnpack_swap_shares_parameters_and_skips_unsupported_layers():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),            # stride 1: replaced
+        nn.Conv2d(4, 4, 4, stride=2, padding=1),  # strided: kept
+        nn.Conv2d(4, 4, 3, padding=1, groups=2),  # grouped: kept
+        nn.ConvTranspose2d(4, 4, 4, 2, 1),        # transposed: kept
+    )
+    weight = model[0].weight
+    assert use_nnpack_convs(model) == 1
+    assert model[0].weight is weight and type(model[1]) is nn.Conv2d and type(model[3]) is nn.ConvTranspose2d
+
+
+def test_nnpack_conv_falls_back_where_nnpack_cannot_run():
+    conv = NNPACKConv2d.from_conv(nn.Conv2d(3, 4, 3, padding=1))
+    x = torch.randn(2, 3, 8, 8)
+    assert not conv.runs_nnpack(x.double())
+    torch.testing.assert_close(conv.double()(x.double()), nn.functional.conv2d(x.double(), conv.weight, conv.bias, padding=1))
+    conv.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not conv.runs_nnpack(x)
+        assert conv(x).dtype == torch.bfloat16  # autocast's precision is respected
+
+
+@needs_nnpack
+def test_nnpack_conv_refuses_double_backward():
+    conv = NNPACKConv2d.from_conv(nn.Conv2d(3, 4, 3, padding=1))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    (grad,) = torch.autograd.grad(conv(x).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad.sum().backward()
+
+
+# ---------------------------------------------------------------------------- switches
+def test_auto_resolves_per_device(monkeypatch):
+    cpu = resolve_fast_path({}, torch.device("cpu"))
+    assert not cpu.channels_last and not cpu.compile and cpu.adam_impl == "loop"
+    assert cpu.nnpack_convs == nnpack_available()
+    monkeypatch.setattr("starkit.training.fast.cuda_has_bf16", lambda device: True)
+    cuda = resolve_fast_path({}, torch.device("cuda", 0))
+    assert (cuda.precision, cuda.channels_last, cuda.adam_impl, cuda.nnpack_convs) == ("bf16", True, "fused", False)
+    explicit = resolve_fast_path({"precision": "fp32", "channels_last": "off", "adam_impl": "foreach",
+                                  "share_fake": False}, torch.device("cuda", 0))
+    assert (explicit.precision, explicit.channels_last, explicit.adam_impl, explicit.share_fake) == \
+        ("fp32", False, "foreach", False)
+
+
+def test_switches_are_config_keys_with_checked_values():
+    config = resolve_config({}, overrides={"datasets": ["a"], "precision": "bf16", "compile": "on"})
+    assert config["precision"] == "bf16" and config["compile"] == "on" and config["share_fake"] is True
+    with pytest.raises(ConfigError, match="precision"):
+        resolve_config({}, overrides={"datasets": ["a"], "precision": "fp8"})
+    with pytest.raises(ConfigError, match="nnpack_convs"):
+        resolve_fast_path({"nnpack_convs": "maybe"}, torch.device("cpu"))
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning():
+    module = nn.Linear(3, 2)
+
+    def broken_compile(m, **options):
+        def compiled(*args):
+            raise NotImplementedError("no C++ compiler")
+        return compiled
+
+    wrapped = CompiledOrEager(module, compile_fn=broken_compile)
+    x = torch.randn(4, 3)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        out = wrapped(x)
+    torch.testing.assert_close(out, module(x))
+    assert wrapped.failed and "no C++ compiler" in wrapped.failed
+    torch.testing.assert_close(wrapped(x), module(x))  # eager from now on, no second warning
+
+
+def test_errors_of_the_model_itself_are_not_swallowed_by_the_compile_fallback():
+    wrapped = CompiledOrEager(nn.Linear(3, 2), compile_fn=lambda m, **o: m)
+    with pytest.raises(RuntimeError):
+        wrapped(torch.randn(4, 5))  # a shape error, not a compiler one
+    assert wrapped.failed is None
