@@ -79,7 +79,7 @@ class Profile:
     classifier_image_size: int = 64
     classifier_lr: float = 1e-3
     # evaluation
-    eval_limit: int = 200  # synth-celeba / synth-rafd test faces evaluated
+    eval_limit: int = 150  # synth-celeba / synth-rafd test faces evaluated
     figure_rows: int = 6
     seed: int = 0
 
@@ -224,12 +224,53 @@ def train_judge(profile: Profile, data: Path, out: Path, progress: bool = True) 
     return train_classifier([CELEBA, RAFD], data, config, device="cpu", progress=progress, out=out)
 
 
-def evaluate(run_dir: Path, data: Path, classifier: Any, profile: Profile, mask: str = "target",
-             sources: tuple[str, ...] = (CELEBA, RAFD)) -> dict[str, Any]:
+def evaluate(run_dir: Path, data: Path, classifier: Path, profile: Profile, mask: str = "target",
+             sources: tuple[str, ...] = (CELEBA, RAFD), progress: bool = True) -> dict[str, Any]:
     from starkit.evaluation.evaluate import EvalOptions, evaluate_run
 
     options = EvalOptions(limit=profile.eval_limit, batch_size=16, mask=mask)
-    return evaluate_run(run_dir, data, classifier=classifier, sources=list(sources), options=options, device="cpu")
+    return evaluate_run(run_dir, data, classifier=classifier, sources=list(sources), options=options, device="cpu",
+                        progress=progress)
+
+
+def _eval_child(out: Path, run_dir: Path, data: Path, classifier: Path, profile: Profile, mask: str,
+                sources: tuple[str, ...]) -> None:
+    _single_thread()
+    _write_json(out, evaluate(run_dir, data, classifier, profile, mask, sources, progress=False))
+
+
+def evaluate_all(jobs: dict[str, tuple[Path, str, tuple[str, ...]]], data: Path, classifier: Path, profile: Profile,
+                 work: Path) -> dict[str, dict[str, Any]]:
+    """Run the evaluations in ``jobs`` (name -> (run, mask, sources)) side by side, one
+    single-thread process each; returns name -> report."""
+    import multiprocessing
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    ctx = multiprocessing.get_context("spawn")
+    outs = {name: work / f"eval-{name}.json" for name in jobs}
+    for out in outs.values():
+        out.unlink(missing_ok=True)
+    procs = {name: ctx.Process(target=_eval_child, args=(outs[name], run, data, classifier, profile, mask, sources))
+             for name, (run, mask, sources) in jobs.items()}
+    for p in procs.values():
+        p.start()
+    try:
+        with Progress(SpinnerColumn(), TextColumn("[bold]evaluate {task.description}"), TimeElapsedColumn()) as bar:
+            tasks = {name: bar.add_task(name, total=1) for name in procs}
+            while any(p.is_alive() for p in procs.values()):
+                for name, task in tasks.items():
+                    bar.update(task, completed=int(not procs[name].is_alive()))
+                time.sleep(1)
+            for task in tasks.values():
+                bar.update(task, completed=1)
+    finally:
+        for p in procs.values():
+            p.join()
+    failed = [name for name, p in procs.items() if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"evaluation failed for {', '.join(failed)} (see the messages above)")
+    return {name: json.loads(out.read_text(encoding="utf-8")) for name, out in outs.items()}
 
 
 # ------------------------------------------------------------------------------ numbers
@@ -275,15 +316,16 @@ def headline(report: dict[str, Any], joint: bool) -> dict[str, Any]:
     return out
 
 
-def judge_quality(clf: Any, jnt_report: dict[str, Any]) -> dict[str, Any]:
+def judge_quality(jnt_report: dict[str, Any]) -> dict[str, Any]:
     """How far the judge can be trusted: its accuracy on real test images and on the exact
-    counterfactual renderings (what a perfect generator would produce)."""
-    acc = clf.info["test_accuracy"]
+    counterfactual renderings (what a perfect generator would be scored)."""
+    clf = jnt_report["classifier"]
     return {
-        "real_test_accuracy": {d: {g: r["accuracy"] for g, r in groups.items()} for d, groups in acc.items()},
+        "real_test_accuracy": {d: {g: r["accuracy"] for g, r in groups.items()}
+                               for d, groups in clf["test_accuracy"].items()},
         "expression_on_celeba_counterfactuals": _group(jnt_report, CELEBA, RAFD, "expression")["ground_truth_accuracy"],
         "hair_on_celeba_counterfactuals": _group(jnt_report, CELEBA, CELEBA, "hair")["ground_truth_accuracy"],
-        "seconds": clf.info["training"]["seconds"],
+        "image_size": clf["image_size"],
     }
 
 
@@ -377,24 +419,25 @@ def _write_json(path: Path, data: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu20")
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench-quality",
-                        help="scratch folder for shards, runs and the classifier")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder for shards, runs, classifier and full eval reports "
+                             "(default: runs/bench-quality-PROFILE)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where quality.json/png go (default: bench/results for cpu20, else --work)")
     parser.add_argument("--seed", type=int, default=None, help="override the profile's seed")
     parser.add_argument("--iters", type=int, default=None, help="override the generator iterations")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     args = parser.parse_args(argv)
 
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    _single_thread()  # the parent only draws the figure; the work happens in single-thread jobs
     profile = PROFILES[args.profile]
     if args.seed is not None:
         profile = replace(profile, seed=args.seed)
     if args.iters is not None:
         profile = replace(profile, iters=args.iters)
-    work, data = args.work, args.work / "data"
+    work = args.work or REPO / "runs" / f"bench-quality-{args.profile}"
+    data = work / "data"
     # Only the real profile's numbers belong in bench/results; a smoke run stays in --work.
     results_dir = args.results or (RESULTS if args.profile == "cpu20" else work)
     work.mkdir(parents=True, exist_ok=True)
@@ -412,12 +455,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ingested = stage("ingest", ingest_datasets, profile, data)
     sng_dir, jnt_dir, clf_path = stage("train_sng_jnt_classifier", train_all, profile, data, work)
-    from starkit.evaluation.classifier import load_classifier
-
-    clf = load_classifier(clf_path)
-    sng_report = stage("eval_sng", evaluate, sng_dir, data, clf, profile)
-    jnt_report = stage("eval_jnt", evaluate, jnt_dir, data, clf, profile)
-    ablation_report = stage("eval_jnt_mask_ablation", evaluate, jnt_dir, data, clf, profile, "source", (CELEBA,))
+    reports = stage("evaluate", evaluate_all, {
+        "sng": (sng_dir, "target", (CELEBA, RAFD)),
+        "jnt": (jnt_dir, "target", (CELEBA, RAFD)),
+        "jnt-mask-ablation": (jnt_dir, "source", (CELEBA,)),
+    }, data, clf_path, profile, work)
+    sng_report, jnt_report, ablation_report = reports["sng"], reports["jnt"], reports["jnt-mask-ablation"]
     stage("figure", figure, sng_dir, jnt_dir, data, profile, results_dir / f"quality{suffix}.png")
     timings["total"] = round(time.perf_counter() - started, 1)
 
@@ -431,20 +474,18 @@ def main(argv: list[str] | None = None) -> int:
         "seed": profile.seed,
         "git_commit": git_commit(),
         "config": asdict(profile),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "threads_per_job": 1, "python": platform.python_version(),
                     "torch": torch.__version__, "platform": platform.platform()},
         "datasets": ingested,
         "chance": {"expression": 1 / 8, "hair": 1 / 3, "binary": 1 / 2},
         "sng": sng,
         "jnt": jnt,
-        "classifier": judge_quality(clf, jnt_report),
+        "classifier": judge_quality(jnt_report),
         "targets": targets(sng, jnt, ablation),
         "timings_s": timings,
         "figure": f"quality{suffix}.png",
     }
     _write_json(results_dir / f"quality{suffix}.json", results)
-    for tag, report in (("sng", sng_report), ("jnt", jnt_report), ("jnt-mask-ablation", ablation_report)):
-        _write_json(work / f"eval-{tag}{suffix}.json", report)
     print(json.dumps({"sng": sng, "jnt": jnt, "targets": results["targets"], "timings_s": timings}, indent=2))
     return 0
 
