@@ -194,6 +194,7 @@ SWITCHES: dict[str, Callable[[Mode], Mode]] = {
     "fake_without_graph": lambda m: Mode("fake_without_graph", m.fast.replace(fake_without_graph=True), False),
     "share_fake": lambda m: Mode("share_fake", m.fast.replace(share_fake=True), False),
     "nnpack_convs": lambda m: Mode("nnpack_convs", m.fast.replace(nnpack_convs=True), False),
+    "gemm_convs": lambda m: Mode("gemm_convs", m.fast.replace(gemm_convs=True), False),
     "adam_fused": lambda m: Mode("adam_fused", m.fast.replace(adam_impl="fused"), False),
     "adam_foreach": lambda m: Mode("adam_foreach", m.fast.replace(adam_impl="foreach"), False),
     "channels_last": lambda m: Mode("channels_last", m.fast.replace(channels_last=True), False),
@@ -457,7 +458,8 @@ def default_switches(device) -> list[str]:
 
     names = list(SWITCHES)
     if device.type != "cpu":
-        names.remove("nnpack_convs")  # a CPU library
+        names.remove("nnpack_convs")  # CPU kernels
+        names.remove("gemm_convs")
     elif not cpu_has_native_bf16():
         names.remove("bf16")  # minutes per iteration at 128 px without bf16 instructions; see --quick
     return names

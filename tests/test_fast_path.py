@@ -7,9 +7,10 @@ For the same weights and batch, each switch of :mod:`starkit.training.fast` is c
   run on the same inputs; only what autograd records differs);
 * ``adam_impl``: identical D gradients; D's parameters after its update within 1e-6, G's (whose
   gradient follows D's slightly different update) within 1e-4 (relative);
-* ``channels_last``, ``nnpack_convs`` and all fp32 switches together: losses within 1e-5 and
-  each network's gradient within 1e-4 (relative L2 error; measured ≤ 3e-5 — NNPACK's Winograd
-  and FFT transforms round differently from direct convolution);
+* ``channels_last``, ``nnpack_convs``, ``gemm_convs`` and all fp32 switches together: losses
+  within 1e-5 and each network's gradient within 1e-4 (relative L2 error; measured ≤ 3e-5 —
+  NNPACK's Winograd and FFT transforms, and a GEMM's summation order, round differently from
+  oneDNN's direct convolution);
 * ``precision = "bf16"``: losses within 2e-2 (relative). Gradients are compared by relative L2
   error: ≤ 0.1 for D, ≤ 0.6 for G. The generator's gradient at initialisation is badly
   conditioned — even fp32 is 0.2–0.6 % away from fp64 there, i.e. rounding errors are amplified
@@ -33,6 +34,7 @@ from starkit.spec import AttributeGroup
 from starkit.training.config import ConfigError, resolve_config
 from starkit.training.device import Runtime
 from starkit.training.fast import CompiledOrEager, FastPath, resolve_fast_path
+from starkit.training.gemm_convs import MAX_POSITIONS, GemmConv2d, gemm_conv2d, use_gemm_convs
 from starkit.training.nnpack_convs import NNPACKConv2d, nnpack_available, use_nnpack_convs
 
 NAIVE = FastPath.naive()
@@ -100,9 +102,10 @@ def test_not_computing_the_fake_twice_changes_nothing(naive_result, switch):
     [
         pytest.param(NAIVE.replace(channels_last=True), id="channels_last"),
         pytest.param(NAIVE.replace(nnpack_convs=True), id="nnpack_convs", marks=needs_nnpack),
+        pytest.param(NAIVE.replace(gemm_convs=True), id="gemm_convs"),
         pytest.param(
-            NAIVE.replace(channels_last=True, nnpack_convs=True, fake_without_graph=True, share_fake=True,
-                          adam_impl="fused"),
+            NAIVE.replace(channels_last=True, nnpack_convs=True, gemm_convs=True, fake_without_graph=True,
+                          share_fake=True, adam_impl="fused"),
             id="all_fp32_switches", marks=needs_nnpack,
         ),
     ],
@@ -143,7 +146,7 @@ def test_adam_implementations_update_alike(impl):
 def test_the_default_cpu_fast_path_is_deterministic():
     """Bit-exact resume rests on this: the same start gives the same weights, G steps included."""
     fast = resolve_fast_path({}, torch.device("cpu"))
-    assert fast.nnpack_convs and fast.share_fake and fast.fake_without_graph
+    assert fast.nnpack_convs and fast.gemm_convs and fast.share_fake and fast.fake_without_graph
     runs = []
     for _ in range(2):
         step = _step(fast)
@@ -219,6 +222,36 @@ def test_nnpack_conv_refuses_double_backward():
         grad.sum().backward()
 
 
+# ---------------------------------------------------------------------------- GEMM layers
+@pytest.mark.parametrize(
+    "kernel, stride, padding, size, bias",
+    [(4, 2, 1, 4, True), (4, 2, 1, 8, False), (3, 1, 1, 2, False), (2, 1, 0, 2, False), (3, 2, 0, 5, True)],
+)
+def test_gemm_conv_is_conv2d_and_twice_differentiable(kernel, stride, padding, size, bias):
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 6, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True) if bias else None
+    expected = nn.functional.conv2d(x, w, b, stride, padding)
+    torch.testing.assert_close(gemm_conv2d(x, w, b, (stride, stride), (padding, padding)), expected)
+    # The gradient penalty differentiates D twice: second derivatives must be right too.
+    assert torch.autograd.gradgradcheck(lambda x, w: gemm_conv2d(x, w, None, (stride, stride), (padding, padding)), (x, w))
+
+
+def test_gemm_layers_take_the_gemm_path_only_for_small_outputs(monkeypatch):
+    model = nn.Sequential(nn.Conv2d(4, 4, 4, 2, 1), nn.Conv2d(4, 4, 4, 2, 1, dilation=2))
+    weight = model[0].weight
+    assert use_gemm_convs(model) == 1 and isinstance(model[0], GemmConv2d) and model[0].weight is weight
+    calls = []
+    monkeypatch.setattr("starkit.training.gemm_convs.gemm_conv2d", lambda *a: calls.append(a) or nn.functional.conv2d(
+        a[0], a[1], a[2], a[3], a[4]))
+    side = 2 * int(MAX_POSITIONS**0.5)  # output side sqrt(MAX_POSITIONS): the largest on the GEMM path
+    model[0](torch.randn(1, 4, side, side))
+    assert len(calls) == 1
+    model[0](torch.randn(1, 4, side + 2, side + 2))
+    assert len(calls) == 1  # larger outputs go to F.conv2d
+
+
 # ---------------------------------------------------------------------------- switches
 def test_auto_resolves_per_device(monkeypatch):
     cpu = resolve_fast_path({}, torch.device("cpu"))
@@ -226,7 +259,9 @@ def test_auto_resolves_per_device(monkeypatch):
     assert cpu.nnpack_convs == nnpack_available()
     monkeypatch.setattr("starkit.training.fast.cuda_has_bf16", lambda device: True)
     cuda = resolve_fast_path({}, torch.device("cuda", 0))
-    assert (cuda.precision, cuda.channels_last, cuda.adam_impl, cuda.nnpack_convs) == ("bf16", True, "fused", False)
+    assert (cuda.precision, cuda.channels_last, cuda.adam_impl, cuda.nnpack_convs, cuda.gemm_convs) == \
+        ("bf16", True, "fused", False, False)
+    assert cpu.gemm_convs
     explicit = resolve_fast_path({"precision": "fp32", "channels_last": "off", "adam_impl": "foreach",
                                   "share_fake": False}, torch.device("cuda", 0))
     assert (explicit.precision, explicit.channels_last, explicit.adam_impl, explicit.share_fake) == \

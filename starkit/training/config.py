@@ -108,6 +108,8 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
                 one_of(*ADAM_IMPLS), resumable=True),
     ConfigField("nnpack_convs", "auto", str, "generator's stride-1 convolutions through NNPACK (CPU): auto, on or off",
                 one_of(*SWITCH), resumable=True),
+    ConfigField("gemm_convs", "auto", str, "discriminator's small-output convolutions as one GEMM (CPU): auto, on or off",
+                one_of(*SWITCH), resumable=True),
     ConfigField("fake_without_graph", True, bool, "compute the D step's fake without an autograd graph",
                 resumable=True),
     ConfigField("share_fake", True, bool, "reuse the D step's fake in the G step of the same iteration",

@@ -13,6 +13,7 @@ channels_last  off (instance norm copies NHWC back)     on
 compile        off (slower to start, no faster)         off (not measured here; try ``on``)
 adam_impl      loop (fastest measured on CPU)           fused
 nnpack_convs   on when NNPACK is available              off (CPU only)
+gemm_convs     on                                       off (CPU only)
 ============== ======================================= ===========================================
 
 ``fake_without_graph`` and ``share_fake`` (both true by default) remove redundant work and do
@@ -53,6 +54,9 @@ class FastPath:
     share_fake: bool = False
     #: Run the generator's stride-1 convolutions through NNPACK (CPU; see nnpack_convs).
     nnpack_convs: bool = False
+    #: Compute the discriminator's convolutions with small outputs as one GEMM (CPU; see
+    #: gemm_convs).
+    gemm_convs: bool = False
 
     @classmethod
     def naive(cls) -> "FastPath":
@@ -131,6 +135,7 @@ def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
     nnpack = _switch(config, "nnpack_convs", auto=device.type == "cpu" and nnpack_available())
     if nnpack and device.type != "cpu":
         nnpack = False  # a CPU library; the layers would fall back to F.conv2d anyway
+    gemm = _switch(config, "gemm_convs", auto=device.type == "cpu") and device.type == "cpu"
     return FastPath(
         precision=precision,
         channels_last=_switch(config, "channels_last", auto=cuda),
@@ -139,6 +144,7 @@ def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
         fake_without_graph=bool(config.get("fake_without_graph", True)),
         share_fake=bool(config.get("share_fake", True)),
         nnpack_convs=nnpack,
+        gemm_convs=gemm,
     )
 
 

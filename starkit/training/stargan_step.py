@@ -40,6 +40,7 @@ from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
 from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
+from .gemm_convs import use_gemm_convs
 from .nnpack_convs import use_nnpack_convs
 
 TARGET_SAMPLING = ("permute", "random")
@@ -116,8 +117,11 @@ class StarGANStep:
         device = runtime.device
         self.fast = fast if fast is not None else resolve_fast_path(config, device)
         nets = build_networks(label_space, config)
+        # Same parameters and state-dict keys, other kernels.
         if self.fast.nnpack_convs:
-            use_nnpack_convs(nets["G"])  # same parameters and state-dict keys, other kernels
+            use_nnpack_convs(nets["G"])
+        if self.fast.gemm_convs:
+            use_gemm_convs(nets["D"])
         memory_format = self.fast.memory_format()
         self.G = nets["G"].to(device, memory_format=memory_format)
         self.D = nets["D"].to(device, memory_format=memory_format)
