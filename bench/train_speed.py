@@ -20,13 +20,19 @@ CPU); the D step's fake computed with its autograd graph and detached; the G ste
 pinned memory and persistent workers) and the step with the switches that ``auto`` selects on
 this device (see ``starkit.training.fast``), changed with ``--set key=value``.
 
-An iteration is one D step; every ``n_critic``-th one (5) adds a G step. Each repeat builds the
-step, runs ``--warmup`` iterations (one with a G step, then plain ones) and times ``--iters``
-(the first with a G step). The images/s of a repeat follow the training schedule:
-``n_critic·B / ((n_critic-1)·t_D + t_DG)`` with t_D and t_DG the median times of iterations
-without and with a G step (data loading included). ``--compare`` and ``--ablation`` run the
-modes alternately within each repeat and report the median of the per-repeat ratios, so that
-load from other processes hits all modes alike.
+An iteration is one D step; every ``n_critic``-th one (5) adds a G step. All modes are built
+once, warmed up (``--warmup`` iterations each, the first with a G step), then timed: each repeat
+runs ``--iters`` iterations (the first with a G step), the modes taking turns iteration by
+iteration, the one going first rotating, so that changes in the machine's load hit all modes
+alike. A repeat's images/s follow the training schedule: ``n_critic·B / ((n_critic-1)·t_D +
+t_DG)`` with t_D and t_DG the median times of its iterations without and with a G step (data
+loading included); ratios between modes are taken per repeat, and their median reported.
+
+Memory: the peak of one iteration with a G step (a D step and a G step) per mode. On CUDA:
+``torch.cuda.max_memory_allocated`` during it. On a CPU: the peak RSS (``getrusage``) of a fresh
+process that builds the mode's step and runs that iteration on a synthetic batch — weights,
+optimiser state, activations and torch itself; a long-lived process keeps freed pages, so its
+high-water mark could not be attributed to one mode.
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on one iteration of each
 kind at batch 1 (times B), counting convolutions as direct ones; NNPACK's Winograd and FFT
@@ -47,6 +53,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -211,37 +218,16 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reset_peak_memory(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM), so each mode gets its own.
-        with contextlib.suppress(OSError):
-            Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_memory_mb(device) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        status = Path("/proc/self/status").read_text().splitlines()
-        return int(next(l for l in status if l.startswith("VmHWM:")).split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def matmul_peak(dtype_name: str, device, size: int = 2048, budget_s: float = 3.0) -> dict[str, float]:
-    """Best rate of square matmuls in ``dtype``; sizes grow from 256 to ``size`` while one
-    matmul stays within ``budget_s`` (bf16 on a CPU without bf16 instructions is ~1000× slower
-    than fp32: timing it at 2048² would take minutes)."""
+def matmul_peak(dtype_name: str, device, budget_s: float = 3.0) -> dict[str, float]:
+    """Best rate of square matmuls in ``dtype``; sizes grow from 256 (to 2048 on a CPU, 8192 on
+    a GPU) while one matmul stays within ``budget_s`` (bf16 on a CPU without bf16 instructions
+    is ~100× slower than fp32: timing it at 2048² would take minutes)."""
     import torch
 
     dtype = getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype_name])
+    largest = 8192 if device.type == "cuda" else 2048
     n, best = 256, {"gflops": 0.0, "size": 0}
-    while n <= size:
+    while n <= largest:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
         times = []
@@ -251,8 +237,7 @@ def matmul_peak(dtype_name: str, device, size: int = 2048, budget_s: float = 3.0
             a @ b
             synchronize(device)
             times.append(time.perf_counter() - start)
-        rate = 2 * n**3 / min(times[1:] or times) / 1e9
-        best = {"gflops": round(rate, 1), "size": n}
+        best = {"gflops": round(2 * n**3 / min(times[1:]) / 1e9, 1), "size": n}
         if min(times) * 8 > budget_s:  # the next size costs 8×
             break
         n *= 2
@@ -297,61 +282,101 @@ def count_flops(space, config: dict[str, Any], mode: Mode, device) -> dict[str, 
     return out
 
 
-@dataclass
-class Timing:
-    d_iter_s: list[float]
-    g_iter_s: list[float]
-    peak_mb: float
+class Runner:
+    """One mode's step and batch stream, alive for the whole benchmark, so that the modes'
+    iterations can be interleaved one by one."""
 
-    def images_per_s(self, batch: int, n_critic: int) -> float:
-        d, g = statistics.median(self.d_iter_s), statistics.median(self.g_iter_s)
-        return n_critic * batch / ((n_critic - 1) * d + g)
+    def __init__(self, mode: Mode, space, config: dict[str, Any], data: BenchData, args, device):
+        import torch
+
+        from starkit.training.device import Runtime
+        from starkit.training.stargan_step import StarGANStep
+
+        self.mode, self.device = mode, device
+        torch.manual_seed(0)
+        self.step = StarGANStep(space, config, Runtime(device), fast=mode.fast)
+        self.close = lambda: None
+        if mode.shard_loader:
+            self.batches, self.close = fast_batches(data, args.batch, args.workers, device)
+        else:
+            self.batches = naive_batches(data, config["image_size"], args.batch, args.workers, device)
+        self.times: dict[tuple[int, bool], list[float]] = {}  # (repeat, with G step) -> seconds
+        self.peak_mb: float | None = None
+
+    def iteration(self, i: int) -> float:
+        """Seconds for iteration ``i``: the next batch, to the device, the step, synchronised."""
+        import torch
+
+        synchronize(self.device)
+        start = time.perf_counter()
+        images, labels = next(self.batches)
+        losses = self.step.train_step(i, DATASET, images, labels)
+        synchronize(self.device)
+        elapsed = time.perf_counter() - start
+        if not all(torch.isfinite(v).all() for v in losses.values()):
+            raise RuntimeError(f"{self.mode.name}: non-finite loss at iteration {i}: {losses}")
+        return elapsed
+
+    def measure_memory(self, i: int, config: dict[str, Any], args) -> None:
+        """Peak memory of iteration ``i`` (one with a G step): on CUDA the allocator's peak
+        during it, here; on a CPU the peak RSS of a fresh process that builds this mode's step
+        and runs that iteration (the RSS of a long-lived process keeps freed memory, so its
+        high-water mark cannot be attributed to one mode)."""
+        import torch
+
+        if self.device.type == "cuda":
+            gc.collect()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.iteration(i)
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            return
+        probe = {"config": config, "fast": self.mode.fast.describe(), "batch": args.batch, "iteration": i,
+                 "threads": args.threads}
+        done = subprocess.run([sys.executable, __file__, "--memory-probe", json.dumps(probe)],
+                              capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            log(f"  memory probe of {self.mode.name} failed: {done.stderr.strip().splitlines()[-1:]}")
+            return
+        self.peak_mb = float(done.stdout.strip().splitlines()[-1])
+
+    def d_and_g(self, repeat: int) -> tuple[float, float]:
+        return statistics.median(self.times[(repeat, False)]), statistics.median(self.times[(repeat, True)])
+
+    def images_per_s(self, repeat: int, batch: int) -> float:
+        """The rate of the training schedule: n_critic iterations, one of them with a G step."""
+        n = self.step.n_critic
+        d, g = self.d_and_g(repeat)
+        return n * batch / ((n - 1) * d + g)
 
 
-def run_mode(mode: Mode, space, config: dict[str, Any], data: BenchData, args, device) -> Timing:
-    """Build the step and loader for ``mode``, warm up, time ``args.iters`` iterations."""
-    import torch
+def run_interleaved(runners: list[Runner], config: dict[str, Any], args, n_critic: int) -> None:
+    """Warm-up, then the timed iterations, the modes taking turns iteration by iteration (the
+    one going first rotates), so that changes in the machine's load hit all modes alike."""
 
-    from starkit.training.device import Runtime
-    from starkit.training.stargan_step import StarGANStep
+    def is_g(i: int) -> bool:
+        return (i + 1) % n_critic == 0
 
-    gc.collect()
-    reset_peak_memory(device)
-    torch.manual_seed(0)
-    step = StarGANStep(space, config, Runtime(device), fast=mode.fast)
-    n = step.n_critic
-    close = lambda: None  # noqa: E731
-    if mode.shard_loader:
-        batches, close = fast_batches(data, args.batch, args.workers, device)
-    else:
-        batches = naive_batches(data, config["image_size"], args.batch, args.workers, device)
-    # Iteration numbers: warm-up from a G iteration on (so that a warm-up of 2 meets both
-    # kinds), then the timed ones from the next G iteration on.
-    warmup = [n - 1 + k for k in range(args.warmup)]
-    first_timed = n - 1 + n * -(-args.warmup // n)
-    schedule = warmup + [first_timed + k for k in range(args.iters)]
-    d_times, g_times = [], []
-    try:
-        for position, iteration in enumerate(schedule):
-            synchronize(device)
-            start = time.perf_counter()
-            images, labels = next(batches)
-            losses = step.train_step(iteration, DATASET, images, labels)
-            synchronize(device)
-            elapsed = time.perf_counter() - start
-            if not all(torch.isfinite(v).all() for v in losses.values()):
-                raise RuntimeError(f"{mode.name}: non-finite loss at iteration {iteration}: {losses}")
-            if position >= args.warmup:
-                (g_times if (iteration + 1) % n == 0 else d_times).append(elapsed)
-            log(f"  {mode.name:>18s} it {iteration:3d} {'DG' if (iteration + 1) % n == 0 else 'D '} "
-                f"{elapsed * 1e3:8.0f} ms{'' if position >= args.warmup else '  (warm-up)'}")
-        peak = peak_memory_mb(device)
-    finally:
-        close()
-        del batches
-    if not g_times or not d_times:
-        raise SystemExit("--iters must be at least 2 (one iteration with and one without a G step)")
-    return Timing(d_times, g_times, peak)
+    i = n_critic - 1  # warm-up starts with a G iteration, so that a warm-up of 2 meets both kinds
+    for _ in range(args.warmup):
+        for r in runners:
+            log(f"  warm-up {r.mode.name:>18s} it {i:3d} {'DG' if is_g(i) else 'D '} {r.iteration(i) * 1e3:8.0f} ms")
+        i += 1
+    turn = 0
+    for repeat in range(args.repeats):
+        log(f"repeat {repeat + 1}/{args.repeats}")
+        i += -(i + 1) % n_critic  # each repeat starts with a G iteration
+        for _ in range(args.iters):
+            order = runners[turn % len(runners):] + runners[: turn % len(runners)]
+            turn += 1
+            for r in order:
+                seconds = r.iteration(i)
+                r.times.setdefault((repeat, is_g(i)), []).append(seconds)
+                log(f"  {r.mode.name:>18s} it {i:3d} {'DG' if is_g(i) else 'D '} {seconds * 1e3:8.0f} ms")
+            i += 1
+    i += -(i + 1) % n_critic
+    for r in runners:
+        log(f"  peak memory of {r.mode.name}")
+        r.measure_memory(i, config, args)
 
 
 def compact_json(data: Any) -> str:
@@ -370,20 +395,21 @@ def summary(values: list[float], digits: int = 2) -> dict[str, Any]:
     return {"median": round(statistics.median(values), digits), "runs": [round(v, digits) for v in values]}
 
 
-def mode_report(mode: Mode, timings: list[Timing], flops: dict[str, float], peaks: dict[str, Any], args, n: int):
-    rates = [t.images_per_s(args.batch, n) for t in timings]
-    d_ms = [statistics.median(t.d_iter_s) * 1e3 for t in timings]
-    g_iter_ms = [statistics.median(t.g_iter_s) * 1e3 for t in timings]
+def mode_report(r: Runner, flops: dict[str, float], peaks: dict[str, Any], args) -> dict[str, Any]:
+    n = r.step.n_critic
+    rates = [r.images_per_s(k, args.batch) for k in range(args.repeats)]
+    d_ms = [r.d_and_g(k)[0] * 1e3 for k in range(args.repeats)]
+    g_iter_ms = [r.d_and_g(k)[1] * 1e3 for k in range(args.repeats)]
     per_image = ((n - 1) * flops["d_iteration"] + flops["g_iteration"]) / n  # average iteration
-    achieved = [r * per_image / 1e9 for r in rates]
-    peak = peaks["bf16" if mode.fast.precision == "bf16" else "fp32"]["gflops"]
+    achieved = [rate * per_image / 1e9 for rate in rates]
+    peak = peaks["bf16" if r.mode.fast.precision == "bf16" else "fp32"]["gflops"]
     return {
-        "switches": mode.describe(),
+        "switches": r.mode.describe(),
         "images_per_s": summary(rates, 3),
         "ms_per_d_step": summary(d_ms, 0),
         "ms_per_g_step": summary([g - d for g, d in zip(g_iter_ms, d_ms)], 0),
         "ms_per_iteration_with_g_step": summary(g_iter_ms, 0),
-        "peak_memory_mb": summary([t.peak_mb for t in timings], 0),
+        "peak_memory_mb": None if r.peak_mb is None else round(r.peak_mb),
         "gflop_per_image": {k: round(v / 1e9, 2) for k, v in flops.items()} | {"average_iteration": round(per_image / 1e9, 2)},
         "achieved_gflops": summary(achieved, 1),
         "fraction_of_matmul_peak": round(statistics.median(achieved) / peak, 3) if peak else None,
@@ -465,8 +491,37 @@ def default_switches(device) -> list[str]:
     return names
 
 
+def memory_probe(spec: str) -> int:
+    """Child process of :meth:`Runner.measure_memory`: one iteration, then the peak RSS in MiB."""
+    import torch
+
+    from starkit.labels import LabelSpace
+    from starkit.training.device import Runtime
+    from starkit.training.fast import FastPath
+    from starkit.training.stargan_step import StarGANStep
+
+    probe = json.loads(spec)
+    if probe["threads"]:
+        torch.set_num_threads(probe["threads"])
+    config, batch = probe["config"], probe["batch"]
+    space = LabelSpace.from_specs([bench_spec(config["image_size"])])
+    torch.manual_seed(0)
+    step = StarGANStep(space, config, Runtime(torch.device("cpu")), fast=FastPath(**probe["fast"]))
+    size = config["image_size"]
+    images = torch.rand(batch, 3, size, size) * 2 - 1
+    labels = torch.tensor([labels_of(k) for k in range(batch)], dtype=torch.float32)
+    step.train_step(probe["iteration"], DATASET, images, labels)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--memory-probe"]:
+        return memory_probe(argv[1])
     args = parse_args(argv)
+    if args.iters < 2:
+        raise SystemExit("--iters must be at least 2 (one iteration with and one without a G step)")
     import torch
 
     from starkit.labels import LabelSpace
@@ -496,7 +551,6 @@ def main(argv: list[str] | None = None) -> int:
     log(f"device {device}; measuring matmul peaks")
     peaks = {name: matmul_peak(name, device) for name in ("fp32", "bf16")}
     log(f"  {peaks}")
-    timings: dict[str, list[Timing]] = {m.name: [] for m in modes}
     with tempfile.TemporaryDirectory(prefix="starkit-train-speed-") as tmp:
         log(f"making {args.images} JPEGs and their shards")
         data = make_data(Path(tmp), args.images, config["image_size"])
@@ -504,25 +558,28 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             if mode.fast.share_fake not in counted:
                 counted[mode.fast.share_fake] = count_flops(space, config, mode, device)
-        flops = {mode.name: counted[mode.fast.share_fake] for mode in modes}
-        for repeat in range(args.repeats):
-            log(f"repeat {repeat + 1}/{args.repeats}")
-            for mode in modes:
-                timings[mode.name].append(run_mode(mode, space, config, data, args, device))
+        runners = [Runner(mode, space, config, data, args, device) for mode in modes]
+        try:
+            run_interleaved(runners, config, args, n)
+        finally:
+            for r in runners:
+                r.close()
 
     report: dict[str, Any] = {
-        "command": "python bench/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python bench/train_speed.py " + " ".join(argv),
         "environment": environment(device) | {"load_average_1min_end": round(os.getloadavg()[0], 2)},
         "config": {k: config[k] for k in (*PAPER, "n_critic")} | {"batch": args.batch, "workers": args.workers},
-        "protocol": {"warmup": args.warmup, "timed_iterations": args.iters, "repeats": args.repeats},
+        "protocol": {"warmup": args.warmup, "timed_iterations": args.iters, "repeats": args.repeats,
+                     "order": "modes interleaved iteration by iteration"},
         "matmul_peak": peaks,
-        "modes": {m.name: mode_report(m, timings[m.name], flops[m.name], peaks, args, n) for m in modes},
+        "modes": {r.mode.name: mode_report(r, counted[r.mode.fast.share_fake], peaks, args) for r in runners},
     }
-    if len(modes) > 1:
-        base = [t.images_per_s(args.batch, n) for t in timings[modes[0].name]]
+    if len(runners) > 1:
+        base = runners[0]
         report["speedup_vs_naive"] = {
-            m.name: summary([t.images_per_s(args.batch, n) / b for t, b in zip(timings[m.name], base)], 3)
-            for m in modes[1:]
+            r.mode.name: summary([r.images_per_s(k, args.batch) / base.images_per_s(k, args.batch)
+                                  for k in range(args.repeats)], 3)
+            for r in runners[1:]
         }
     text = compact_json(report)
     print(text)
