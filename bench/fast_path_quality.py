@@ -40,6 +40,7 @@ DATASET = "synth-celeba"
 NAIVE_SWITCHES = {
     "precision": "fp32", "channels_last": "off", "compile": "off", "adam_impl": "loop",
     "nnpack_convs": "off", "gemm_convs": "off", "fake_without_graph": False, "share_fake": False,
+    "d_batch_real_fake": False,
 }
 MODES = {"naive": NAIVE_SWITCHES, "fast": {}, "fast-bf16": {"precision": "bf16"}}
 

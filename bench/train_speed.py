@@ -200,6 +200,7 @@ SWITCHES: dict[str, Callable[[Mode], Mode]] = {
     "shard_loader": lambda m: Mode("shard_loader", m.fast, True),
     "fake_without_graph": lambda m: Mode("fake_without_graph", m.fast.replace(fake_without_graph=True), False),
     "share_fake": lambda m: Mode("share_fake", m.fast.replace(share_fake=True), False),
+    "d_batch_real_fake": lambda m: Mode("d_batch_real_fake", m.fast.replace(d_batch_real_fake=True), False),
     "nnpack_convs": lambda m: Mode("nnpack_convs", m.fast.replace(nnpack_convs=True), False),
     "gemm_convs": lambda m: Mode("gemm_convs", m.fast.replace(gemm_convs=True), False),
     "adam_fused": lambda m: Mode("adam_fused", m.fast.replace(adam_impl="fused"), False),

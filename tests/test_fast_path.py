@@ -7,7 +7,8 @@ For the same weights and batch, each switch of :mod:`starkit.training.fast` is c
   run on the same inputs; only what autograd records differs);
 * ``adam_impl``: identical D gradients; D's parameters after its update within 1e-6, G's (whose
   gradient follows D's slightly different update) within 1e-4 (relative);
-* ``channels_last``, ``nnpack_convs``, ``gemm_convs`` and all fp32 switches together: losses
+* ``channels_last``, ``nnpack_convs``, ``gemm_convs``, ``d_batch_real_fake`` (a batch of 2B
+  may be blocked differently in a matrix product) and all fp32 switches together: losses
   within 1e-5 and each network's gradient within 1e-4 (relative L2 error; measured ≤ 3e-5 —
   NNPACK's Winograd and FFT transforms, and a GEMM's summation order, round differently from
   oneDNN's direct convolution);
@@ -103,9 +104,10 @@ def test_not_computing_the_fake_twice_changes_nothing(naive_result, switch):
         pytest.param(NAIVE.replace(channels_last=True), id="channels_last"),
         pytest.param(NAIVE.replace(nnpack_convs=True), id="nnpack_convs", marks=needs_nnpack),
         pytest.param(NAIVE.replace(gemm_convs=True), id="gemm_convs"),
+        pytest.param(NAIVE.replace(d_batch_real_fake=True), id="d_batch_real_fake"),
         pytest.param(
             NAIVE.replace(channels_last=True, nnpack_convs=True, gemm_convs=True, fake_without_graph=True,
-                          share_fake=True, adam_impl="fused"),
+                          share_fake=True, d_batch_real_fake=True, adam_impl="fused"),
             id="all_fp32_switches", marks=needs_nnpack,
         ),
     ],
@@ -147,6 +149,7 @@ def test_the_default_cpu_fast_path_is_deterministic():
     """Bit-exact resume rests on this: the same start gives the same weights, G steps included."""
     fast = resolve_fast_path({}, torch.device("cpu"))
     assert fast.nnpack_convs and fast.gemm_convs and fast.share_fake and fast.fake_without_graph
+    assert fast.d_batch_real_fake
     runs = []
     for _ in range(2):
         step = _step(fast)

@@ -114,6 +114,8 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
                 resumable=True),
     ConfigField("share_fake", True, bool, "reuse the D step's fake in the G step of the same iteration",
                 resumable=True),
+    ConfigField("d_batch_real_fake", True, bool, "score real and fake images in one discriminator call",
+                resumable=True),
 )
 
 FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}

@@ -16,8 +16,8 @@ nnpack_convs   on when NNPACK is available              off (CPU only)
 gemm_convs     on                                       off (CPU only)
 ============== ======================================= ===========================================
 
-``fake_without_graph`` and ``share_fake`` (both true by default) remove redundant work and do
-not depend on the device. :meth:`FastPath.naive` is the straightforward implementation every
+``fake_without_graph``, ``share_fake`` and ``d_batch_real_fake`` (true by default) remove
+redundant work or calls and do not depend on the device. :meth:`FastPath.naive` is the straightforward implementation every
 switch is measured against: fp32, eager, NCHW, the reference's optimiser and the reference's
 handling of the fake images.
 """
@@ -57,6 +57,8 @@ class FastPath:
     #: Compute the discriminator's convolutions with small outputs as one GEMM (CPU; see
     #: gemm_convs).
     gemm_convs: bool = False
+    #: Score real and fake images in one discriminator call in the D step (one batch of 2B).
+    d_batch_real_fake: bool = False
 
     @classmethod
     def naive(cls) -> "FastPath":
@@ -143,6 +145,7 @@ def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
         adam_impl=adam_impl,
         fake_without_graph=bool(config.get("fake_without_graph", True)),
         share_fake=bool(config.get("share_fake", True)),
+        d_batch_real_fake=bool(config.get("d_batch_real_fake", True)),
         nnpack_convs=nnpack,
         gemm_convs=gemm,
     )
