@@ -12,14 +12,14 @@ precision      fp32 (bf16 only where the CPU has        bf16 autocast when the G
 channels_last  off (instance norm copies NHWC back)     on
 compile        off (slower to start, no faster)         off (not measured here; try ``on``)
 adam_impl      loop (fastest measured on CPU)           fused
-nnpack_convs   on when NNPACK is available              off (CPU only)
+nnpack_convs   on when NNPACK is available (fp32)       off (CPU only)
 gemm_convs     on                                       off (CPU only)
 ============== ======================================= ===========================================
 
 ``fake_without_graph``, ``share_fake`` and ``d_batch_real_fake`` (true by default) remove
-redundant work or calls and do not depend on the device. :meth:`FastPath.naive` is the straightforward implementation every
-switch is measured against: fp32, eager, NCHW, the reference's optimiser and the reference's
-handling of the fake images.
+redundant work or calls and do not depend on the device. :meth:`FastPath.naive` is the
+straightforward implementation every switch is measured against: fp32, eager, NCHW, the
+reference's optimiser and the reference's handling of the fake images.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def cuda_has_bf16(device: Any) -> bool:
 
 def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
     """The switches for ``device`` from ``config``'s keys; missing keys count as ``auto`` (or
-    ``true`` for the two boolean ones), so family code can build a step from a partial config."""
+    ``true`` for the boolean ones), so family code can build a step from a partial config."""
     from .nnpack_convs import nnpack_available
 
     cuda = device.type == "cuda"
@@ -134,10 +134,11 @@ def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
         raise ConfigError(f"adam_impl: must be one of {', '.join(ADAM_IMPLS)}, got {adam_impl!r}")
     if adam_impl == "auto":
         adam_impl = "fused" if cuda else "loop"
-    nnpack = _switch(config, "nnpack_convs", auto=device.type == "cpu" and nnpack_available())
-    if nnpack and device.type != "cpu":
-        nnpack = False  # a CPU library; the layers would fall back to F.conv2d anyway
-    gemm = _switch(config, "gemm_convs", auto=device.type == "cpu") and device.type == "cpu"
+    cpu = device.type == "cpu"
+    # CPU kernels: on another device the layers would only fall back to F.conv2d. NNPACK is
+    # fp32-only, so under bf16 autocast its layers would fall back as well.
+    nnpack = _switch(config, "nnpack_convs", auto=cpu and precision == "fp32" and nnpack_available()) and cpu
+    gemm = _switch(config, "gemm_convs", auto=cpu) and cpu
     return FastPath(
         precision=precision,
         channels_last=_switch(config, "channels_last", auto=cuda),
