@@ -35,6 +35,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu20")
     parser.add_argument("--work", type=Path, default=None,
                         help="scratch folder for shards, runs, classifier and full eval reports "
-                             "(default: runs/bench-quality-PROFILE)")
+                             "(default: starkit-bench-quality-PROFILE in the system's temp folder)")
     parser.add_argument("--results", type=Path, default=None,
                         help="where quality.json/png go (default: bench/results for cpu20, else --work)")
     parser.add_argument("--seed", type=int, default=None, help="override the profile's seed")
@@ -436,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         profile = replace(profile, seed=args.seed)
     if args.iters is not None:
         profile = replace(profile, iters=args.iters)
-    work = args.work or REPO / "runs" / f"bench-quality-{args.profile}"
+    # Outside the checkout: nothing else (demo scripts, clean-ups) touches it mid-run.
+    work = args.work or Path(tempfile.gettempdir()) / f"starkit-bench-quality-{args.profile}"
     data = work / "data"
     # Only the real profile's numbers belong in bench/results; a smoke run stays in --work.
     results_dir = args.results or (RESULTS if args.profile == "cpu20" else work)
