@@ -20,7 +20,7 @@ for name in synth-celeba synth-rafd; do
     if [ -f "$DATA/$name/manifest.json" ]; then
         echo "demo: $DATA/$name already built"
     else
-        starkit add-dataset "$name" --data "$DATA" --count 4000 --image-size 64
+        starkit add-dataset "$name" --data "$DATA" --count 4000 --image-size 32
     fi
 done
 
