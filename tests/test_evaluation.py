@@ -566,3 +566,15 @@ def test_train_classifier_command_writes_a_loadable_file(face_root, tmp_path):
     assert again.exit_code == 1 and "--force" in again.output
     missing = _invoke(["train-classifier", "--datasets", "nope", "--data", str(face_root), "--out", str(tmp_path / "x.pt")])
     assert missing.exit_code == 1 and "nope" in missing.output
+
+
+def test_eval_takes_a_checkpoint_file_or_a_run_but_not_both(joint_run, face_root):
+    ckpt = joint_run / "checkpoints" / "latest.pt"
+    both = _invoke(["eval", "--run", str(joint_run), "--checkpoint", str(ckpt), "--device", "cpu"])
+    assert both.exit_code == 1 and "exactly one of" in both.output
+    result = _invoke(["eval", "--checkpoint", str(ckpt), "--data", str(face_root), "--limit", "1", "--device", "cpu",
+                      "--on", "synth-rafd", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["run"] is None and report["checkpoint"] == str(ckpt)
+    assert list(report["datasets"]) == ["synth-rafd"]
