@@ -31,8 +31,9 @@ loading included); ratios between modes are taken per repeat, and their median r
 Memory: the peak of one iteration with a G step (a D step and a G step) per mode. On CUDA:
 ``torch.cuda.max_memory_allocated`` during it. On a CPU: the peak RSS (``getrusage``) of a fresh
 process that builds the mode's step and runs that iteration on a synthetic batch — weights,
-optimiser state, activations and torch itself; a long-lived process keeps freed pages, so its
-high-water mark could not be attributed to one mode.
+optimiser state, activations and torch itself (``VmHWM`` on Linux, else ``getrusage``); a
+long-lived process keeps freed pages, so its high-water mark could not be attributed to one
+mode.
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on one iteration of each
 kind at batch 1 (times B), counting convolutions as direct ones; NNPACK's Winograd and FFT
@@ -512,6 +513,12 @@ def memory_probe(spec: str) -> int:
     images = torch.rand(batch, 3, size, size) * 2 - 1
     labels = torch.tensor([labels_of(k) for k in range(batch)], dtype=torch.float32)
     step.train_step(probe["iteration"], DATASET, images, labels)
+    # VmHWM belongs to this process's own memory map. getrusage's ru_maxrss does not do here:
+    # Linux carries the parent's high-water mark over fork and exec into the child's.
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        status = Path("/proc/self/status").read_text().splitlines()
+        print(int(next(line for line in status if line.startswith("VmHWM:")).split()[1]) / 1024)
+        return 0
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
     return 0
 

@@ -258,7 +258,7 @@ def test_gemm_layers_take_the_gemm_path_only_for_small_outputs(monkeypatch):
 # ---------------------------------------------------------------------------- switches
 def test_auto_resolves_per_device(monkeypatch):
     cpu = resolve_fast_path({}, torch.device("cpu"))
-    assert not cpu.channels_last and not cpu.compile and cpu.adam_impl == "loop"
+    assert not cpu.channels_last and not cpu.compile and cpu.adam_impl == "fused"
     assert cpu.nnpack_convs == nnpack_available()
     monkeypatch.setattr("starkit.training.fast.cuda_has_bf16", lambda device: True)
     cuda = resolve_fast_path({}, torch.device("cuda", 0))
