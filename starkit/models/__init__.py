@@ -9,8 +9,8 @@ do import torch, on first attribute access.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
+
 
 #: Model hyper-parameters of the ``stargan`` family and their paper values (StarGAN, appendix:
 #: 128 px, 64 base channels, 6 residual blocks in G, 6 stride-2 convolutions in D).
@@ -49,14 +49,4 @@ _LAZY: dict[str, str] = {
 __all__ = ["DEFAULT_MODEL_CONFIG", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
