@@ -286,24 +286,33 @@ def count_flops(space, config: dict[str, Any], mode: Mode, device) -> dict[str, 
 
 class Runner:
     """One mode's step and batch stream, alive for the whole benchmark, so that the modes'
-    iterations can be interleaved one by one."""
+    iterations can be interleaved one by one.
 
-    def __init__(self, mode: Mode, space, config: dict[str, Any], data: BenchData, args, device):
-        import torch
+    The loader starts first (:meth:`__init__` fetches a batch, which forks its worker) and the
+    networks are built afterwards (:meth:`build`): a worker forked from a process that already
+    holds networks pins a copy-on-write snapshot of that memory as the parent keeps changing it,
+    and with several modes in one process that exhausted the memory."""
 
-        from starkit.training.device import Runtime
-        from starkit.training.stargan_step import StarGANStep
-
+    def __init__(self, mode: Mode, config: dict[str, Any], data: BenchData, args, device):
         self.mode, self.device = mode, device
-        torch.manual_seed(0)
-        self.step = StarGANStep(space, config, Runtime(device), fast=mode.fast)
         self.close = lambda: None
         if mode.shard_loader:
             self.batches, self.close = fast_batches(data, args.batch, args.workers, device)
         else:
             self.batches = naive_batches(data, config["image_size"], args.batch, args.workers, device)
+        self.pending = [next(self.batches)]
+        self.step: Any = None
         self.times: dict[tuple[int, bool], list[float]] = {}  # (repeat, with G step) -> seconds
         self.peak_mb: float | None = None
+
+    def build(self, space, config: dict[str, Any]) -> None:
+        import torch
+
+        from starkit.training.device import Runtime
+        from starkit.training.stargan_step import StarGANStep
+
+        torch.manual_seed(0)
+        self.step = StarGANStep(space, config, Runtime(self.device), fast=self.mode.fast)
 
     def iteration(self, i: int) -> float:
         """Seconds for iteration ``i``: the next batch, to the device, the step, synchronised."""
@@ -311,7 +320,7 @@ class Runner:
 
         synchronize(self.device)
         start = time.perf_counter()
-        images, labels = next(self.batches)
+        images, labels = self.pending.pop() if self.pending else next(self.batches)
         losses = self.step.train_step(i, DATASET, images, labels)
         synchronize(self.device)
         elapsed = time.perf_counter() - start
@@ -566,8 +575,10 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             if mode.fast.share_fake not in counted:
                 counted[mode.fast.share_fake] = count_flops(space, config, mode, device)
-        runners = [Runner(mode, space, config, data, args, device) for mode in modes]
+        runners = [Runner(mode, config, data, args, device) for mode in modes]
         try:
+            for r in runners:
+                r.build(space, config)
             run_interleaved(runners, config, args, n)
         finally:
             for r in runners:
