@@ -168,13 +168,23 @@ class Runtime:
 
         return self.device if self.device.type == "cuda" else torch.device("cpu")
 
-    def shutdown(self) -> None:
-        """Leave the process group if this runtime created it."""
+    def shutdown(self, clean: bool = True) -> None:
+        """Leave the process group if this runtime created it; ``clean`` (every process got
+        here normally) waits for the others first, which a failing process must not do."""
         if self.owns_process_group:
+            import gc
+
             import torch.distributed as dist
 
             if dist.is_initialized():
-                dist.destroy_process_group()
+                # Wrappers caught in reference cycles still hold the group: free them first,
+                # and leave together, so that no process tears the group down under a peer.
+                gc.collect()
+                try:
+                    if clean:
+                        dist.barrier()
+                finally:
+                    dist.destroy_process_group()
             self.owns_process_group = False
 
 

@@ -254,66 +254,78 @@ def run_setup(
     handle_sigint: bool = True,
 ) -> TrainResult:
     """Build the runtime, step, loader and :class:`Trainer` for ``setup`` and run it."""
+    from .device import init_runtime
+
+    runtime = init_runtime(setup.config["device"])
+    try:
+        result = _run_on(runtime, setup, callbacks, progress, console, handle_sigint)
+    except BaseException:
+        runtime.shutdown(clean=False)
+        raise
+    # _run_on's frame is gone, so the DistributedDataParallel wrappers (which hold the process
+    # group) are freed before the group is left; a group torn down during interpreter shutdown
+    # instead aborts the process ("terminate called without an active exception").
+    runtime.shutdown()
+    return result
+
+
+def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigint) -> TrainResult:
     from ..data.loading import JointLoader, ShardImageDataset
     from .checkpoint import load_checkpoint
-    from .device import init_runtime, seed_everything
+    from .device import seed_everything
     from .samples import pick_sample_inputs
     from .trainer import Trainer
 
     config = setup.config
-    runtime = init_runtime(config["device"])
+    if config["batch_size"] % runtime.world_size:
+        raise ConfigError(
+            f"batch_size: {config['batch_size']} images must split evenly over {runtime.world_size} processes"
+        )
+    if runtime.is_main:
+        for note in setup.notes:
+            if console is not None:
+                console.print(note)
+        _write_run_files(setup)
+    runtime.barrier()
+    # Same initial weights on every process (DDP would broadcast rank 0's anyway), then
+    # independent random streams per process.
+    seed_everything(int(config["seed"]), 0)
+    step = setup.family.trainer(setup.label_space, config, runtime)
+    seed_everything(int(config["seed"]), runtime.rank)
+    datasets = [
+        ShardImageDataset(store, "train", augment=bool(config["augment"]), seed=int(config["seed"]))
+        for store in setup.stores
+    ]
+    loader = JointLoader(
+        datasets,
+        batch_size=config["batch_size"] // runtime.world_size,
+        num_workers=int(config["workers"]),
+        seed=int(config["seed"]),
+        pin_memory=runtime.device.type == "cuda",
+        rank=runtime.rank,
+        world_size=runtime.world_size,
+    )
+    samples = None
+    if runtime.is_main and config["sample_every"] > 0:
+        samples = pick_sample_inputs(setup.stores, int(config["sample_rows"]))
+    trainer = Trainer(
+        run_dir=setup.run_dir,
+        config=config,
+        label_space=setup.label_space,
+        model=setup.family.name,
+        step=step,
+        batches=loader,
+        dataset_names=[store.name for store in setup.stores],
+        runtime=runtime,
+        sample_inputs=samples,
+        callbacks=callbacks,
+        console=console,
+        progress=progress,
+        handle_sigint=handle_sigint,
+    )
+    if setup.resume_from is not None:
+        trainer.restore(load_checkpoint(setup.resume_from), source=setup.resume_from)
     try:
-        if config["batch_size"] % runtime.world_size:
-            raise ConfigError(
-                f"batch_size: {config['batch_size']} images must split evenly over {runtime.world_size} processes"
-            )
-        if runtime.is_main:
-            for note in setup.notes:
-                if console is not None:
-                    console.print(note)
-            _write_run_files(setup)
-        runtime.barrier()
-        # Same initial weights on every process (DDP would broadcast rank 0's anyway), then
-        # independent random streams per process.
-        seed_everything(int(config["seed"]), 0)
-        step = setup.family.trainer(setup.label_space, config, runtime)
-        seed_everything(int(config["seed"]), runtime.rank)
-        datasets = [
-            ShardImageDataset(store, "train", augment=bool(config["augment"]), seed=int(config["seed"]))
-            for store in setup.stores
-        ]
-        loader = JointLoader(
-            datasets,
-            batch_size=config["batch_size"] // runtime.world_size,
-            num_workers=int(config["workers"]),
-            seed=int(config["seed"]),
-            pin_memory=runtime.device.type == "cuda",
-            rank=runtime.rank,
-            world_size=runtime.world_size,
-        )
-        samples = None
-        if runtime.is_main and config["sample_every"] > 0:
-            samples = pick_sample_inputs(setup.stores, int(config["sample_rows"]))
-        trainer = Trainer(
-            run_dir=setup.run_dir,
-            config=config,
-            label_space=setup.label_space,
-            model=setup.family.name,
-            step=step,
-            batches=loader,
-            dataset_names=[store.name for store in setup.stores],
-            runtime=runtime,
-            sample_inputs=samples,
-            callbacks=callbacks,
-            console=console,
-            progress=progress,
-            handle_sigint=handle_sigint,
-        )
-        if setup.resume_from is not None:
-            trainer.restore(load_checkpoint(setup.resume_from), source=setup.resume_from)
-        try:
-            return trainer.run()
-        finally:
-            loader.close()
+        return trainer.run()
     finally:
-        runtime.shutdown()
+        loader.close()
