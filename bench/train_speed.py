@@ -437,6 +437,7 @@ def environment(device) -> dict[str, Any]:
         "device": str(device),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "load_average_1min_start": round(os.getloadavg()[0], 2),
     }
@@ -465,6 +466,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=256, help="synthetic JPEGs to make")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
+    parser.add_argument("--omp-wait-policy", choices=("default", "passive"), default="default",
+                        help="passive: OpenMP threads sleep between parallel regions instead of spinning, "
+                             "which leaves the cores to NNPACK's own thread pool (sets OMP_WAIT_POLICY "
+                             "before torch loads)")
     parser.add_argument("--switches", default=None,
                         help="ablation: comma-separated switches (default: all that apply to the device)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -539,6 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.iters < 2:
         raise SystemExit("--iters must be at least 2 (one iteration with and one without a G step)")
+    if args.omp_wait_policy == "passive":
+        if "torch" in sys.modules:
+            raise SystemExit("--omp-wait-policy passive must be set before torch is imported")
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when torch loads OpenMP
     import torch
 
     from starkit.labels import LabelSpace
