@@ -28,6 +28,8 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     "lambda_cls": 1.0,
     "lambda_rec": 10.0,
     "lambda_gp": 10.0,
+    # Identity loss |x - G(x, c_org)| (not in the paper, hence 0): see docs/training.md.
+    "lambda_id": 0.0,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",
