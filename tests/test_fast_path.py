@@ -302,3 +302,39 @@ def test_errors_of_the_model_itself_are_not_swallowed_by_the_compile_fallback():
     with pytest.raises(RuntimeError):
         wrapped(torch.randn(4, 5))  # a shape error, not a compiler one
     assert wrapped.failed is None
+
+
+# ---------------------------------------------------------------------------- identity loss
+def test_identity_loss_is_off_by_default_and_adds_exactly_its_term_when_on():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.models.losses import reconstruction_loss
+
+    assert STARGAN_DEFAULTS["lambda_id"] == 0.0  # the paper's objective
+    plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    with_id = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, lambda_id=3.0)
+    images, labels = _batch()
+    # The G weights before the step, to compute the identity term independently.
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    c_org = _space().encode("faces", labels)
+    reference.G.zero_grad()
+    identity = reconstruction_loss(images, reference.G(images, c_org))
+    (3.0 * identity).backward()
+    expected_extra = torch.cat([p.grad.flatten() for p in reference.G.parameters()])
+
+    l_plain = plain.train_step(plain.n_critic - 1, "faces", images, labels)
+    l_id = with_id.train_step(with_id.n_critic - 1, "faces", images, labels)
+    assert "G/loss_id" not in l_plain
+    assert l_id["G/loss_id"].item() == pytest.approx(identity.item(), rel=1e-5)
+    g_plain = torch.cat([p.grad.flatten() for p in plain.G.parameters()])
+    g_id = torch.cat([p.grad.flatten() for p in with_id.G.parameters()])
+    assert _rel(g_id - g_plain, expected_extra) < 1e-3
+    # Nothing else changed: the D step is the same.
+    assert all(torch.equal(l_id[k], l_plain[k]) for k in l_plain if k.startswith("D/"))
+
+
+def test_negative_identity_weight_is_refused():
+    from starkit.training.stargan_step import check_config
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    with pytest.raises(ConfigError, match="lambda_id"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_id": -1.0})
