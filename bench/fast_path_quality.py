@@ -20,9 +20,9 @@ Then, on the held-out test faces, with each run's final weights:
   arg-max), against their true labels.
 
 The two modes match when their difference is within the seed-to-seed spread of either. The
-training settings follow ``bench/quality.py``'s CPU profile (a G step every iteration, Adam
-4e-4, λ_cls 4), under which a run of a few hundred iterations learns measurably; with a G
-step every iteration, ``share_fake`` acts on every iteration.
+training settings are fixed here (a G step every iteration, Adam 4e-4, λ_cls 4: the quality
+benchmark's first CPU profile), under which a run of a few hundred iterations learns
+measurably; with a G step every iteration, ``share_fake`` acts on every iteration.
 """
 
 from __future__ import annotations
