@@ -393,3 +393,50 @@ def test_tensorboard_scalars_when_available(toy_data_root, tmp_path, registry, m
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
     train(tmp_path / "run", tiny_config(toy_data_root, iters=4, log_every=2), registry=registry, progress=False)
     assert ("D/loss_gp", 2) in scalars and ("lr/G", 4) in scalars and ("images_per_sec", 4) in scalars
+
+
+# ---------------------------------------------------------------------------- stale shards
+def test_a_dataset_built_with_another_spec_version_gets_a_note(toy_data_root, tmp_path):
+    from dataclasses import replace
+
+    from conftest import toy_specs
+    from starkit.hookspecs import hookimpl
+    from starkit.plugins import PluginRegistry
+    from starkit.training.run import prepare_run
+
+    class Provides:
+        def __init__(self, *specs):
+            self.specs = list(specs)
+
+        @hookimpl
+        def starkit_datasets(self):
+            return self.specs
+
+    def notes_with(version):
+        registry = PluginRegistry(load_entry_points=False)
+        faces, expr = toy_specs()
+        registry.register(Provides(replace(faces, version=version), expr), "toys")
+        setup = prepare_run(tmp_path / f"run-{version}", tiny_config(toy_data_root), registry=registry)
+        try:
+            return setup.notes
+        finally:
+            setup.close()
+
+    assert notes_with("1") == []  # what the shards were built with
+    [note] = notes_with("2")
+    assert "'toyfaces'" in note and "spec version 1" in note and "version 2" in note and "--force" in note
+
+
+def test_a_broken_dataset_catalog_does_not_stop_training(toy_data_root, monkeypatch):
+    from starkit.data.shards import DatasetStore
+    from starkit.training import run
+
+    def broken(registry=None):
+        raise RuntimeError("plugin exploded")
+
+    monkeypatch.setattr("starkit.catalog.datasets", broken)
+    store = DatasetStore.open(toy_data_root / "toyfaces")
+    try:
+        assert run.stale_dataset_notes([store]) == []
+    finally:
+        store.close()

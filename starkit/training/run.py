@@ -181,6 +181,7 @@ def prepare_run(
         for store in stores:
             if "train" not in store.splits:
                 raise StarkitError(f"dataset {store.name!r} ({store.path}) has no train split")
+        notes.extend(stale_dataset_notes(stores, registry))
     except BaseException:
         for store in stores:
             store.close()
@@ -219,6 +220,31 @@ def plan(setup: RunSetup) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- training
+def stale_dataset_notes(stores: Sequence[Any], registry: Any = None) -> list[str]:
+    """A line for each dataset whose shards were built with another version of its spec than
+    the installed plugin declares (e.g. a renderer or preprocessing change since). Training
+    reads shards without their plugin, so this is advice, never an error: a dataset no plugin
+    provides now, or a plugin that fails, is simply not checked."""
+    try:
+        from ..catalog import datasets
+
+        provided = datasets(registry)
+    except Exception:  # a broken plugin must not stop training on finished shards
+        return []
+    notes = []
+    for store in stores:
+        entry = provided.get(store.name)
+        built = store.manifest.get("spec_version")
+        if entry is None or built is None or str(entry.item.version) == str(built):
+            continue
+        notes.append(
+            f"dataset {store.name!r} ({store.path}) was built with spec version {built}; the installed "
+            f"plugin declares version {entry.item.version}. Rebuild it with `starkit add-dataset "
+            f"{store.name} --force` to train on what the plugin produces now."
+        )
+    return notes
+
+
 def _write_run_files(setup: RunSetup) -> None:
     run_dir = setup.run_dir
     for sub in ("", "checkpoints", "samples"):
