@@ -6,10 +6,23 @@ import os
 
 import pytest
 
+from starkit.hookspecs import hookimpl
 from starkit.plugins import PluginRegistry, reset_registry
 
 # Keep torch to few threads: the test machine has 2 cores and tests are small.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+class ToyPlugin:
+    """An in-process plugin providing the given dataset specs (``registry.register(ToyPlugin(
+    spec, ...), "name")``)."""
+
+    def __init__(self, *specs):
+        self.specs = list(specs)
+
+    @hookimpl
+    def starkit_datasets(self):
+        return self.specs
 
 
 @pytest.fixture

@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import ToyPlugin
 from starkit.cli.main import cli
 from starkit.data.images import ImageError, crop_box, prepare
 from starkit.data.ingest import DatasetExistsError, IngestError, ingest, reader_options
 from starkit.data.shards import MANIFEST_NAME, DatasetStore, ShardError
-from starkit.hookspecs import hookimpl
 from starkit.plugins import PluginRegistry, reset_registry
 from starkit.spec import AttributeGroup, DatasetFormatError, DatasetSpec, RawSample, Skipped, SpecError
 
@@ -93,15 +93,6 @@ def toy_spec(**changes) -> DatasetSpec:
     )
     fields.update(changes)
     return DatasetSpec(**fields)
-
-
-class ToyPlugin:
-    def __init__(self, *specs):
-        self.specs = list(specs)
-
-    @hookimpl
-    def starkit_datasets(self):
-        return self.specs
 
 
 @pytest.fixture

@@ -399,23 +399,14 @@ def test_tensorboard_scalars_when_available(toy_data_root, tmp_path, registry, m
 def test_a_dataset_built_with_another_spec_version_gets_a_note(toy_data_root, tmp_path):
     from dataclasses import replace
 
-    from conftest import toy_specs
-    from starkit.hookspecs import hookimpl
+    from conftest import ToyPlugin, toy_specs
     from starkit.plugins import PluginRegistry
     from starkit.training.run import prepare_run
-
-    class Provides:
-        def __init__(self, *specs):
-            self.specs = list(specs)
-
-        @hookimpl
-        def starkit_datasets(self):
-            return self.specs
 
     def notes_with(version):
         registry = PluginRegistry(load_entry_points=False)
         faces, expr = toy_specs()
-        registry.register(Provides(replace(faces, version=version), expr), "toys")
+        registry.register(ToyPlugin(replace(faces, version=version), expr), "toys")
         setup = prepare_run(tmp_path / f"run-{version}", tiny_config(toy_data_root), registry=registry)
         try:
             return setup.notes
