@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .conv_swap import SwappableConv2d, swap_convs
+
 #: Output positions per image (H_out·W_out) up to which the GEMM form is used. At 128 px that
 #: is D's last two trunk layers (2×2 and 4×4 outputs) and both heads; at 8×8 the two forms
 #: measured equal.
@@ -60,18 +62,9 @@ def supported(conv: nn.Module) -> bool:
     )
 
 
-class GemmConv2d(nn.Conv2d):
+class GemmConv2d(SwappableConv2d):
     """An ``nn.Conv2d`` (same parameters and state-dict keys) that computes small outputs as one
     GEMM on the CPU. Build it from an existing layer with :meth:`from_conv`."""
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> "GemmConv2d":
-        layer = cls.__new__(cls)
-        nn.Module.__init__(layer)
-        # Every attribute of the original; the parameter and buffer tables are copied, the
-        # tensors in them shared.
-        layer.__dict__.update({k: (dict.copy(v) if isinstance(v, dict) else v) for k, v in conv.__dict__.items()})
-        return layer
 
     def output_positions(self, x: Tensor) -> int:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
@@ -92,10 +85,4 @@ def use_gemm_convs(module: nn.Module) -> int:
     """Replace every supported ``nn.Conv2d`` inside ``module`` by a :class:`GemmConv2d` sharing
     its parameters (before building optimisers or DistributedDataParallel wrappers). Returns
     how many layers were replaced; which of them take the GEMM path is decided per call."""
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if supported(child):
-                setattr(parent, name, GemmConv2d.from_conv(child))
-                replaced += 1
-    return replaced
+    return swap_convs(module, supported, GemmConv2d)

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .conv_swap import SwappableConv2d, swap_convs
+
 #: NNPACK handles kernels up to 16×16 (larger ones fail inside the library).
 MAX_KERNEL = 16
 
@@ -97,20 +99,10 @@ def supported(conv: nn.Module) -> bool:
     )
 
 
-class NNPACKConv2d(nn.Conv2d):
+class NNPACKConv2d(SwappableConv2d):
     """An ``nn.Conv2d`` (same parameters, same state-dict keys) that runs through NNPACK when it
     can. Build it from an existing layer with :meth:`from_conv`, which shares that layer's
     parameters rather than copying them."""
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> "NNPACKConv2d":
-        layer = cls.__new__(cls)
-        nn.Module.__init__(layer)
-        # Every attribute, parameter and buffer of the original, by reference.
-        # Every attribute of the original; the parameter and buffer tables are copied, the
-        # tensors in them shared.
-        layer.__dict__.update({k: (dict.copy(v) if isinstance(v, dict) else v) for k, v in conv.__dict__.items()})
-        return layer
 
     def runs_nnpack(self, x: Tensor) -> bool:
         return (
@@ -132,10 +124,4 @@ def use_nnpack_convs(module: nn.Module) -> int:
     """Replace every supported ``nn.Conv2d`` inside ``module`` by an :class:`NNPACKConv2d`
     sharing its parameters (call it before building optimisers or DistributedDataParallel
     wrappers; state dicts are unchanged). Returns how many layers were replaced."""
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if supported(child):
-                setattr(parent, name, NNPACKConv2d.from_conv(child))
-                replaced += 1
-    return replaced
+    return swap_convs(module, supported, NNPACKConv2d)

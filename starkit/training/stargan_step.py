@@ -142,7 +142,7 @@ class StarGANStep:
         self.lambda_cls = float(config["lambda_cls"])
         self.lambda_rec = float(config["lambda_rec"])
         self.lambda_gp = float(config["lambda_gp"])
-        self.lambda_id = float(config.get("lambda_id", 0.0))
+        self.lambda_id = float(config["lambda_id"])
         self.target_sampling = config["target_sampling"]
 
     # ------------------------------------------------------------------ targets
