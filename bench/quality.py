@@ -78,11 +78,15 @@ class Profile:
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     lambda_id: float = 10.0
-    # attribute classifier
-    classifier_iters: int = 400
+    # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
+    # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
+    # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.61 with
+    # flips only (and 400 iterations).
+    classifier_iters: int = 800
     classifier_batch_size: int = 32
     classifier_image_size: int = 64
     classifier_lr: float = 1e-3
+    classifier_augment: str = "robust"
     # evaluation
     eval_limit: int = 150  # synth-celeba / synth-rafd test faces evaluated
     figure_rows: int = 6
@@ -225,7 +229,7 @@ def train_judge(profile: Profile, data: Path, out: Path, progress: bool = True) 
     config = ClassifierConfig(
         iters=profile.classifier_iters, batch_size=profile.classifier_batch_size,
         image_size=profile.classifier_image_size, lr=profile.classifier_lr, seed=profile.seed,
-        eval_limit=profile.eval_limit,
+        eval_limit=profile.eval_limit, augment=profile.classifier_augment,
     )
     return train_classifier([CELEBA, RAFD], data, config, device="cpu", progress=progress, out=out)
 

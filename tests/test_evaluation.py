@@ -225,6 +225,22 @@ def test_classifier_learns_an_easy_task_and_round_trips(easy_root, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing left behind
 
 
+def test_classifier_augmentation_is_named_checked_and_recorded(easy_root):
+    import click
+
+    from starkit.cli.train_classifier_cmd import command
+    from starkit.data.loading import AUGMENTATIONS
+
+    with pytest.raises(ClassifierError, match="augment must be one of flip, robust, got 'strong'"):
+        ClassifierConfig(augment="strong")
+    assert ClassifierConfig().augment == "robust"
+    choice = next(p for p in command.params if p.name == "augment").type
+    assert isinstance(choice, click.Choice) and set(choice.choices) == set(AUGMENTATIONS)
+    clf = train_classifier(["easy"], easy_root, ClassifierConfig(iters=1, batch_size=4, augment="flip"),
+                           device="cpu", progress=False)
+    assert clf.info["training"]["augment"] == "flip"
+
+
 def test_classifier_resizes_inputs_to_its_size():
     space = LabelSpace.from_groups([("easy", EASY_GROUPS)])
     clf = AttributeClassifier(build_network(space).eval(), space, image_size=32)

@@ -338,3 +338,13 @@ def test_negative_identity_weight_is_refused():
 
     with pytest.raises(ConfigError, match="lambda_id"):
         check_config({**STARGAN_DEFAULTS, **TINY, "lambda_id": -1.0})
+
+
+def test_generator_output_mode_is_checked_by_name():
+    from starkit.training.stargan_step import check_config
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    assert STARGAN_DEFAULTS["g_output"] == "image"  # the paper's generator
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual"})
+    with pytest.raises(ConfigError, match="g_output: must be one of image, residual, got 'delta'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "delta"})

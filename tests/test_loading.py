@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from starkit.data.ingest import ingest
-from starkit.data.loading import JointLoader, LoaderStateError, ShardImageDataset, to_model_input
+from starkit.data.loading import AUGMENTATIONS, JointLoader, LoaderStateError, ShardImageDataset, to_model_input
 from starkit.data.shards import DatasetStore
 from starkit.spec import AttributeGroup, DatasetSpec, RawSample
 
@@ -85,6 +85,24 @@ def test_augmentation_is_a_function_of_seed_epoch_index(stores):
     assert flips != [is_flipped(ds[i]["image"]) for i in range(64)]  # a new epoch, new flips
     other = ShardImageDataset(stores["same"], seed=2)
     assert flips != [is_flipped(other[i]["image"]) for i in range(64)]
+
+
+def test_robust_augmentation_reframes_and_recolours_reproducibly(stores):
+    plain = ShardImageDataset(stores["same"], augment=False)
+    robust = ShardImageDataset(stores["same"], seed=1, transforms=AUGMENTATIONS["robust"]())
+    original = plain[0]["image"]
+    outs = [robust[i]["image"] for i in range(32)]
+    assert all(o.shape == original.shape and o.dtype == torch.uint8 for o in outs)
+    # Every image of this dataset is the same, so all differences come from the pipeline:
+    # more than a flip (at most two distinct results) ...
+    assert len({o.numpy().tobytes() for o in outs}) > 16
+    # ... including colour: the mean brightness moves, which neither a flip nor a shift with
+    # reflected borders would do by much.
+    means = [o.float().mean().item() for o in outs]
+    assert max(means) - min(means) > 20
+    # and it is a function of (seed, epoch, index), like the flip.
+    assert all(torch.equal(o, robust[(0, i)]["image"]) for i, o in enumerate(outs[:4]))
+    assert set(AUGMENTATIONS) == {"flip", "robust"}
 
 
 def test_round_robin_batches_and_epoch_coverage(stores):

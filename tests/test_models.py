@@ -115,6 +115,32 @@ def test_generator_output_depends_on_the_label():
     assert (a - b).abs().max() > 1e-3
 
 
+def test_residual_generator_starts_as_the_identity_and_can_leave_it():
+    torch.manual_seed(0)
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="residual")
+    assert count_parameters(g) == count_parameters(Generator(c_dim=3, conv_dim=4, repeat_num=1))
+    x = (torch.rand(2, 3, 16, 16) * 2 - 1) * 0.99
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    y = g(x, c)
+    assert (y - x).abs().max() < 1e-5  # untrained: returns its input, whatever the label
+    # The last layer starts at zero but still gets a gradient, so training moves G off the
+    # identity and the output then depends on the label.
+    (y - 0.5).pow(2).mean().backward()
+    assert g.to_rgb.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        g.to_rgb.weight.normal_(0, 0.1)
+        a, b = g(x, c), g(x, c.flip(0))
+    assert (a - x).abs().max() > 1e-3 and (a - b).abs().max() > 1e-3
+    assert a.abs().max() < 1  # still an image in (-1, 1)
+
+
+def test_residual_generator_passes_saturated_pixels_without_infinities():
+    g = Generator(c_dim=2, conv_dim=4, repeat_num=0, output="residual")
+    x = torch.tensor([-1.0, 1.0]).repeat(1, 3, 8, 4)  # pure black and white, atanh(±1) = ±inf
+    y = g(x, torch.ones(1, 2))
+    assert torch.isfinite(y).all() and (y - x).abs().max() < 2e-3
+
+
 def test_instance_norm_uses_each_images_own_statistics_in_both_modes():
     g, _ = small_pair()
     x = torch.rand(3, 3, 16, 16) * 2 - 1
@@ -170,6 +196,7 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=0), ["c_dim"]),
         (lambda: Generator(c_dim=5, conv_dim=16.0), ["conv_dim", "integer"]),
         (lambda: Generator(c_dim=5, repeat_num=True), ["repeat_num", "integer"]),
+        (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual", "'delta'"]),
     ],
 )
 def test_invalid_hyper_parameters_are_named(make, words):
@@ -185,6 +212,9 @@ def test_build_stargan_names_the_bad_config_key():
         build_stargan(space, {"g_conv_dim": "64"})
     with pytest.raises(ModelError, match="model config: image_size 96"):
         build_stargan(space, {"image_size": 96})
+    with pytest.raises(ModelError, match="'g_output' must be one of image, residual"):
+        build_stargan(space, {"g_output": "rgb"})
+    assert build_stargan(space, {"g_output": "residual", "g_conv_dim": 4, "g_repeat_num": 0})["G"].output == "residual"
 
 
 def test_wrong_inputs_are_reported():

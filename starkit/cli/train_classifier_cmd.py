@@ -29,6 +29,9 @@ def _dataset_list(ctx: click.Context, param: click.Parameter, value: str) -> lis
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Adam learning rate (cosine-decayed to zero).")
+@click.option("--augment", type=click.Choice(["robust", "flip"]), default="robust", show_default=True,
+              help="robust: flips plus random framing and colour changes, so a head learnt on one dataset "
+                   "reads another's faces (for judging cross-dataset translations); flip: flips only.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Data-loading worker processes.")
@@ -43,6 +46,7 @@ def command(
     image_size: int | None,
     batch_size: int,
     lr: float,
+    augment: str,
     seed: int,
     workers: int,
     device: str,
@@ -61,7 +65,8 @@ def command(
     if out.exists() and not force:
         raise ClassifierError(f"{out} exists; pass --force to overwrite it")
     config = ClassifierConfig(
-        iters=iters, batch_size=batch_size, lr=lr, image_size=image_size, seed=seed, num_workers=workers
+        iters=iters, batch_size=batch_size, lr=lr, image_size=image_size, seed=seed, num_workers=workers,
+        augment=augment,
     )
     clf = train_classifier(datasets, data_root, config, device=device, progress=not as_json, out=out)
     accuracy = clf.info["test_accuracy"]

@@ -78,6 +78,31 @@ def default_transforms() -> list[Any]:
     return [_import_albumentations().HorizontalFlip(p=0.5)]
 
 
+def robust_transforms() -> list[Any]:
+    """Flip, then small random framing changes (shift ±6 %, scale 0.9–1.12, roll ±9°, edges
+    reflected) and colour changes (brightness, contrast, saturation, hue).
+
+    For a classifier that must recognise an attribute on images that look unlike the ones it
+    was labelled on — the judge of ``starkit eval``, whose expression head learns from RaFD's
+    centred studio portraits and then reads CelebA-like faces with other framing, light and
+    colour. Measured on the synthetic pair: the judge's accuracy on exact counterfactual
+    expressions of synth-celeba faces rose from 0.61 (flip only) to 0.88 (README, "Quality benchmark").
+    """
+    import cv2
+
+    A = _import_albumentations()
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.Affine(scale=(0.9, 1.12), translate_percent=(-0.06, 0.06), rotate=(-9, 9),
+                 border_mode=cv2.BORDER_REFLECT_101, p=0.9),
+        A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.06, p=0.9),
+    ]
+
+
+#: Named augmentation pipelines (``ShardImageDataset(transforms=AUGMENTATIONS[name]())``).
+AUGMENTATIONS = {"flip": default_transforms, "robust": robust_transforms}
+
+
 def _import_albumentations() -> Any:
     # albumentations otherwise asks the network for a newer version on import.
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

@@ -13,14 +13,21 @@ from ..lazy import lazy_exports
 
 
 #: Model hyper-parameters of the ``stargan`` family and their paper values (StarGAN, appendix:
-#: 128 px, 64 base channels, 6 residual blocks in G, 6 stride-2 convolutions in D).
-DEFAULT_MODEL_CONFIG: dict[str, int] = {
+#: 128 px, 64 base channels, 6 residual blocks in G, 6 stride-2 convolutions in D; G draws the
+#: output image itself, ``g_output = "image"``).
+DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "image_size": 128,
     "g_conv_dim": 64,
     "d_conv_dim": 64,
     "g_repeat_num": 6,
     "d_repeat_num": 6,
+    "g_output": "image",
 }
+
+#: What G's last convolution produces: ``"image"`` — the output image, ``tanh(conv(h))`` (the
+#: paper); ``"residual"`` — a change to the input, ``tanh(atanh(x) + conv(h))``, with that
+#: convolution starting at zero so an untrained G is the identity (see docs/training.md).
+GENERATOR_OUTPUTS = ("image", "residual")
 
 _LAZY: dict[str, str] = {
     # networks
@@ -46,7 +53,7 @@ _LAZY: dict[str, str] = {
     "to_reference_state_dict": "reference_import",
 }
 
-__all__ = ["DEFAULT_MODEL_CONFIG", *_LAZY]
+__all__ = ["DEFAULT_MODEL_CONFIG", "GENERATOR_OUTPUTS", *_LAZY]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

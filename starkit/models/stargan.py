@@ -33,10 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import StarkitError
-from . import DEFAULT_MODEL_CONFIG
+from . import DEFAULT_MODEL_CONFIG, GENERATOR_OUTPUTS
 
 #: Slope of D's leaky ReLUs (reference implementation).
 LEAKY_SLOPE = 0.01
+#: How close to ±1 an input pixel is taken before ``atanh`` in residual mode (atanh(±1) = ±inf).
+RESIDUAL_EDGE = 1 - 1e-3
 
 
 class ModelError(StarkitError, ValueError):
@@ -139,13 +141,22 @@ class Generator(nn.Module):
     ``c`` ``[B, c_dim]`` (the joint label vector, mask included; paper §3.1–3.2).
 
     Fully convolutional: any H and W divisible by 4 works (two stride-2 down-samplings).
+
+    ``output="image"`` (the paper): the last convolution draws the image, ``tanh(conv(h))``.
+    ``output="residual"``: it draws a change to the input in tanh's pre-activation space,
+    ``tanh(atanh(x) + conv(h))``, and starts at zero, so an untrained G returns its input and
+    training only has to learn what changes (same layers, same parameter count). Small,
+    short CPU runs keep faces and colours this way; see docs/training.md.
     """
 
-    def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6):
+    def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image"):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
         self.repeat_num = _check_int("repeat_num", repeat_num, 0)
+        if output not in GENERATOR_OUTPUTS:
+            raise ModelError(f"output must be one of {', '.join(GENERATOR_OUTPUTS)}, got {output!r}")
+        self.output = output
 
         d = conv_dim
         self.stem = ConvBlock(nn.Conv2d(3 + c_dim, d, kernel_size=7, stride=1, padding=3, bias=False))
@@ -159,6 +170,8 @@ class Generator(nn.Module):
             ConvBlock(nn.ConvTranspose2d(2 * d, d, kernel_size=4, stride=2, padding=1, bias=False)),
         )
         self.to_rgb = nn.Conv2d(d, 3, kernel_size=7, stride=1, padding=3, bias=False)
+        if output == "residual":
+            nn.init.zeros_(self.to_rgb.weight)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         _check_image("Generator input", x)
@@ -170,11 +183,13 @@ class Generator(nn.Module):
         # The domain label enters as extra constant input channels (paper Fig. 3).
         labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
         h = self.stem(torch.cat([x, labels], dim=1))
-        h = self.up(self.bottleneck(self.down(h)))
-        return torch.tanh(self.to_rgb(h))
+        h = self.to_rgb(self.up(self.bottleneck(self.down(h))))
+        if self.output == "residual":
+            h = h + torch.atanh(x.clamp(-RESIDUAL_EDGE, RESIDUAL_EDGE)).to(h.dtype)
+        return torch.tanh(h)
 
     def extra_repr(self) -> str:
-        return f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}"
+        return f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, output={self.output!r}"
 
 
 class Discriminator(nn.Module):
@@ -219,8 +234,12 @@ class Discriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------- family API
-def _config_value(config: Mapping[str, Any], key: str) -> int:
+def _config_value(config: Mapping[str, Any], key: str) -> Any:
     value = config.get(key, DEFAULT_MODEL_CONFIG[key])
+    if key == "g_output":
+        if value not in GENERATOR_OUTPUTS:
+            raise ModelError(f"model config 'g_output' must be one of {', '.join(GENERATOR_OUTPUTS)}, got {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ModelError(f"model config {key!r} must be an integer, got {value!r}")
     return value
@@ -231,14 +250,14 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
     (labels + mask, ``label_space.dim``); D classifies the labels only (``label_space.label_dim``).
 
     ``config`` keys ``image_size``, ``g_conv_dim``, ``d_conv_dim``, ``g_repeat_num``,
-    ``d_repeat_num`` override :data:`DEFAULT_MODEL_CONFIG`; other keys (training settings) are
+    ``d_repeat_num``, ``g_output`` override :data:`DEFAULT_MODEL_CONFIG`; other keys (training settings) are
     ignored.
     """
     config = {} if config is None else config
     values = {key: _config_value(config, key) for key in DEFAULT_MODEL_CONFIG}
     try:
         return {
-            "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"]),
+            "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"]),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"]
             ),

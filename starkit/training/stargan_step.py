@@ -36,6 +36,7 @@ from ..models.losses import (
     gradient_penalty,
     reconstruction_loss,
 )
+from ..models import GENERATOR_OUTPUTS
 from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
@@ -66,6 +67,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id"):
         need(key, config[key] >= 0, "must be >= 0")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
+    need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
     size = config.get("image_size")
     if size is not None:
         need("image_size", size % 4 == 0, "must be divisible by 4 (G down-samples twice)")
