@@ -136,9 +136,13 @@ def test_residual_generator_starts_as_the_identity_and_can_leave_it():
 
 def test_residual_generator_passes_saturated_pixels_without_infinities():
     g = Generator(c_dim=2, conv_dim=4, repeat_num=0, output="residual")
-    x = torch.tensor([-1.0, 1.0]).repeat(1, 3, 8, 4)  # pure black and white, atanh(±1) = ±inf
+    # Pure black and white, as a saturated fake fed back for the reconstruction: atanh(±1) is
+    # ±inf and its derivative too, which would turn the input's gradient into NaN.
+    x = torch.tensor([-1.0, 1.0]).repeat(1, 3, 8, 4).requires_grad_()
     y = g(x, torch.ones(1, 2))
     assert torch.isfinite(y).all() and (y - x).abs().max() < 2e-3
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
 
 
 def test_instance_norm_uses_each_images_own_statistics_in_both_modes():

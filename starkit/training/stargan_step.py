@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..labels import LabelSpace
+from ..models import GENERATOR_OUTPUTS
 from ..models.losses import (
     critic_fake_loss,
     critic_real_loss,
@@ -36,7 +37,6 @@ from ..models.losses import (
     gradient_penalty,
     reconstruction_loss,
 )
-from ..models import GENERATOR_OUTPUTS
 from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
