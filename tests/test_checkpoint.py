@@ -133,10 +133,19 @@ def _config(data_root, **extra):
     }
 
 
-@pytest.mark.parametrize("target_sampling", ["permute", "random"])
-def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, target_sampling):
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"target_sampling": "permute"},
+        {"target_sampling": "random"},
+        # D's augmentations draw from the step's generator: its state must resume too.
+        {"d_augment": ["translation", "cutout", "color"]},
+    ],
+    ids=["permute", "random", "d_augment"],
+)
+def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
     """N + M iterations in one go equal N, an interruption, a resume and M more."""
-    config = _config(toy_data_root, target_sampling=target_sampling)
+    config = _config(toy_data_root, **extra)
     straight = train(tmp_path / "straight", config, registry=registry, progress=False)
     assert straight.iteration == 13
 

@@ -33,6 +33,9 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",
+    # Differentiable augmentation of every image D sees (DiffAugment; not in the paper, hence
+    # none): any of "translation", "cutout", "color". See starkit.training.diff_augment.
+    "d_augment": [],
 }
 
 

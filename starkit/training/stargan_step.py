@@ -40,6 +40,7 @@ from ..models.losses import (
 from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
+from .diff_augment import AugmentPolicyError, DiffAugment, parse_policy
 from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
 from .gemm_convs import use_gemm_convs
 from .nnpack_convs import use_nnpack_convs
@@ -68,6 +69,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         need(key, config[key] >= 0, "must be >= 0")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
     need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
+    try:
+        parse_policy(config["d_augment"])
+    except AugmentPolicyError as exc:
+        raise ConfigError(f"d_augment: {exc}") from None
     size = config.get("image_size")
     if size is not None:
         need("image_size", size % 4 == 0, "must be divisible by 4 (G down-samples twice)")
@@ -146,6 +151,8 @@ class StarGANStep:
         self.lambda_gp = float(config["lambda_gp"])
         self.lambda_id = float(config["lambda_id"])
         self.target_sampling = config["target_sampling"]
+        # What D sees of every image, real or fake (identity unless d_augment is set).
+        self.augment = DiffAugment(config["d_augment"], self.rng)
 
     # ------------------------------------------------------------------ targets
     def target_labels(self, dataset: str, labels: Tensor) -> Tensor:
@@ -169,19 +176,21 @@ class StarGANStep:
         # ---- discriminator
         with autocast:
             x_fake, g_fake = self._fake_for_d_step(x_real, c_trg, keep_graph_for_g=g_step)
+            # What D sees: the images themselves, or their differentiable augmentations.
+            d_real, d_fake = (self.augment(x_real), self.augment(x_fake)) if self.augment else (x_real, x_fake)
             if fast.d_batch_real_fake:
                 # D scores every image on its own (no batch statistics), so one call on both
                 # halves computes the same as two calls, with larger matrix products.
-                out_src, out_cls = self.D_train(torch.cat([x_real, x_fake]))
-                src_real, src_fake = out_src.split(x_real.shape[0])
-                out_cls = out_cls[: x_real.shape[0]]
+                out_src, out_cls = self.D_train(torch.cat([d_real, d_fake]))
+                src_real, src_fake = out_src.split(d_real.shape[0])
+                out_cls = out_cls[: d_real.shape[0]]
             else:
-                src_real, out_cls = self.D_train(x_real)
-                src_fake, _ = self.D_train(x_fake)
+                src_real, out_cls = self.D_train(d_real)
+                src_fake, _ = self.D_train(d_fake)
             d_loss_real = critic_real_loss(src_real)
             d_loss_fake = critic_fake_loss(src_fake)
             d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
-            d_loss_gp = gradient_penalty(self.D_train, x_real, x_fake, generator=self.rng)
+            d_loss_gp = gradient_penalty(self.D_train, d_real, d_fake, generator=self.rng)
             d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
@@ -202,7 +211,7 @@ class StarGANStep:
             try:
                 with autocast:
                     x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
-                    out_src, out_cls = self.D(x_fake)
+                    out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake)
                     g_loss_fake = generator_adversarial_loss(out_src)
                     g_loss_cls = space.classification_loss(out_cls.float(), labels_trg, dataset)
                     x_rec = self.G_call(x_fake, c_org)
