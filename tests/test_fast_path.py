@@ -332,6 +332,46 @@ def test_identity_loss_is_off_by_default_and_adds_exactly_its_term_when_on():
     assert all(torch.equal(l_id[k], l_plain[k]) for k in l_plain if k.startswith("D/"))
 
 
+def test_classifier_gradient_penalty_is_off_by_default_and_adds_exactly_its_term_when_on():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    assert STARGAN_DEFAULTS["lambda_cls_gp"] == 0.0  # the paper's objective
+    images, labels = _batch()
+    # The penalty computed independently, on D's weights before the step.
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    x = images.clone().requires_grad_(True)
+    _, logits = reference.D(x)
+    per_image = _space().classification_loss(logits, labels, "faces") * x.shape[0]
+    (grad,) = torch.autograd.grad(per_image, x, create_graph=True)
+    penalty = grad.flatten(1).pow(2).sum(1).mean()
+    reference.D.zero_grad()
+    (2.0 * penalty).backward()
+    # D's real/fake head plays no part in classification: no gradient from the penalty.
+    expected_extra = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                                for p in reference.D.parameters()])
+
+    # A D-only iteration (iteration 0 of n_critic 5): D's gradients are compared.
+    plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    with_gp = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, lambda_cls_gp=2.0)
+    l_plain = plain.train_step(0, "faces", images, labels)
+    l_gp = with_gp.train_step(0, "faces", images, labels)
+    assert "D/loss_cls_gp" not in l_plain
+    assert l_gp["D/loss_cls_gp"].item() == pytest.approx(penalty.item(), rel=1e-5)
+    assert penalty.item() > 0
+    d_plain = torch.cat([p.grad.flatten() for p in plain.D.parameters()])
+    d_gp = torch.cat([p.grad.flatten() for p in with_gp.D.parameters()])
+    assert _rel(d_gp - d_plain, expected_extra) < 1e-4
+    assert all(torch.equal(l_gp[k], l_plain[k]) for k in l_plain)
+
+
+def test_negative_classifier_penalty_weight_is_refused():
+    from starkit.training.stargan_step import check_config
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    with pytest.raises(ConfigError, match="lambda_cls_gp: must be >= 0"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_cls_gp": -0.5})
+
+
 def test_negative_identity_weight_is_refused():
     from starkit.training.stargan_step import check_config
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS

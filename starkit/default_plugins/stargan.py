@@ -30,6 +30,8 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     "lambda_gp": 10.0,
     # Identity loss |x - G(x, c_org)| (not in the paper, hence 0): see docs/training.md.
     "lambda_id": 0.0,
+    # Input-gradient penalty on D's classification of real images (not in the paper, hence 0).
+    "lambda_cls_gp": 0.0,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

@@ -4,9 +4,12 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
 == 0``) a generator step follows, as in the reference code::
 
     D step:  L_D = -mean D_src(x) + mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(x), c_org)
-                   + λ_gp·GP(x, G(x, c_trg))
+                   + λ_gp·GP(x, G(x, c_trg))  [+ λ_cls_gp·mean ‖∇_x L_cls(D_cls(x), c_org)‖²]
     G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
+
+Terms in brackets are optional and off by default (not in the paper); with ``d_augment`` D sees
+every image, real or fake, through differentiable augmentations (:mod:`.diff_augment`).
 
 Labels are joint vectors of the label space: the batch's own labels fill the current dataset's
 slice and the mask marks it (paper §3.2); classification losses only look at that slice,
@@ -65,7 +68,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         need(key, config[key] > 0, "must be > 0")
     for key in ("beta1", "beta2"):
         need(key, 0 <= config[key] < 1, "must be in [0, 1)")
-    for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id"):
+    for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp"):
         need(key, config[key] >= 0, "must be >= 0")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
     need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
@@ -150,6 +153,7 @@ class StarGANStep:
         self.lambda_rec = float(config["lambda_rec"])
         self.lambda_gp = float(config["lambda_gp"])
         self.lambda_id = float(config["lambda_id"])
+        self.lambda_cls_gp = float(config["lambda_cls_gp"])
         self.target_sampling = config["target_sampling"]
         # What D sees of every image, real or fake (identity unless d_augment is set).
         self.augment = DiffAugment(config["d_augment"], self.rng)
@@ -192,11 +196,15 @@ class StarGANStep:
             d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
             d_loss_gp = gradient_penalty(self.D_train, d_real, d_fake, generator=self.rng)
             d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
+            if self.lambda_cls_gp > 0:
+                d_loss_cls_gp = self._classifier_gradient_penalty(d_real, labels, dataset)
+                d_loss = d_loss + self.lambda_cls_gp * d_loss_cls_gp
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         losses = {
+            **({"D/loss_cls_gp": d_loss_cls_gp.detach()} if self.lambda_cls_gp > 0 else {}),
             "D/loss_real": d_loss_real.detach(),
             "D/loss_fake": d_loss_fake.detach(),
             "D/loss_cls": d_loss_cls.detach(),
@@ -239,6 +247,17 @@ class StarGANStep:
             if self.lambda_id > 0:
                 losses["G/loss_id"] = g_loss_id.detach()
         return losses
+
+    def _classifier_gradient_penalty(self, images: Tensor, labels: Tensor, dataset: str) -> Tensor:
+        """``mean_i ‖∇_x L_cls(D_cls(x_i), c_i)‖²`` over real images: how fast D's domain
+        classification changes under a small change of the image (input-gradient
+        regularisation; Ross & Doshi-Velez, AAAI 2018). Not in the paper."""
+        x = images.detach().requires_grad_(True)
+        _, logits = self.D_train(x)
+        # Summed over the batch, so that each image's gradient is its own loss's gradient.
+        loss = self.label_space.classification_loss(logits.float(), labels, dataset) * x.shape[0]
+        (grad,) = torch.autograd.grad(loss, x, create_graph=True)
+        return grad.float().flatten(1).pow(2).sum(1).mean()
 
     def _fake_for_d_step(self, x_real: Tensor, c_trg: Tensor, keep_graph_for_g: bool) -> tuple[Tensor, Tensor | None]:
         """``G(x_real, c_trg)`` for the D step, and the same images with their graph when the
