@@ -330,7 +330,10 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path
     import torch.multiprocessing as mp
 
     out = tmp_path / "ddp"
-    config = tiny_config(toy_data_root, iters=10, device="cpu", sample_every=10)
+    # With the optional D regularisers on: the classifier's gradient penalty adds a third D
+    # forward (and a double backward) per D step, and D's augmentations draw per rank.
+    config = tiny_config(toy_data_root, iters=10, device="cpu", sample_every=10, lambda_cls_gp=0.3,
+                         d_augment=["translation", "cutout"])
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), config), nprocs=2, join=True)
     rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
     rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
