@@ -5,10 +5,12 @@ The same random transformations are applied to real images in D's step and to fa
 D's and G's steps, and they are differentiable, so G is trained through them. D never sees an
 un-augmented image, so it cannot learn the augmentation as a cue for "real" (which augmenting
 the dataset alone would teach it), and its classification head has to read a label from any
-framing. That is the point for StarGAN: with a few thousand images and iterations, D's domain
+framing. The hope for StarGAN: with a few thousand images and iterations, D's domain
 classifier is easy to fool with faint pixel patterns — G's fakes end up classified *more*
 confidently than real images — and a classifier that must be right for shifted and cut-out
-copies rewards changes that look like the attribute instead.
+copies would reward changes that look like the attribute instead. Measured at the quality
+benchmark's budget it slowed D's classifier more than it helped; the input-gradient penalty
+``lambda_cls_gp`` is what worked there (docs/training.md has both sets of numbers).
 
 Operations (the policy lists any of them; they run in this order):
 

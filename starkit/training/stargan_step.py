@@ -204,12 +204,13 @@ class StarGANStep:
         d_loss.backward()
         opt_d.step()
         losses = {
-            **({"D/loss_cls_gp": d_loss_cls_gp.detach()} if self.lambda_cls_gp > 0 else {}),
             "D/loss_real": d_loss_real.detach(),
             "D/loss_fake": d_loss_fake.detach(),
             "D/loss_cls": d_loss_cls.detach(),
             "D/loss_gp": d_loss_gp.detach(),
         }
+        if self.lambda_cls_gp > 0:
+            losses["D/loss_cls_gp"] = d_loss_cls_gp.detach()
 
         # ---- generator, every n_critic-th iteration
         if g_step:
