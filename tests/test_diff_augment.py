@@ -157,9 +157,9 @@ def _step(**extra):
 
 
 def _record_d_inputs(step):
+    """Every batch D is called on (wrapped or not, the call reaches ``step.D``)."""
     seen = []
-    for d in {id(step.D): step.D, id(step.D_train): step.D_train}.values():
-        d.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    step.D.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     return seen
 
 

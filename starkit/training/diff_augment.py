@@ -3,8 +3,8 @@
 
 The same random transformations are applied to real images in D's step and to fakes in both
 D's and G's steps, and they are differentiable, so G is trained through them. D never sees an
-un-augmented image, so it cannot learn the augmentation as a cue for "real" (which augmenting
-the dataset alone would teach it), and its classification head has to read a label from any
+un-augmented image, so it cannot learn the augmentation as a cue for "real" (which, the
+DiffAugment paper argues, augmenting the real images alone would teach it), and its classification head has to read a label from any
 framing. The hope for StarGAN: with a few thousand images and iterations, D's domain
 classifier is easy to fool with faint pixel patterns — G's fakes end up classified *more*
 confidently than real images — and a classifier that must be right for shifted and cut-out
