@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/quality.py                  # the 20-minute CPU profile (2 cores)
     .venv/bin/python bench/quality.py --profile smoke  # a 2-minute check that everything runs
+    .venv/bin/python bench/quality.py --set lambda_cls_gp=1 --results /tmp/q  # an experiment
 
 The StarGAN paper's Figure 6 claims that a generator trained jointly on CelebA and RaFD (with
 the mask vector) can put RaFD's expressions on CelebA faces, which a generator trained on RaFD
@@ -81,6 +82,9 @@ class Profile:
     # lambda_cls_gp 0: 0.54 / 0.55; 0.1: 0.60 / 0.75; 0.3: 0.70 / 0.83; 1: 0.61 / 0.83;
     # 3: 0.13 / 0.79 (D's expression classifier no longer learns). See docs/training.md.
     lambda_cls_gp: float = 0.3
+    # Differentiable augmentation of D's inputs ("translation,cutout", …): off; at this budget it
+    # slowed D's classifier more than it helped (docs/training.md).
+    d_augment: str = ""
     n_critic: int = 1
     g_lr: float = 2e-4
     d_lr: float = 4e-4
@@ -161,7 +165,7 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
         "save_every": 0,
         **{k: getattr(profile, k) for k in ("g_conv_dim", "d_conv_dim", "g_repeat_num", "d_repeat_num", "n_critic",
                                              "g_lr", "d_lr", "lambda_cls", "lambda_rec", "lambda_gp",
-                                             "lambda_id", "lambda_cls_gp", "g_output")},
+                                             "lambda_id", "lambda_cls_gp", "d_augment", "g_output")},
     }
     train(run_dir, config, progress=progress, handle_sigint=False)
     return run_dir
@@ -437,6 +441,24 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def apply_overrides(profile: Profile, pairs: list[str]) -> Profile:
+    """``profile`` with ``KEY=VALUE`` pairs applied, each value read as its field's type."""
+    from dataclasses import fields
+
+    types = {f.name: type(getattr(profile, f.name)) for f in fields(profile)}
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in types:
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        try:
+            changes[key] = types[key](text.strip())
+        except ValueError:
+            raise SystemExit(f"--set {pair!r}: {key} must be of type {types[key].__name__}") from None
+    return replace(profile, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu20")
@@ -444,9 +466,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="scratch folder for shards, runs, classifier and full eval reports "
                              "(default: starkit-bench-quality-PROFILE in the system's temp folder)")
     parser.add_argument("--results", type=Path, default=None,
-                        help="where quality.json/png go (default: bench/results for cpu20, else --work)")
+                        help="where quality.json/png go (default: bench/results for the unchanged cpu20 "
+                             "profile, else --work)")
     parser.add_argument("--seed", type=int, default=None, help="override the profile's seed")
     parser.add_argument("--iters", type=int, default=None, help="override the generator iterations")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any Profile field, e.g. --set lambda_cls_gp=1 (repeatable)")
     args = parser.parse_args(argv)
 
     import torch
@@ -457,11 +482,14 @@ def main(argv: list[str] | None = None) -> int:
         profile = replace(profile, seed=args.seed)
     if args.iters is not None:
         profile = replace(profile, iters=args.iters)
+    profile = apply_overrides(profile, args.overrides)
+    changed = profile != PROFILES[args.profile]
     # Outside the checkout: nothing else (demo scripts, clean-ups) touches it mid-run.
     work = args.work or Path(tempfile.gettempdir()) / f"starkit-bench-quality-{args.profile}"
     data = work / "data"
-    # Only the real profile's numbers belong in bench/results; a smoke run stays in --work.
-    results_dir = args.results or (RESULTS if args.profile == "cpu20" else work)
+    # Only the unchanged cpu20 profile's numbers belong in bench/results; a smoke run or an
+    # experiment with overrides stays in --work unless --results says otherwise.
+    results_dir = args.results or (RESULTS if args.profile == "cpu20" and not changed else work)
     work.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.profile == "cpu20" else f"-{args.profile}"

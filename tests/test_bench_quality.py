@@ -1,0 +1,42 @@
+"""bench/quality.py's command-line overrides: every number in the docs' side-by-side tables
+comes from ``bench/quality.py --set KEY=VALUE``, so the overrides must reach the profile with
+the field's type, and mistakes must be refused by name."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overrides_take_each_fields_type(quality):
+    base = quality.PROFILES["cpu20"]
+    out = quality.apply_overrides(base, ["lambda_cls_gp=1", "iters=2000", "g_output=image"])
+    assert out.lambda_cls_gp == 1.0 and isinstance(out.lambda_cls_gp, float)
+    assert out.iters == 2000 and isinstance(out.iters, int)
+    assert out.g_output == "image"
+    assert quality.apply_overrides(base, []) == base
+    assert out.seed == base.seed  # nothing else changed
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("lambda_cls_gb=1", "KEY one of"),
+    ("lambda_cls_gp", "KEY=VALUE"),
+    ("iters=many", "iters must be of type int"),
+])
+def test_bad_overrides_are_refused_by_name(quality, pair, message):
+    with pytest.raises(SystemExit, match=message):
+        quality.apply_overrides(quality.PROFILES["cpu20"], [pair])
