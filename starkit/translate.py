@@ -34,6 +34,8 @@ from .errors import StarkitError
 from .labels import LabelError, LabelSpace
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: Which generator weights a checkpoint is translated with (see Translator.from_checkpoint).
+GENERATOR_WEIGHTS = ("auto", "ema", "raw")
 
 
 class TranslateError(StarkitError):
@@ -120,11 +122,18 @@ class Translator:
         self.image_size = int(image_size)
         self.device = device
         self.source = source
+        #: Which generator weights ``G`` holds: "raw" (trained) or "ema" (their moving average).
+        self.weights = "raw"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", registry: Any = None) -> "Translator":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", registry: Any = None,
+                        weights: str = "auto") -> "Translator":
         """Load a starkit checkpoint (``weights_only=True``); a file that is not one is an
-        error naming it."""
+        error naming it.
+
+        ``weights`` picks the generator: ``"ema"`` the moving average of its weights (saved as
+        ``G_ema`` by runs trained with ``g_ema``), ``"raw"`` the trained weights themselves,
+        ``"auto"`` the average when the checkpoint has one."""
         from .catalog import get_model
         from .training.checkpoint import CheckpointError, load_checkpoint
         from .training.device import resolve_device
@@ -138,39 +147,49 @@ class Translator:
         import torch
 
         saved = checkpoint["networks"]
-        if "G" not in saved:
+        if weights not in GENERATOR_WEIGHTS:
+            raise TranslateError(f"weights: must be one of {', '.join(GENERATOR_WEIGHTS)}, got {weights!r}")
+        if weights == "ema" and "G_ema" not in saved:
+            raise CheckpointError(f"{path}: the checkpoint holds no moving average of G (G_ema); "
+                                  "its run was trained without g_ema")
+        g_name = "G_ema" if weights == "ema" or (weights == "auto" and "G_ema" in saved) else "G"
+        if g_name not in saved:
             raise CheckpointError(f"{path}: the checkpoint holds no generator (networks: {', '.join(saved)})")
         # Built on the meta device: no memory or initialisation for weights about to be replaced,
         # nor for a discriminator the checkpoint does not have.
         with torch.device("meta"):
             networks = family.build(space, checkpoint["config"])
-        for name in ("G", "D"):
-            if name not in saved:
+        loaded = {}
+        for name, saved_name in (("G", g_name), ("D", "D")):
+            if saved_name not in saved:
                 continue
-            networks[name] = networks[name].to_empty(device="cpu")
+            loaded[name] = networks[name].to_empty(device="cpu")
             try:
-                networks[name].load_state_dict(saved[name])
+                loaded[name].load_state_dict(saved[saved_name])
             except RuntimeError as exc:
                 raise CheckpointError(
-                    f"{path}: the {name} weights do not fit the {checkpoint['model']} network its config "
-                    f"describes: {str(exc).splitlines()[0]}"
+                    f"{path}: the {saved_name} weights do not fit the {checkpoint['model']} network its "
+                    f"config describes: {str(exc).splitlines()[0]}"
                 ) from None
-        return cls(
-            networks["G"],
+        translator = cls(
+            loaded["G"],
             space,
             checkpoint["config"]["image_size"],
             resolve_device(device),
-            D=networks["D"] if "D" in saved else None,
+            D=loaded.get("D"),
             source=path,
         )
+        translator.weights = "ema" if g_name == "G_ema" else "raw"
+        return translator
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto", registry: Any = None) -> "Translator":
+    def from_run(cls, run_dir: str | Path, device: str = "auto", registry: Any = None,
+                 weights: str = "auto") -> "Translator":
         """The run's ``checkpoints/latest.pt``."""
         path = Path(run_dir) / "checkpoints" / "latest.pt"
         if not path.is_file():
             raise TranslateError(f"--run {run_dir}: no checkpoint at {path} (has the run saved one yet?)")
-        return cls.from_checkpoint(path, device, registry)
+        return cls.from_checkpoint(path, device, registry, weights)
 
     # ------------------------------------------------------------------ operations
     def to_input(self, images: np.ndarray) -> Any:

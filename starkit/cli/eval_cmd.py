@@ -40,6 +40,9 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="torchvision inception_v3 state dict (enables FID).")
 @click.option("--alexnet-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="torchvision alexnet state dict (enables LPIPS-style diversity, uncalibrated).")
+@click.option("--weights", type=click.Choice(["auto", "ema", "raw"]), default="auto", show_default=True,
+              help="Generator weights: their moving average (runs trained with g_ema), the trained weights "
+                   "themselves, or auto: the average when the checkpoint has one.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JSON report to this file (atomically).")
@@ -55,6 +58,7 @@ def command(
     mask_ablation: bool,
     inception_weights: Path | None,
     alexnet_weights: Path | None,
+    weights: str,
     device: str,
     out: Path | None,
     as_json: bool,
@@ -77,7 +81,7 @@ def command(
     report = evaluate_run(
         run_dir, data_root, checkpoint=checkpoint, classifier=classifier, sources=sources, options=options,
         device=device, inception_weights=inception_weights, alexnet_weights=alexnet_weights,
-        progress=not as_json,
+        progress=not as_json, weights=weights,
     )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +122,8 @@ def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     params = ", ".join(f"{k} {v:,}" for k, v in report["parameters"].items())
-    console.print(f"[bold]{report['checkpoint']}[/] (iteration {_fmt(report['iteration'])}; parameters: {params})")
+    averaged = ", G's moving average" if report.get("generator_weights") == "ema" else ""
+    console.print(f"[bold]{report['checkpoint']}[/] (iteration {_fmt(report['iteration'])}{averaged}; parameters: {params})")
     if report["mask"] == "source":
         console.print("[yellow]mask ablation:[/] other datasets' targets carry the source dataset's mask")
     rows = []

@@ -21,6 +21,9 @@ from .output import console, print_json
               "discriminator; all zero for checkpoints without one, e.g. imported reference weights, so that "
               "each --to must then name a member of every one-hot group, e.g. Brown_Hair,Male).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per forward pass.")
+@click.option("--weights", type=click.Choice(["auto", "ema", "raw"]), default="auto", show_default=True,
+              help="Generator weights: their moving average (runs trained with g_ema), the trained weights "
+                   "themselves, or auto: the average when the checkpoint has one.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
 def command(
@@ -33,6 +36,7 @@ def command(
     source_dataset: str | None,
     source_labels: str | None,
     batch_size: int,
+    weights: str,
     device: str,
     as_json: bool,
 ) -> None:
@@ -46,7 +50,10 @@ def command(
 
     if (run_dir is None) == (checkpoint is None):
         raise click.UsageError("give exactly one of --run or --checkpoint")
-    translator = Translator.from_run(run_dir, device) if run_dir else Translator.from_checkpoint(checkpoint, device)
+    if run_dir:
+        translator = Translator.from_run(run_dir, device, weights=weights)
+    else:
+        translator = Translator.from_checkpoint(checkpoint, device, weights=weights)
     result = translate_files(
         translator,
         list(inputs),

@@ -574,12 +574,14 @@ def evaluate_run(
     inception_weights: str | Path | None = None,
     alexnet_weights: str | Path | None = None,
     progress: bool = True,
+    weights: str = "auto",
 ) -> dict[str, Any]:
     """Evaluate a training run (its ``checkpoints/latest.pt``) or a ``checkpoint`` file on the
     test splits under ``data_root`` (default: the run's own data root, else the usual
     resolution). ``sources``: datasets whose test images are translated (default: the run's);
     one outside the run's label space gets only other datasets' targets. Returns the full
-    JSON report (``format`` "starkit.eval")."""
+    JSON report (``format`` "starkit.eval"). ``weights``: which generator weights, as in
+    :meth:`starkit.translate.Translator.from_checkpoint` (the moving average when the run kept one)."""
     from .. import __version__
     from ..models import count_parameters
     from ..training.run import open_datasets, read_run_config
@@ -592,10 +594,10 @@ def evaluate_run(
     opts = options or EvalOptions()
     started = time.perf_counter()
     if run is not None:
-        translator = Translator.from_run(run, device)
+        translator = Translator.from_run(run, device, weights=weights)
         run_config = read_run_config(Path(run)) if (Path(run) / "config.json").is_file() else {}
     else:
-        translator = Translator.from_checkpoint(checkpoint, device)
+        translator = Translator.from_checkpoint(checkpoint, device, weights=weights)
         run_config = {}
     ckpt_path = Path(translator.source)
     space = translator.label_space
@@ -637,6 +639,7 @@ def evaluate_run(
         "checkpoint": str(ckpt_path),
         "model": facts.get("model"),
         "iteration": facts.get("iteration"),
+        "generator_weights": translator.weights,
         "data": [str(s.path) for s in stores],
         "device": str(translator.device),
         "split": opts.split,

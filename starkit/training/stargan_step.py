@@ -9,7 +9,10 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
 
 Terms in brackets are optional and off by default (not in the paper); with ``d_augment`` D sees
-every image, real or fake, through differentiable augmentations (:mod:`.diff_augment`).
+every image, real or fake, through differentiable augmentations (:mod:`.diff_augment`). With
+``g_ema`` (StarGAN v2's choice, not the first paper's) the step also keeps an exponential moving
+average of G's weights, updated after every G step, which sample grids, ``starkit translate``
+and ``starkit eval`` use (:mod:`.ema`).
 
 Labels are joint vectors of the label space: the batch's own labels fill the current dataset's
 slice and the mask marks it (paper §3.2); classification losses only look at that slice,
@@ -44,6 +47,7 @@ from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
 from .diff_augment import AugmentPolicyError, DiffAugment, parse_policy
+from .ema import WeightAverage
 from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
 from .gemm_convs import use_gemm_convs
 from .nnpack_convs import use_nnpack_convs
@@ -70,6 +74,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         need(key, 0 <= config[key] < 1, "must be in [0, 1)")
     for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp"):
         need(key, config[key] >= 0, "must be >= 0")
+    need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
     need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
     try:
@@ -125,6 +130,12 @@ class StarGANStep:
         self.G = nets["G"].to(device, memory_format=memory_format)
         self.D = nets["D"].to(device, memory_format=memory_format)
         self.networks = {"G": self.G, "D": self.D}
+        # The moving average of G's weights (a network of its own, saved in checkpoints as
+        # "G_ema"; never trained, never wrapped for DistributedDataParallel: every process
+        # averages the same replicas, so the averages stay identical too).
+        self.g_ema = WeightAverage(self.G, float(config["g_ema"])) if config["g_ema"] > 0 else None
+        if self.g_ema is not None:
+            self.networks["G_ema"] = self.g_ema.module
         betas = (float(config["beta1"]), float(config["beta2"]))
         self.base_lrs = {"G": float(config["g_lr"]), "D": float(config["d_lr"])}
         self.optimizers = {
@@ -236,6 +247,9 @@ class StarGANStep:
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 opt_g.step()
+                if self.g_ema is not None:
+                    # Counted from the iteration, so a resumed run averages exactly the same.
+                    self.g_ema.update(self.G, updates=(iteration + 1) // self.n_critic)
             finally:
                 self.D.requires_grad_(True)
             losses.update(
@@ -289,9 +303,11 @@ class StarGANStep:
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def translate(self, images: Tensor, targets: Tensor) -> Tensor:
-        was_training = self.G.training
-        self.G.eval()
+        """With ``g_ema``, the averaged generator (what ``starkit translate`` will use)."""
+        G = self.g_ema.module if self.g_ema is not None else self.G
+        was_training = G.training
+        G.eval()
         try:
-            return self.G(images, targets.to(images.device))
+            return G(images, targets.to(images.device))
         finally:
-            self.G.train(was_training)
+            G.train(was_training)

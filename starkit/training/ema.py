@@ -1,0 +1,52 @@
+"""An exponential moving average of a network's weights (Polyak averaging).
+
+GAN generators oscillate around a good solution instead of settling on it; averaging their
+weights over the last iterations gives a generator with fewer of the artefacts of any single
+one. StarGAN v2 (Choi et al., CVPR 2020) translates with such an average (decay 0.999); the
+first StarGAN paper does not average, so the ``stargan`` family's ``g_ema`` defaults to 0.
+
+Early in training the average would mostly remember the initial weights. As in TensorFlow's
+``ExponentialMovingAverage`` with ``num_updates``, the decay of update ``n`` is
+``min(decay, (1 + n) / (10 + n))``: the first updates follow the network closely, and after
+a few hundred the configured decay takes over. ``n`` is passed in by the caller (derived from
+the iteration), so a resumed run averages exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def warmed_decay(decay: float, updates: int) -> float:
+    """The decay used for update number ``updates`` (1 for the first update)."""
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay must be in [0, 1), got {decay}")
+    if updates < 1:
+        raise ValueError(f"updates must be >= 1, got {updates}")
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+class WeightAverage:
+    """Holds ``module``: a frozen copy of a network whose parameters are the running average
+    of the network's, and whose buffers are the network's latest."""
+
+    def __init__(self, network: nn.Module, decay: float):
+        warmed_decay(decay, 1)  # checks the range
+        self.decay = float(decay)
+        self.module = copy.deepcopy(network).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, network: nn.Module, updates: int) -> None:
+        """Move the average towards ``network``'s current weights: ``avg += (1 - d)·(w - avg)``
+        with ``d = warmed_decay(decay, updates)``."""
+        d = warmed_decay(self.decay, updates)
+        averaged = list(self.module.parameters())
+        current = list(network.parameters())
+        if len(averaged) != len(current):
+            raise ValueError("the network does not match the averaged copy (different parameter lists)")
+        torch._foreach_lerp_(averaged, current, 1.0 - d)
+        for mine, theirs in zip(self.module.buffers(), network.buffers()):
+            mine.copy_(theirs)
