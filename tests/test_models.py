@@ -24,6 +24,7 @@ from starkit.models.stargan import (
     Discriminator,
     Generator,
     InstanceNorm,
+    KEEP_PRIOR,
     ModelError,
     build_stargan,
     count_parameters,
@@ -134,6 +135,26 @@ def test_residual_generator_starts_as_the_identity_and_can_leave_it():
     assert a.abs().max() < 1  # still an image in (-1, 1)
 
 
+def test_attention_generator_starts_near_the_identity_and_blends_by_its_mask():
+    torch.manual_seed(0)
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="attention")
+    # One more output channel (the keep-mask's logit): 4·49 more weights than the paper's G.
+    assert count_parameters(g) == count_parameters(Generator(c_dim=3, conv_dim=4, repeat_num=1)) + 4 * 49
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        y = g(x, c)
+        colour = torch.tanh(g.to_rgb(g.up(g.bottleneck(g.down(g.stem(torch.cat(
+            [x, c[:, :, None, None].expand(2, 3, 16, 16)], 1))))))[:, :3])
+    # Untrained, the mask keeps sigmoid(KEEP_PRIOR) of the input everywhere, for any label.
+    keep = torch.sigmoid(torch.tensor(KEEP_PRIOR))
+    assert torch.allclose(y, keep * x + (1 - keep) * colour, atol=1e-6)
+    assert (y - x).abs().max() < 2 * (1 - keep)
+    # The mask's weights start at zero but get a gradient, so training can open it.
+    g(x, c).sub(0.5).pow(2).mean().backward()
+    assert g.to_rgb.weight.grad[3:].abs().sum() > 0
+
+
 def test_residual_generator_passes_saturated_pixels_without_infinities():
     g = Generator(c_dim=2, conv_dim=4, repeat_num=0, output="residual")
     # Pure black and white, as a saturated fake fed back for the reconstruction: atanh(±1) is
@@ -200,7 +221,7 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=0), ["c_dim"]),
         (lambda: Generator(c_dim=5, conv_dim=16.0), ["conv_dim", "integer"]),
         (lambda: Generator(c_dim=5, repeat_num=True), ["repeat_num", "integer"]),
-        (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual", "'delta'"]),
+        (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual, attention", "'delta'"]),
     ],
 )
 def test_invalid_hyper_parameters_are_named(make, words):

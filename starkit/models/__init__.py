@@ -26,8 +26,9 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
 
 #: What G's last convolution produces: ``"image"`` — the output image, ``tanh(conv(h))`` (the
 #: paper); ``"residual"`` — a change to the input, ``tanh(atanh(x) + conv(h))``, with that
-#: convolution starting at zero so an untrained G is the identity (see docs/training.md).
-GENERATOR_OUTPUTS = ("image", "residual")
+#: convolution starting at zero so an untrained G is the identity; ``"attention"`` — a colour
+#: image and a mask that blends it with the input, GANimation-style (see docs/training.md).
+GENERATOR_OUTPUTS = ("image", "residual", "attention")
 
 _LAZY: dict[str, str] = {
     # networks

@@ -39,6 +39,8 @@ from . import DEFAULT_MODEL_CONFIG, GENERATOR_OUTPUTS
 LEAKY_SLOPE = 0.01
 #: How close to ±1 an input pixel is taken before ``atanh`` in residual mode (atanh(±1) = ±inf).
 RESIDUAL_EDGE = 1 - 1e-3
+#: Attention mode: the keep-mask logit's offset, so an untrained G keeps sigmoid(4) ≈ 98 % of x.
+KEEP_PRIOR = 4.0
 
 
 class ModelError(StarkitError, ValueError):
@@ -147,6 +149,11 @@ class Generator(nn.Module):
     ``tanh(atanh(x) + conv(h))``, and starts at zero, so an untrained G returns its input and
     training only has to learn what changes (same layers, same parameter count). Small,
     short CPU runs keep faces and colours this way; see docs/training.md.
+    ``output="attention"`` (after GANimation, Pumarola et al., ECCV 2018): the last convolution
+    draws a colour image ``C`` and, in a fourth channel, a keep-mask ``K``; the output is
+    ``K·x + (1 − K)·tanh(C)``, so G paints absolute colours only where it opens the mask. The
+    mask's weights start at zero and its logit is offset by :data:`KEEP_PRIOR`, so an untrained
+    G keeps 98 % of its input everywhere.
     """
 
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image"):
@@ -169,9 +176,13 @@ class Generator(nn.Module):
             ConvBlock(nn.ConvTranspose2d(4 * d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False)),
             ConvBlock(nn.ConvTranspose2d(2 * d, d, kernel_size=4, stride=2, padding=1, bias=False)),
         )
-        self.to_rgb = nn.Conv2d(d, 3, kernel_size=7, stride=1, padding=3, bias=False)
+        # Attention mode draws a fourth channel: the keep-mask's logit.
+        self.to_rgb = nn.Conv2d(d, 4 if output == "attention" else 3, kernel_size=7, stride=1, padding=3, bias=False)
         if output == "residual":
             nn.init.zeros_(self.to_rgb.weight)
+        elif output == "attention":
+            with torch.no_grad():
+                self.to_rgb.weight[3:].zero_()
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         _check_image("Generator input", x)
@@ -186,6 +197,9 @@ class Generator(nn.Module):
         h = self.to_rgb(self.up(self.bottleneck(self.down(h))))
         if self.output == "residual":
             h = h + torch.atanh(x.clamp(-RESIDUAL_EDGE, RESIDUAL_EDGE)).to(h.dtype)
+        elif self.output == "attention":
+            keep = torch.sigmoid(h[:, 3:] + KEEP_PRIOR)
+            return keep * x.to(h.dtype) + (1 - keep) * torch.tanh(h[:, :3])
         return torch.tanh(h)
 
     def extra_repr(self) -> str:
