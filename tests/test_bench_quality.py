@@ -40,3 +40,15 @@ def test_overrides_take_each_fields_type(quality):
 def test_bad_overrides_are_refused_by_name(quality, pair, message):
     with pytest.raises(SystemExit, match=message):
         quality.apply_overrides(quality.PROFILES["cpu20"], [pair])
+
+
+def test_training_seed_is_its_own_field_and_reaches_training(quality, tmp_path, monkeypatch):
+    base = quality.PROFILES["cpu20"]
+    assert base.train_seed == base.seed
+    out = quality.apply_overrides(base, ["train_seed=1"])
+    assert (out.seed, out.train_seed) == (base.seed, 1)  # same data and judge, another G training
+    # The generators are trained with train_seed (captured instead of training).
+    seen = {}
+    monkeypatch.setattr("starkit.training.train", lambda run, config, **kw: seen.update(config))
+    quality.train_generator("jnt", ["synth-celeba"], out, tmp_path / "data", tmp_path / "runs")
+    assert seen["seed"] == 1
