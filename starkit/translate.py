@@ -115,7 +115,7 @@ class Translator:
     """A generator (and, when the checkpoint has one, the discriminator) ready to translate."""
 
     def __init__(self, G: Any, label_space: LabelSpace, image_size: int, device: Any, D: Any = None,
-                 source: str | Path | None = None):
+                 source: str | Path | None = None, weights: str = "raw"):
         self.G = G.to(device).eval()
         self.D = D.to(device).eval() if D is not None else None
         self.label_space = label_space
@@ -123,7 +123,7 @@ class Translator:
         self.device = device
         self.source = source
         #: Which generator weights ``G`` holds: "raw" (trained) or "ema" (their moving average).
-        self.weights = "raw"
+        self.weights = weights
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", registry: Any = None,
@@ -138,6 +138,8 @@ class Translator:
         from .training.checkpoint import CheckpointError, load_checkpoint
         from .training.device import resolve_device
 
+        if weights not in GENERATOR_WEIGHTS:
+            raise TranslateError(f"weights: must be one of {', '.join(GENERATOR_WEIGHTS)}, got {weights!r}")
         checkpoint = load_checkpoint(path)
         try:
             space = LabelSpace.from_dict(checkpoint["label_space"])
@@ -147,8 +149,6 @@ class Translator:
         import torch
 
         saved = checkpoint["networks"]
-        if weights not in GENERATOR_WEIGHTS:
-            raise TranslateError(f"weights: must be one of {', '.join(GENERATOR_WEIGHTS)}, got {weights!r}")
         if weights == "ema" and "G_ema" not in saved:
             raise CheckpointError(f"{path}: the checkpoint holds no moving average of G (G_ema); "
                                   "its run was trained without g_ema")
@@ -171,16 +171,15 @@ class Translator:
                     f"{path}: the {saved_name} weights do not fit the {checkpoint['model']} network its "
                     f"config describes: {str(exc).splitlines()[0]}"
                 ) from None
-        translator = cls(
+        return cls(
             loaded["G"],
             space,
             checkpoint["config"]["image_size"],
             resolve_device(device),
             D=loaded.get("D"),
             source=path,
+            weights="ema" if g_name == "G_ema" else "raw",
         )
-        translator.weights = "ema" if g_name == "G_ema" else "raw"
-        return translator
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "auto", registry: Any = None,
