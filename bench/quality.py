@@ -61,12 +61,12 @@ class Profile:
     # generator training, identical for SNG and JNT
     # 3,600 and 3,900 iterations gave JNT 0.718 and 0.726 against 0.696 (expression accuracy on
     # synth-celeba faces), a gain the size of the spread between training seeds (0.70 / 0.72),
-    # for 1.2–1.3× the time; g_repeat_num 5 gave 0.556 (measured with lambda_cls_gp 0.3).
+    # for 1.2–1.3× the time (measured with lambda_cls_gp 0.3, as are the other notes below).
     iters: int = 3000
     batch_size: int = 16
     g_conv_dim: int = 16
     d_conv_dim: int = 16
-    g_repeat_num: int = 3
+    g_repeat_num: int = 3  # 5 gave 0.556
     d_repeat_num: int = 4
     # Departures from the paper (n_critic 5, lr 1e-4 for both, G drawing the whole image) that
     # make a run of a few thousand iterations learn something: a G step every iteration,
@@ -94,8 +94,8 @@ class Profile:
     g_ema: float = 0.0
     n_critic: int = 1
     g_lr: float = 2e-4
-    d_lr: float = 4e-4  # 2e-4 (= g_lr) gave 0.578 with lambda_cls_gp 0.3
-    lambda_cls: float = 1.0  # with lambda_cls_gp 0.3: 0.5 gave 0.577 (Young 0.26), 2 gave 0.575
+    d_lr: float = 4e-4  # 2e-4 (= g_lr) gave 0.578
+    lambda_cls: float = 1.0  # 0.5 gave 0.577 (Young 0.26), 2 gave 0.575
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
     lambda_id: float = 0.0

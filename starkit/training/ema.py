@@ -10,6 +10,10 @@ Early in training the average would mostly remember the initial weights. As in T
 ``min(decay, (1 + n) / (10 + n))``: the first updates follow the network closely, and after
 a few hundred the configured decay takes over. ``n`` is passed in by the caller (derived from
 the iteration), so a resumed run averages exactly as an uninterrupted one.
+
+``torch.optim.swa_utils.AveragedModel`` does the averaging too, but it wraps the network
+(state-dict keys gain a ``module.`` prefix and an ``n_averaged`` buffer), so its weights would
+not load into a plain generator; the copy kept here has exactly G's keys.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class WeightAverage:
         current = list(network.parameters())
         if len(averaged) != len(current):
             raise ValueError("the network does not match the averaged copy (different parameter lists)")
-        torch._foreach_lerp_(averaged, current, 1.0 - d)
+        for mine, theirs in zip(averaged, current):
+            mine.lerp_(theirs, 1.0 - d)
         for mine, theirs in zip(self.module.buffers(), network.buffers()):
             mine.copy_(theirs)
