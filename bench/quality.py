@@ -114,6 +114,10 @@ class Profile:
     # evaluation
     eval_limit: int = 150  # synth-celeba / synth-rafd test faces evaluated
     figure_rows: int = 6
+    # where training and evaluation run, and loader processes per training job ("cuda" for the
+    # "gpu" profile; on a CPU the cores compute and small HDF5 reads are cheap in-process)
+    device: str = "cpu"
+    workers: int = 0
     seed: int = 0  # rendering, the held-out split, the judge
     train_seed: int = 0  # the generators' training (--seed sets both; --set train_seed=N only this)
 
@@ -121,6 +125,11 @@ class Profile:
 PROFILES = {
     # Sized for ~20 minutes on 2 CPU cores (measured; see the README's Evaluation section).
     "cpu20": Profile(),
+    # For a machine with a GPU: the same recipe at 64 px with twice the widths and more
+    # iterations. Not the issue's benchmark (that is cpu20 on 2 CPU cores); it shows what the
+    # recipe reaches when compute is not the limit (README, "Quality benchmark").
+    "gpu": Profile(image_size=64, count=4400, iters=10000, g_conv_dim=32, d_conv_dim=32, g_repeat_num=4,
+                   d_repeat_num=5, classifier_iters=3000, eval_limit=300, device="cuda", workers=2),
     # Checks that every stage runs; its numbers mean nothing.
     "smoke": Profile(count=120, iters=6, batch_size=4, g_conv_dim=4, d_conv_dim=4, g_repeat_num=1, d_repeat_num=3,
                      classifier_iters=4, classifier_batch_size=8, classifier_image_size=32, eval_limit=4,
@@ -167,8 +176,8 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
         "iters": profile.iters,
         "batch_size": profile.batch_size,
         "seed": profile.train_seed,
-        "workers": 0,  # the cores compute; HDF5 reads of small images are cheap in-process
-        "device": "cpu",
+        "workers": profile.workers,
+        "device": profile.device,
         "sample_every": 0,
         "log_every": 25,
         "latest_every": profile.iters,
@@ -254,9 +263,9 @@ def train_judge(profile: Profile, data: Path, out: Path, progress: bool = True) 
     config = ClassifierConfig(
         iters=profile.classifier_iters, batch_size=profile.classifier_batch_size,
         image_size=profile.classifier_image_size, lr=profile.classifier_lr, seed=profile.seed,
-        eval_limit=profile.eval_limit, augment=profile.classifier_augment,
+        eval_limit=profile.eval_limit, augment=profile.classifier_augment, num_workers=profile.workers,
     )
-    return train_classifier([CELEBA, RAFD], data, config, device="cpu", progress=progress, out=out)
+    return train_classifier([CELEBA, RAFD], data, config, device=profile.device, progress=progress, out=out)
 
 
 def evaluate(run_dir: Path, data: Path, classifier: Path, profile: Profile, mask: str = "target",
@@ -264,8 +273,8 @@ def evaluate(run_dir: Path, data: Path, classifier: Path, profile: Profile, mask
     from starkit.evaluation.evaluate import EvalOptions, evaluate_run
 
     options = EvalOptions(limit=profile.eval_limit, batch_size=16, mask=mask)
-    return evaluate_run(run_dir, data, classifier=classifier, sources=list(sources), options=options, device="cpu",
-                        progress=progress)
+    return evaluate_run(run_dir, data, classifier=classifier, sources=list(sources), options=options,
+                        device=profile.device, progress=progress)
 
 
 def _eval_child(out: Path, run_dir: Path, data: Path, classifier: Path, profile: Profile, mask: str,

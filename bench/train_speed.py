@@ -5,6 +5,7 @@
     .venv/bin/python bench/train_speed.py --compare            # both, alternating, and their ratio
     .venv/bin/python bench/train_speed.py --ablation           # naive + one switch at a time
     .venv/bin/python bench/train_speed.py --quick --compare    # 64 px, half widths: a quick check
+    .venv/bin/python bench/train_speed.py --loader-check       # fast, and fast on batches held on the device
 
 The model is the paper's (CelebA, 5 attributes: 3 hair colours one-hot, Male, Young; G with 64
 base channels and 6 residual blocks; D with 6 stride-2 convolutions) unless the options say
@@ -49,6 +50,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import json
 import os
 import platform
@@ -73,6 +75,8 @@ BINARY = ("Male", "Young")
 DATASET = "bench-celeba"
 
 PAPER = {"image_size": 128, "g_conv_dim": 64, "d_conv_dim": 64, "g_repeat_num": 6, "d_repeat_num": 6}
+#: Batches the ``--loader-check`` mode keeps on the device and cycles through.
+IN_MEMORY_BATCHES = 4
 QUICK = {"image_size": 64, "g_conv_dim": 32, "d_conv_dim": 32, "g_repeat_num": 6, "d_repeat_num": 6}
 
 
@@ -179,9 +183,12 @@ class Mode:
     name: str
     fast: Any  # starkit.training.fast.FastPath
     shard_loader: bool
+    #: Batches cycled from a few already on the device: no loader at all (``--loader-check``).
+    in_memory: bool = False
 
     def describe(self) -> dict[str, Any]:
-        return {"data": "shards" if self.shard_loader else "jpeg", **self.fast.describe()}
+        data = "device" if self.in_memory else "shards" if self.shard_loader else "jpeg"
+        return {"data": data, **self.fast.describe()}
 
 
 def naive_mode():
@@ -296,7 +303,12 @@ class Runner:
     def __init__(self, mode: Mode, config: dict[str, Any], data: BenchData, args, device):
         self.mode, self.device = mode, device
         self.close = lambda: None
-        if mode.shard_loader:
+        if mode.in_memory:
+            stream, close = fast_batches(data, args.batch, args.workers, device)
+            held = [next(stream) for _ in range(IN_MEMORY_BATCHES)]
+            close()
+            self.batches = itertools.cycle(held)
+        elif mode.shard_loader:
             self.batches, self.close = fast_batches(data, args.batch, args.workers, device)
         else:
             self.batches = naive_batches(data, config["image_size"], args.batch, args.workers, device)
@@ -470,6 +482,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="passive: OpenMP threads sleep between parallel regions instead of spinning, "
                              "which leaves the cores to NNPACK's own thread pool (sets OMP_WAIT_POLICY "
                              "before torch loads)")
+    parser.add_argument("--loader-check", action="store_true",
+                        help="also time the fast step on batches already on the device (no loader): "
+                             "fast / fast_in_memory shows what data loading costs")
     parser.add_argument("--switches", default=None,
                         help="ablation: comma-separated switches (default: all that apply to the device)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -573,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
         modes = [naive, fast_mode(config, device)]
     else:
         modes = [naive if args.naive else fast_mode(config, device)]
+    if args.loader_check:
+        fast = next((m for m in modes if m.name == "fast"), None)
+        if fast is None:
+            fast = fast_mode(config, device)
+            modes.append(fast)
+        modes.append(Mode("fast_in_memory", fast.fast, shard_loader=True, in_memory=True))
 
     log(f"device {device}; measuring matmul peaks")
     peaks = {name: matmul_peak(name, device) for name in ("fp32", "bf16")}
@@ -602,13 +623,15 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_peak": peaks,
         "modes": {r.mode.name: mode_report(r, counted[r.mode.fast.share_fake], peaks, args) for r in runners},
     }
-    if len(runners) > 1:
-        base = runners[0]
-        report["speedup_vs_naive"] = {
-            r.mode.name: summary([r.images_per_s(k, args.batch) / base.images_per_s(k, args.batch)
-                                  for k in range(args.repeats)], 3)
-            for r in runners[1:]
-        }
+    def ratios(a: Runner, b: Runner) -> dict[str, Any]:
+        return summary([a.images_per_s(k, args.batch) / b.images_per_s(k, args.batch) for k in range(args.repeats)], 3)
+
+    by_name = {r.mode.name: r for r in runners}
+    if "naive" in by_name and len(runners) > 1:
+        report["speedup_vs_naive"] = {r.mode.name: ratios(r, by_name["naive"]) for r in runners if r.mode.name != "naive"}
+    if args.loader_check:
+        # 1.0: the loader keeps up with the step; below 1: the step waits for data.
+        report["fast_vs_in_memory"] = ratios(by_name["fast"], by_name["fast_in_memory"])
     text = compact_json(report)
     print(text)
     if args.out:

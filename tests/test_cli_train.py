@@ -49,6 +49,12 @@ def test_train_then_resume_then_translate(toy_data_root, tmp_path, registry):
     result = run("train", "--datasets", "toyfaces,toyexpr", "--data", toy_data_root, *common, *TINY, "--seed", 3)
     assert result.exit_code == 0, result.output
     assert "Finished 4 iterations" in result.output
+    from starkit.training.device import resolve_device
+    from starkit.training.fast import resolve_fast_path
+
+    device = resolve_device("auto")  # what "auto" resolved to is printed
+    line = f"{device} × 1 process(es): {resolve_fast_path({}, device).summary()}"
+    assert line in " ".join(result.output.split())  # rich wraps long lines at spaces
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["iter-0000002.png", "iter-0000004.png"]
     assert json.loads((out / "config.json").read_text())["seed"] == 3
 

@@ -271,6 +271,12 @@ def test_auto_resolves_per_device(monkeypatch):
         ("fp32", False, "foreach", False)
 
 
+def test_summary_names_the_precision_the_optimiser_and_each_switch_that_is_on():
+    assert NAIVE.summary() == "fp32, loop Adam"
+    fast = NAIVE.replace(precision="bf16", adam_impl="fused", channels_last=True, share_fake=True)
+    assert fast.summary() == "bf16, fused Adam, channels_last, share_fake"
+
+
 def test_switches_are_config_keys_with_checked_values():
     config = resolve_config({}, overrides={"datasets": ["a"], "precision": "bf16", "compile": "on"})
     assert config["precision"] == "bf16" and config["compile"] == "on" and config["share_fake"] is True

@@ -71,6 +71,12 @@ class FastPath:
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def summary(self) -> str:
+        """One line for a training log: the precision, the Adam implementation and every
+        switch that is on, e.g. ``bf16, fused Adam, channels_last, share_fake``."""
+        flags = [f.name for f in dataclasses.fields(self) if f.type in ("bool", bool) and getattr(self, f.name)]
+        return ", ".join([self.precision, f"{self.adam_impl} Adam", *flags])
+
     # ------------------------------------------------------------------ applying switches
     def autocast(self, device: Any) -> contextlib.AbstractContextManager:
         """The autocast region for forward passes (a no-op for fp32)."""
