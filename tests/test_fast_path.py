@@ -34,7 +34,7 @@ from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
 from starkit.training.config import ConfigError, resolve_config
 from starkit.training.device import Runtime
-from starkit.training.fast import CompiledOrEager, FastPath, resolve_fast_path
+from starkit.training.fast import CompiledOrEager, FastPath, cpu_has_native_bf16, resolve_fast_path
 from starkit.training.gemm_convs import MAX_POSITIONS, GemmConv2d, gemm_conv2d, use_gemm_convs
 from starkit.training.nnpack_convs import NNPACKConv2d, nnpack_available, use_nnpack_convs
 
@@ -144,12 +144,12 @@ def test_adam_implementations_update_alike(impl):
         assert _rel(after_other, after_loop) <= tolerance, name
 
 
-@needs_nnpack
 def test_the_default_cpu_fast_path_is_deterministic():
-    """Bit-exact resume rests on this: the same start gives the same weights, G steps included."""
+    """Bit-exact resume rests on this: the same start gives the same weights, G steps included
+    (whatever ``auto`` picks on this CPU: fp32 with NNPACK, or bf16 where the CPU has it)."""
     fast = resolve_fast_path({}, torch.device("cpu"))
-    assert fast.nnpack_convs and fast.gemm_convs and fast.share_fake and fast.fake_without_graph
-    assert fast.d_batch_real_fake
+    assert fast.gemm_convs and fast.share_fake and fast.fake_without_graph and fast.d_batch_real_fake
+    assert fast.nnpack_convs == (fast.precision == "fp32" and nnpack_available())
     runs = []
     for _ in range(2):
         step = _step(fast)
@@ -259,7 +259,8 @@ def test_gemm_layers_take_the_gemm_path_only_for_small_outputs(monkeypatch):
 def test_auto_resolves_per_device(monkeypatch):
     cpu = resolve_fast_path({}, torch.device("cpu"))
     assert not cpu.channels_last and not cpu.compile and cpu.adam_impl == "fused"
-    assert cpu.nnpack_convs == nnpack_available()
+    assert cpu.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert cpu.nnpack_convs == (cpu.precision == "fp32" and nnpack_available())  # NNPACK is fp32-only
     monkeypatch.setattr("starkit.training.fast.cuda_has_bf16", lambda device: True)
     cuda = resolve_fast_path({}, torch.device("cuda", 0))
     assert (cuda.precision, cuda.channels_last, cuda.adam_impl, cuda.nnpack_convs, cuda.gemm_convs) == \

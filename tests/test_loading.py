@@ -263,6 +263,45 @@ def test_hdf5_is_opened_only_in_workers(stores):
     ds.store.close()
 
 
+class CollectingInWorkers(ShardImageDataset):
+    """Runs a full garbage collection in the worker before each item, as Python may at any time."""
+
+    def __getitem__(self, key):
+        import gc
+
+        gc.collect()
+        return super().__getitem__(key)
+
+
+class _Cycle:
+    """Part of a reference cycle; notes the process that finalises it (the stand-in for a
+    CUDA tensor, whose freeing aborts a forked worker)."""
+
+    def __init__(self, log):
+        self.log, self.me = log, self
+
+    def __del__(self):
+        self.log.write_text(self.log.read_text() + f"{os.getpid()}\n")
+
+
+def test_workers_never_collect_the_parents_garbage(stores, tmp_path):
+    import gc
+
+    log = tmp_path / "finalised"
+    log.write_text("")
+    gc.disable()  # keep the cycle uncollected until the workers fork
+    try:
+        _Cycle(log)  # unreachable at once, freed only by a cyclic collection
+        loader = JointLoader([CollectingInWorkers(stores["a"])], batch_size=4, num_workers=2, prefetch_factor=1)
+        next(loader)
+        loader.close()
+    finally:
+        gc.enable()
+    gc.collect()
+    # Finalised once, by this process, before the workers forked; never in a worker.
+    assert log.read_text().split() == [str(os.getpid())]
+
+
 def test_to_model_input_range():
     images = torch.tensor([[[[0, 255], [128, 64]]]], dtype=torch.uint8).expand(2, 3, 2, 2)
     x = to_model_input(images, "cpu")

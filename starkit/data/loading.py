@@ -14,6 +14,7 @@ the first augmented read, in the process that does it.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import random
@@ -278,6 +279,27 @@ class _RoundRobinBatches:
             step += 1
 
 
+def _start_workers(loader: DataLoader) -> Iterator[Any]:
+    """``iter(loader)``, with the parent's objects frozen for the garbage collector while the
+    worker processes fork.
+
+    A forked worker inherits the parent's heap, garbage included. If the worker's own cyclic
+    collection frees an object that holds a CUDA tensor (a reference cycle the parent had not
+    collected yet), the worker calls into CUDA, which a forked child cannot use, and aborts
+    ("CUDA error: initialization error", seen on an H100 in a process that had trained
+    before). So the parent collects first, where freeing is safe, and freezes what survives
+    (``gc.freeze``, made for fork): the workers' collections never visit the parent's objects,
+    which also spares copying those objects' memory pages into every worker."""
+    if loader.num_workers == 0:
+        return iter(loader)
+    gc.collect()
+    gc.freeze()
+    try:
+        return iter(loader)  # forks the workers (all of them, before returning)
+    finally:
+        gc.unfreeze()
+
+
 class JointLoader:
     """An endless stream of ``(dataset_index, batch)``, alternating round-robin over datasets.
 
@@ -357,7 +379,7 @@ class JointLoader:
     def __next__(self) -> tuple[int, dict[str, Any]]:
         if self._iter is None:
             self._sampler.start = self._step
-            self._iter = iter(self._loader)
+            self._iter = _start_workers(self._loader)
         d, batch = next(self._iter)
         self._step += 1
         return d, batch
