@@ -97,6 +97,25 @@ def test_default_cuda_fast_path_matches_the_naive_cpu_path_within_bf16_tolerance
     assert errors["grad D"] <= 0.1 and errors["grad G"] <= 0.6, errors
 
 
+@pytest.mark.parametrize("output", ["image", "residual", "attention"])
+def test_every_generator_output_trains_finite_under_the_cuda_fast_path(output):
+    # The residual output once clamped bf16 fakes to ±1 before atanh: G's gradients were NaN
+    # at the first G step on CUDA, in every run (the CPU's kernels happened to give zeros).
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import StarGANStep
+
+    torch.manual_seed(0)
+    step = StarGANStep(_space(), {**STARGAN_DEFAULTS, **TINY, "g_output": output, "n_critic": 1}, Runtime(_cuda()))
+    images = (torch.rand((4, 3, 16, 16), generator=torch.Generator().manual_seed(1)) * 2 - 1).to(_cuda())
+    images[:, :, :4] = 1.0  # saturated pixels, like a bright background
+    labels = torch.from_numpy(_space().random_labels("faces", 4, np.random.default_rng(0))).to(_cuda())
+    for i in range(3):
+        losses = step.train_step(i, "faces", images, labels)
+        assert all(torch.isfinite(v).all() for v in losses.values()), (i, losses)
+        for name, net in step.networks.items():
+            assert all(torch.isfinite(p).all() for p in net.parameters()), (i, name)
+
+
 def test_fp32_on_cuda_matches_the_cpu_within_tf32_rounding(cpu_naive):
     errors = _errors(_one_g_iteration(_cuda(), FastPath.naive()), cpu_naive)
     assert max(v for k, v in errors.items() if not k.startswith("grad")) <= 5e-3, errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -25,9 +26,11 @@ from starkit.models.stargan import (
     Generator,
     InstanceNorm,
     KEEP_PRIOR,
+    RESIDUAL_EDGE,
     ModelError,
     build_stargan,
     count_parameters,
+    residual_base,
 )
 from starkit.spec import AttributeGroup
 
@@ -155,15 +158,29 @@ def test_attention_generator_starts_near_the_identity_and_blends_by_its_mask():
     assert g.to_rgb.weight.grad[3:].abs().sum() > 0
 
 
-def test_residual_generator_passes_saturated_pixels_without_infinities():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_residual_generator_passes_saturated_pixels_without_infinities(dtype):
     g = Generator(c_dim=2, conv_dim=4, repeat_num=0, output="residual")
     # Pure black and white, as a saturated fake fed back for the reconstruction: atanh(±1) is
-    # ±inf and its derivative too, which would turn the input's gradient into NaN.
-    x = torch.tensor([-1.0, 1.0]).repeat(1, 3, 8, 4).requires_grad_()
-    y = g(x, torch.ones(1, 2))
-    assert torch.isfinite(y).all() and (y - x).abs().max() < 2e-3
-    y.sum().backward()
+    # ±inf and its derivative too, which would turn the input's gradient into NaN. Under bf16
+    # autocast that fake is bf16 (see the next test for the cause this guards against).
+    x = torch.tensor([-1.0, 1.0]).repeat(1, 3, 8, 4).to(dtype).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        y = g(x, torch.ones(1, 2))
+    assert torch.isfinite(y).all() and (y.float() - x.float()).abs().max() < 2e-3
+    y.float().sum().backward()
     assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in g.parameters())
+
+
+def test_residual_base_is_finite_for_saturated_bf16_pixels():
+    # bf16 cannot hold the clamp's edge (1 − 1e-3 rounds to 1, atanh(1) = inf): clamped in bf16,
+    # G's gradients were NaN at the first G step on CUDA (the CPU's kernels happen to give 0).
+    x = torch.tensor([-1.0, 1.0, 0.9995, 0.5], dtype=torch.bfloat16)
+    base = residual_base(x)
+    assert base.dtype == torch.float32 and torch.isfinite(base).all()
+    edge = math.atanh(RESIDUAL_EDGE)
+    assert torch.allclose(base, torch.tensor([-edge, edge, edge, math.atanh(0.5)]))
 
 
 def test_instance_norm_uses_each_images_own_statistics_in_both_modes():

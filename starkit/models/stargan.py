@@ -43,6 +43,14 @@ RESIDUAL_EDGE = 1 - 1e-3
 KEEP_PRIOR = 4.0
 
 
+def residual_base(x: Tensor) -> Tensor:
+    """``atanh(x)`` with ``x`` kept :data:`RESIDUAL_EDGE` away from ±1, in fp32: the residual
+    generator's starting point in tanh's pre-activation space. fp32 because bf16 cannot hold
+    the edge (1 − 1e-3 rounds to 1 and atanh(1) = inf): under bf16 autocast the fake fed back
+    for the reconstruction is bf16, and on CUDA that turned G's gradients into NaN."""
+    return torch.atanh(x.float().clamp(-RESIDUAL_EDGE, RESIDUAL_EDGE))
+
+
 class ModelError(StarkitError, ValueError):
     """A network was asked for with invalid hyper-parameters, or given inputs of the wrong
     shape. The message names the argument or config key."""
@@ -196,7 +204,7 @@ class Generator(nn.Module):
         h = self.stem(torch.cat([x, labels], dim=1))
         h = self.to_rgb(self.up(self.bottleneck(self.down(h))))
         if self.output == "residual":
-            h = h + torch.atanh(x.clamp(-RESIDUAL_EDGE, RESIDUAL_EDGE)).to(h.dtype)
+            h = h + residual_base(x).to(h.dtype)
         elif self.output == "attention":
             keep = torch.sigmoid(h[:, 3:] + KEEP_PRIOR)
             return keep * x.to(h.dtype) + (1 - keep) * torch.tanh(h[:, :3])
