@@ -30,7 +30,10 @@ t_DG)`` with t_D and t_DG the median times of its iterations without and with a 
 loading included); ratios between modes are taken per repeat, and their median reported.
 
 Memory: the peak of one iteration with a G step (a D step and a G step) per mode. On CUDA:
-``torch.cuda.max_memory_allocated`` during it. On a CPU: the peak RSS (``getrusage``) of a fresh
+``torch.cuda.max_memory_allocated`` during it, less what was allocated before it (the other
+modes' networks live in the same process), plus the mode's own weights and optimiser state
+(results recorded before this correction, bench/results/train_speed_*_cuda.json, count every
+mode's state). On a CPU: the peak RSS (``getrusage``) of a fresh
 process that builds the mode's step and runs that iteration on a synthetic batch — weights,
 optimiser state, activations and torch itself (``VmHWM`` on Linux, else ``getrusage``); a
 long-lived process keeps freed pages, so its high-water mark could not be attributed to one
@@ -348,10 +351,14 @@ class Runner:
         import torch
 
         if self.device.type == "cuda":
+            # Every mode's weights and optimiser state live in this one process: count the
+            # iteration's peak above what was allocated before it, plus this mode's own state.
             gc.collect()
+            before = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.iteration(i)
-            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+            own = sum(t.numel() * t.element_size() for t in self.persistent_tensors())
+            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - before + own) / 2**20
             return
         probe = {"config": config, "fast": self.mode.fast.describe(), "batch": args.batch, "iteration": i,
                  "threads": args.threads}
@@ -361,6 +368,17 @@ class Runner:
             log(f"  memory probe of {self.mode.name} failed: {done.stderr.strip().splitlines()[-1:]}")
             return
         self.peak_mb = float(done.stdout.strip().splitlines()[-1])
+
+    def persistent_tensors(self) -> Iterator[Any]:
+        """This mode's weights, buffers and optimiser state (what lives between iterations)."""
+        import torch
+
+        for net in self.step.networks.values():
+            yield from net.parameters()
+            yield from net.buffers()
+        for optimizer in self.step.optimizers.values():
+            for state in optimizer.state.values():
+                yield from (v for v in state.values() if isinstance(v, torch.Tensor))
 
     def d_and_g(self, repeat: int) -> tuple[float, float]:
         return statistics.median(self.times[(repeat, False)]), statistics.median(self.times[(repeat, True)])
@@ -429,9 +447,9 @@ def mode_report(r: Runner, flops: dict[str, float], peaks: dict[str, Any], args)
     return {
         "switches": r.mode.describe(),
         "images_per_s": summary(rates, 3),
-        "ms_per_d_step": summary(d_ms, 0),
-        "ms_per_g_step": summary([g - d for g, d in zip(g_iter_ms, d_ms)], 0),
-        "ms_per_iteration_with_g_step": summary(g_iter_ms, 0),
+        "ms_per_d_step": summary(d_ms, 1),
+        "ms_per_g_step": summary([g - d for g, d in zip(g_iter_ms, d_ms)], 1),
+        "ms_per_iteration_with_g_step": summary(g_iter_ms, 1),
         "peak_memory_mb": None if r.peak_mb is None else round(r.peak_mb),
         "gflop_per_image": {k: round(v / 1e9, 2) for k, v in flops.items()} | {"average_iteration": round(per_image / 1e9, 2)},
         "achieved_gflops": summary(achieved, 1),
