@@ -20,7 +20,14 @@
 set -uo pipefail
 out=${1:?usage: bash scripts/gpu_check.sh OUT_DIR [STEP...]}
 shift
-steps=${*:-env cuda-tests speed quality-probe suite ablation}
+all_steps="env cuda-tests speed quality-probe suite ablation"
+steps=${*:-$all_steps}
+for step in $steps; do  # refuse a misspelt step before installing or running anything
+    case " $all_steps " in
+        *" $step "*) ;;
+        *) echo "unknown step '$step'; choose from: $all_steps" >&2; exit 2 ;;
+    esac
+done
 py=${PYTHON:-python3}
 limit=${STEP_TIMEOUT:-900}
 cd "$(dirname "$0")/.."
@@ -60,6 +67,5 @@ for step in $steps; do
         ablation)
             run ablation $py bench/train_speed.py --ablation --workers 4 --iters 10 --repeats 3 --warmup 3 \
                 --out "$out/train_speed_ablation_cuda.json" ;;
-        *) echo "unknown step $step"; exit 2 ;;
     esac
 done

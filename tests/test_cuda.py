@@ -214,3 +214,4 @@ def test_the_attribute_classifier_trains_on_cuda_and_loads_on_the_cpu(toy_data_r
     images = torch.rand((2, 3, 16, 16), generator=torch.Generator().manual_seed(3)) * 2 - 1
     expected, got = on_cpu.logits(images), judge.logits(images).cpu()
     assert (got - expected).abs().max().item() <= 1e-2 * max(1.0, expected.abs().max().item())  # TF32
+
