@@ -317,9 +317,10 @@ def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigin
     # independent random streams per process.
     seed_everything(int(config["seed"]), 0)
     step = setup.family.trainer(setup.label_space, config, runtime)
-    fast = getattr(step, "fast", None)  # what "auto" resolved to (families of plugins may have none)
-    if runtime.is_main and console is not None and fast is not None:
-        console.print(f"{runtime.device} × {runtime.world_size} process(es): {fast.summary()}")
+    # What "auto" resolved to; a plugin family's step may have no FastPath, or something else there.
+    summary = getattr(getattr(step, "fast", None), "summary", None)
+    if runtime.is_main and console is not None and callable(summary):
+        console.print(f"{runtime.device} × {runtime.world_size} process(es): {summary()}")
     seed_everything(int(config["seed"]), runtime.rank)
     datasets = [
         ShardImageDataset(store, "train", augment=bool(config["augment"]), seed=int(config["seed"]))
