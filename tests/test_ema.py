@@ -162,7 +162,7 @@ def test_runs_save_the_average_and_translation_and_evaluation_use_it(toy_data_ro
     with pytest.raises(CheckpointError, match=r"latest\.pt: the checkpoint holds no moving average of G"):
         Translator.from_run(plain, "cpu", weights="ema")
 
-    # The CLI offers the same choices (kept as a literal so `starkit --help` stays light).
+    # The CLI offers the same choices (starkit/cli/options.py writes them out so `starkit --help` stays light).
     for command in ("eval", "translate"):
         params = {p.name: p for p in cli.commands[command].params}
         assert tuple(params["weights"].type.choices) == GENERATOR_WEIGHTS

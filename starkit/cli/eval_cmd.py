@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .options import weights_option
 from .output import console, err_console, print_json
 
 
@@ -40,9 +41,7 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="torchvision inception_v3 state dict (enables FID).")
 @click.option("--alexnet-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="torchvision alexnet state dict (enables LPIPS-style diversity, uncalibrated).")
-@click.option("--weights", type=click.Choice(["auto", "ema", "raw"]), default="auto", show_default=True,
-              help="Generator weights: their moving average (runs trained with g_ema), the trained weights "
-                   "themselves, or auto: the average when the checkpoint has one.")
+@weights_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JSON report to this file (atomically).")

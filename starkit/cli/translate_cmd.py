@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .options import weights_option
 from .output import console, print_json
 
 
@@ -21,9 +22,7 @@ from .output import console, print_json
               "discriminator; all zero for checkpoints without one, e.g. imported reference weights, so that "
               "each --to must then name a member of every one-hot group, e.g. Brown_Hair,Male).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per forward pass.")
-@click.option("--weights", type=click.Choice(["auto", "ema", "raw"]), default="auto", show_default=True,
-              help="Generator weights: their moving average (runs trained with g_ema), the trained weights "
-                   "themselves, or auto: the average when the checkpoint has one.")
+@weights_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
 def command(
