@@ -594,3 +594,54 @@ def test_eval_takes_a_checkpoint_file_or_a_run_but_not_both(joint_run, face_root
     report = json.loads(result.stdout)
     assert report["run"] is None and report["checkpoint"] == str(ckpt)
     assert list(report["datasets"]) == ["synth-rafd"]
+
+
+# ---------------------------------------------------------------------------- bench/compare_runs.py
+def _compare_runs_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "compare_runs.py"
+    spec = importlib.util.spec_from_file_location("bench_compare_runs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_runs_puts_each_runs_translations_beside_the_exact_counterfactuals(face_root, joint_run, tmp_path):
+    from PIL import Image
+
+    from starkit.evaluation.evaluate import counterfactual_renderer
+    from starkit.synth.attributes import RAFD_GROUPS
+    from starkit.translate import Translator
+
+    script = _compare_runs_script()
+    assert script.parse_run(f"{joint_run}=joint") == (joint_run, "joint")
+    assert script.parse_run(str(joint_run)) == (joint_run, joint_run.name)
+    columns, cells = script.grid([(joint_run, "A"), (joint_run, "B")], face_root, "synth-celeba", "expression", rows=3)
+    expressions = list(RAFD_GROUPS[0].attributes)
+    assert columns == [("input", [""]), ("A", expressions), ("B", expressions), ("exact counterfactual", expressions)]
+    assert len(cells) == 3 and all(len(row) == 1 + 3 * len(expressions) for row in cells)
+
+    # Cells are what the run translates to and what the renderer draws, target by target.
+    from starkit.data.shards import DatasetStore
+
+    store = DatasetStore.open(face_root / "synth-celeba")
+    image, _, _, meta = store.read("test", 1)
+    store.close()
+    translator = Translator.from_run(joint_run, "cpu")
+    happy = np.zeros(len(expressions), np.float32)
+    happy[expressions.index("happy")] = 1
+    y = translator.translate(translator.to_input(image[None]), translator.label_space.encode("synth-rafd", happy)[None])
+    expected = ((y[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    j = expressions.index("happy")
+    assert np.array_equal(cells[1][0], image)
+    assert np.array_equal(cells[1][1 + j], expected) and np.array_equal(cells[1][1 + len(expressions) + j], expected)
+    render, _ = counterfactual_renderer(meta)
+    assert np.array_equal(cells[1][1 + 2 * len(expressions) + j], render("synth-rafd", {e: int(e == "happy") for e in expressions}, image.shape[0]))
+
+    out = tmp_path / "grid.png"
+    script.draw(columns, cells, out)
+    size = image.shape[0] * max(1, 96 // image.shape[0])
+    assert Image.open(out).size == ((1 + 3 * len(expressions)) * size + 3 * 6, 34 + 3 * size)
+    with pytest.raises(SystemExit, match="no group 'hat'.*groups: attributes, expression, hair"):
+        script.grid([(joint_run, "A")], face_root, "synth-celeba", "hat", rows=2)

@@ -26,6 +26,7 @@ from starkit.models.stargan import (
     Generator,
     InstanceNorm,
     KEEP_PRIOR,
+    ResizeConv,
     RESIDUAL_EDGE,
     ModelError,
     build_stargan,
@@ -158,6 +159,53 @@ def test_attention_generator_starts_near_the_identity_and_blends_by_its_mask():
     assert g.to_rgb.weight.grad[3:].abs().sum() > 0
 
 
+def test_label_modulated_generator_starts_as_the_paper_generator_and_learns_label_gains():
+    torch.manual_seed(0)
+    paper = Generator(c_dim=3, conv_dim=4, repeat_num=2)
+    modulated = Generator(c_dim=3, conv_dim=4, repeat_num=2, condition="norm")
+    # Same layers plus one linear map (scale and shift per channel) after each norm of the two
+    # residual blocks (2 norms of 16 channels each) and the two up-sampling blocks (8, 4).
+    extra = sum((3 + 1) * 2 * ch for ch in (16, 16, 16, 16, 8, 4))
+    assert count_parameters(modulated) == count_parameters(paper) + extra
+    missing, unexpected = modulated.load_state_dict(paper.state_dict(), strict=False)
+    assert not unexpected and all(".mod" in key for key in missing)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        assert torch.equal(modulated(x, c), paper(x, c))  # the modulation starts as the identity
+    # The modulation's weights start at zero but get a gradient from the label …
+    modulated(x, c).sub(0.5).pow(2).mean().backward()
+    block = modulated.bottleneck[0]
+    assert block.mod1.affine.weight.grad.abs().sum() > 0
+    # … and once trained, the label acts on every pixel of a block's output directly (the
+    # paper's blocks never see it: their features carry it only from the input layer).
+    with torch.no_grad():
+        h = torch.randn(2, 16, 4, 4)
+        assert torch.equal(block(h, c), block(h, c.flip(0)))
+        block.mod1.affine.weight.normal_(0, 0.5)
+        change = (block(h, c) - block(h, c.flip(0))).abs()
+    assert change.amin(dim=(2, 3)).max() > 0
+
+
+def test_resize_upsampling_paints_no_checkerboard_where_transposed_convolutions_do():
+    torch.manual_seed(0)
+    flat = torch.ones(1, 6, 8, 8)  # a uniform feature map: a uniform output is the right answer
+    resize = ResizeConv(6, 5)
+    transposed = nn.ConvTranspose2d(6, 5, kernel_size=4, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        a, b = resize(flat), transposed(flat)
+    assert a.shape == b.shape == (1, 5, 16, 16)
+    inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))  # away from the zero padding
+    assert torch.allclose(a[inner], a[inner][..., :1, :1].expand_as(a[inner]), atol=1e-6)
+    # The transposed convolution's even and odd output pixels sum different kernel taps.
+    assert (b[inner] - b[inner][..., :1, :1]).abs().max() > 1e-2
+    # As G's up-sampling: same shapes, fewer weights (3×3 instead of 4×4 kernels).
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, upsample="resize")
+    paper = Generator(c_dim=3, conv_dim=4, repeat_num=1)
+    assert count_parameters(paper) - count_parameters(g) == (16 - 9) * (16 * 8 + 8 * 4)
+    assert g(torch.zeros(2, 3, 12, 20), torch.ones(2, 3)).shape == (2, 3, 12, 20)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_residual_generator_passes_saturated_pixels_without_infinities(dtype):
     g = Generator(c_dim=2, conv_dim=4, repeat_num=0, output="residual")
@@ -239,6 +287,8 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=5, conv_dim=16.0), ["conv_dim", "integer"]),
         (lambda: Generator(c_dim=5, repeat_num=True), ["repeat_num", "integer"]),
         (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual, attention", "'delta'"]),
+        (lambda: Generator(c_dim=5, condition="film"), ["condition", "input, norm", "'film'"]),
+        (lambda: Generator(c_dim=5, upsample="bilinear"), ["upsample", "transposed, resize", "'bilinear'"]),
     ],
 )
 def test_invalid_hyper_parameters_are_named(make, words):
@@ -257,6 +307,9 @@ def test_build_stargan_names_the_bad_config_key():
     with pytest.raises(ModelError, match="'g_output' must be one of image, residual"):
         build_stargan(space, {"g_output": "rgb"})
     assert build_stargan(space, {"g_output": "residual", "g_conv_dim": 4, "g_repeat_num": 0})["G"].output == "residual"
+    with pytest.raises(ModelError, match="'g_condition' must be one of input, norm"):
+        build_stargan(space, {"g_condition": "adain"})
+    assert build_stargan(space, {"g_condition": "norm", "g_conv_dim": 4, "g_repeat_num": 0})["G"].condition == "norm"
 
 
 def test_wrong_inputs_are_reported():

@@ -165,6 +165,15 @@ def test_export_loads_strictly_into_the_reference_layout():
     RefDiscriminator(16, 4, 3, 2).load_state_dict(to_reference_state_dict(d), strict=True)
 
 
+@pytest.mark.parametrize(
+    "options", [{"output": "residual"}, {"output": "attention"}, {"condition": "norm"}, {"upsample": "resize"}]
+)
+def test_export_refuses_generators_the_reference_cannot_compute(options):
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, **options)
+    with pytest.raises(ReferenceCheckpointError, match="no counterpart for output=.*condition=.*upsample="):
+        to_reference_state_dict(g)
+
+
 # ---------------------------------------------------------------------------------- released configs
 def test_the_released_celeba_generator_layout_maps(tmp_path):
     ref = RefGenerator(conv_dim=64, c_dim=5, repeat_num=6)

@@ -210,6 +210,10 @@ def test_stargan_config_range_errors_name_the_key():
         build(_space(), {**TINY, "image_size": 16, "d_repeat_num": 5})
     with pytest.raises(ConfigError, match="target_sampling"):
         build(_space(), {**TINY, "image_size": 16, "target_sampling": "shuffle"})
+    with pytest.raises(ConfigError, match="g_condition: must be one of input, norm"):
+        build(_space(), {**TINY, "image_size": 16, "g_condition": "film"})
+    with pytest.raises(ConfigError, match="g_upsample: must be one of transposed, resize"):
+        build(_space(), {**TINY, "image_size": 16, "g_upsample": "bilinear"})
 
 
 def test_stargan_family_is_registered_without_importing_torch_at_import(registry):

@@ -22,6 +22,8 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_repeat_num": 6,
     "d_repeat_num": 6,
     "g_output": "image",
+    "g_condition": "input",
+    "g_upsample": "transposed",
 }
 
 #: What G's last convolution produces: ``"image"`` — the output image, ``tanh(conv(h))`` (the
@@ -29,6 +31,17 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
 #: convolution starting at zero so an untrained G is the identity; ``"attention"`` — a colour
 #: image and a mask that blends it with the input, GANimation-style (see docs/training.md).
 GENERATOR_OUTPUTS = ("image", "residual", "attention")
+
+#: How G receives the label vector: ``"input"`` — as constant channels beside the image at the
+#: first convolution only (the paper); ``"norm"`` — there too, and also as a per-channel scale
+#: and shift after every instance norm of the residual and up-sampling blocks (conditional
+#: instance normalisation; see docs/training.md).
+GENERATOR_CONDITIONS = ("input", "norm")
+
+#: How G's two up-sampling layers double the resolution: ``"transposed"`` — 4×4 transposed
+#: convolutions with stride 2 (the paper); ``"resize"`` — nearest-neighbour up-sampling and a
+#: 3×3 convolution, which cannot paint transposed convolutions' checkerboard (docs/training.md).
+GENERATOR_UPSAMPLES = ("transposed", "resize")
 
 _LAZY: dict[str, str] = {
     # networks
@@ -54,7 +67,7 @@ _LAZY: dict[str, str] = {
     "to_reference_state_dict": "reference_import",
 }
 
-__all__ = ["DEFAULT_MODEL_CONFIG", "GENERATOR_OUTPUTS", *_LAZY]
+__all__ = ["DEFAULT_MODEL_CONFIG", "GENERATOR_CONDITIONS", "GENERATOR_OUTPUTS", "GENERATOR_UPSAMPLES", *_LAZY]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -294,5 +294,14 @@ def to_reference_state_dict(model: Generator | Discriminator) -> dict[str, Tenso
     copies), loadable by the reference code's ``load_state_dict``."""
     if not isinstance(model, (Generator, Discriminator)):
         raise TypeError(f"expected a starkit Generator or Discriminator, got {type(model).__name__}")
+    paper = ("image", "input", "transposed")
+    if isinstance(model, Generator) and (model.output, model.condition, model.upsample) != paper:
+        # The reference's G draws the image, from the label at its input only, up-sampling by
+        # transposed convolutions: a residual G's weights would load there and compute
+        # something else; the other options' layers would not load at all.
+        raise ReferenceCheckpointError(
+            f"the reference generator has no counterpart for output={model.output!r}, condition={model.condition!r}, "
+            f"upsample={model.upsample!r} (it has output='image', condition='input', upsample='transposed')"
+        )
     ours = model.state_dict()
     return {their: ours[our].detach().to("cpu", copy=True) for their, our in _key_map(model).items()}

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import StarkitError
-from . import DEFAULT_MODEL_CONFIG, GENERATOR_OUTPUTS
+from . import DEFAULT_MODEL_CONFIG, GENERATOR_CONDITIONS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLES
 
 #: Slope of D's leaky ReLUs (reference implementation).
 LEAKY_SLOPE = 0.01
@@ -90,33 +90,73 @@ class InstanceNorm(nn.InstanceNorm2d):
         )
 
 
+class LabelModulation(nn.Module):
+    """Conditional instance normalisation's label part (Dumoulin et al., ICLR 2017; the label
+    analogue of StarGAN v2's AdaIN): a per-channel scale and shift computed from the label
+    vector, ``h·(1 + s(c)) + b(c)``, applied after an instance norm. Starts at zero (the
+    identity), so a G with modulation begins as the same function as one without."""
+
+    def __init__(self, c_dim: int, channels: int):
+        super().__init__()
+        self.affine = nn.Linear(c_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, h: Tensor, c: Tensor) -> Tensor:
+        scale, shift = self.affine(c.to(h.dtype)).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
+        return h * (1 + scale) + shift
+
+
+def _modulate(mod: LabelModulation | None, h: Tensor, c: Tensor | None) -> Tensor:
+    return h if mod is None else mod(h, c)
+
+
+class ResizeConv(nn.Module):
+    """Nearest-neighbour up-sampling by 2, then a 3×3 convolution without bias: the
+    resize-convolution of Odena et al. (Distill, 2016), which every output pixel sees through
+    the same kernel taps, where a stride-2 transposed convolution overlaps unevenly and
+    paints a checkerboard."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
 class ConvBlock(nn.Module):
     """A (transposed) convolution without bias, instance norm, ReLU: G's stem, down- and
-    up-sampling layers."""
+    up-sampling layers. With ``c_dim`` the norm's output is modulated by the label."""
 
-    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d):
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d | ResizeConv, c_dim: int | None = None):
         super().__init__()
         self.conv = conv
         self.norm = InstanceNorm(conv.out_channels)
+        self.mod = LabelModulation(c_dim, conv.out_channels) if c_dim else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.norm(self.conv(x)), inplace=True)
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        return F.relu(_modulate(self.mod, self.norm(self.conv(x)), c), inplace=True)
 
 
 class ResidualBlock(nn.Module):
     """``x + IN(conv(ReLU(IN(conv(x)))))`` with 3×3 convolutions, channels unchanged (G's
-    bottleneck; no ReLU after the sum, as in the reference)."""
+    bottleneck; no ReLU after the sum, as in the reference). With ``c_dim`` both norms'
+    outputs are modulated by the label."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, c_dim: int | None = None):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False)
         self.norm1 = InstanceNorm(channels)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False)
         self.norm2 = InstanceNorm(channels)
+        self.mod1 = LabelModulation(c_dim, channels) if c_dim else None
+        self.mod2 = LabelModulation(c_dim, channels) if c_dim else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.relu(self.norm1(self.conv1(x)), inplace=True)
-        return x + self.norm2(self.conv2(h))
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        h = F.relu(_modulate(self.mod1, self.norm1(self.conv1(x)), c), inplace=True)
+        return x + _modulate(self.mod2, self.norm2(self.conv2(h)), c)
 
 
 class DownBlock(nn.Module):
@@ -162,9 +202,16 @@ class Generator(nn.Module):
     ``K·x + (1 − K)·tanh(C)``, so G paints absolute colours only where it opens the mask. The
     mask's weights start at zero and its logit is offset by :data:`KEEP_PRIOR`, so an untrained
     G keeps 98 % of its input everywhere.
+
+    ``condition="norm"`` also feeds the label to every instance norm of the residual and
+    up-sampling blocks, as a per-channel scale and shift (:class:`LabelModulation`; the paper
+    has ``"input"``: the label channels at the first convolution only). ``upsample="resize"``
+    doubles the resolution by nearest-neighbour up-sampling and a 3×3 convolution
+    (:class:`ResizeConv`) instead of the paper's 4×4 transposed convolutions (``"transposed"``).
     """
 
-    def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image"):
+    def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
+                 condition: str = "input", upsample: str = "transposed"):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
@@ -172,6 +219,13 @@ class Generator(nn.Module):
         if output not in GENERATOR_OUTPUTS:
             raise ModelError(f"output must be one of {', '.join(GENERATOR_OUTPUTS)}, got {output!r}")
         self.output = output
+        if condition not in GENERATOR_CONDITIONS:
+            raise ModelError(f"condition must be one of {', '.join(GENERATOR_CONDITIONS)}, got {condition!r}")
+        self.condition = condition
+        if upsample not in GENERATOR_UPSAMPLES:
+            raise ModelError(f"upsample must be one of {', '.join(GENERATOR_UPSAMPLES)}, got {upsample!r}")
+        self.upsample = upsample
+        mod_dim = c_dim if condition == "norm" else None
 
         d = conv_dim
         self.stem = ConvBlock(nn.Conv2d(3 + c_dim, d, kernel_size=7, stride=1, padding=3, bias=False))
@@ -179,11 +233,14 @@ class Generator(nn.Module):
             ConvBlock(nn.Conv2d(d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False)),
             ConvBlock(nn.Conv2d(2 * d, 4 * d, kernel_size=4, stride=2, padding=1, bias=False)),
         )
-        self.bottleneck = nn.Sequential(*(ResidualBlock(4 * d) for _ in range(repeat_num)))
-        self.up = nn.Sequential(
-            ConvBlock(nn.ConvTranspose2d(4 * d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False)),
-            ConvBlock(nn.ConvTranspose2d(2 * d, d, kernel_size=4, stride=2, padding=1, bias=False)),
-        )
+        self.bottleneck = nn.Sequential(*(ResidualBlock(4 * d, mod_dim) for _ in range(repeat_num)))
+
+        def up(c_in: int, c_out: int) -> nn.Module:
+            if upsample == "resize":
+                return ResizeConv(c_in, c_out)
+            return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False)
+
+        self.up = nn.Sequential(ConvBlock(up(4 * d, 2 * d), mod_dim), ConvBlock(up(2 * d, d), mod_dim))
         # Attention mode draws a fourth channel: the keep-mask's logit.
         self.to_rgb = nn.Conv2d(d, 4 if output == "attention" else 3, kernel_size=7, stride=1, padding=3, bias=False)
         if output == "residual":
@@ -201,8 +258,13 @@ class Generator(nn.Module):
             raise ModelError(f"Generator: image height and width must be divisible by 4, got {height}×{width}")
         # The domain label enters as extra constant input channels (paper Fig. 3).
         labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
-        h = self.stem(torch.cat([x, labels], dim=1))
-        h = self.to_rgb(self.up(self.bottleneck(self.down(h))))
+        h = self.down(self.stem(torch.cat([x, labels], dim=1)))
+        if self.condition == "norm":
+            for block in (*self.bottleneck, *self.up):
+                h = block(h, c)
+            h = self.to_rgb(h)
+        else:
+            h = self.to_rgb(self.up(self.bottleneck(h)))
         if self.output == "residual":
             h = h + residual_base(x).to(h.dtype)
         elif self.output == "attention":
@@ -211,7 +273,8 @@ class Generator(nn.Module):
         return torch.tanh(h)
 
     def extra_repr(self) -> str:
-        return f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, output={self.output!r}"
+        return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "
+                f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}")
 
 
 class Discriminator(nn.Module):
@@ -258,9 +321,11 @@ class Discriminator(nn.Module):
 # ---------------------------------------------------------------------------------- family API
 def _config_value(config: Mapping[str, Any], key: str) -> Any:
     value = config.get(key, DEFAULT_MODEL_CONFIG[key])
-    if key == "g_output":
-        if value not in GENERATOR_OUTPUTS:
-            raise ModelError(f"model config 'g_output' must be one of {', '.join(GENERATOR_OUTPUTS)}, got {value!r}")
+    choices = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS,
+               "g_upsample": GENERATOR_UPSAMPLES}.get(key)
+    if choices is not None:
+        if value not in choices:
+            raise ModelError(f"model config {key!r} must be one of {', '.join(choices)}, got {value!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ModelError(f"model config {key!r} must be an integer, got {value!r}")
@@ -279,7 +344,8 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
     values = {key: _config_value(config, key) for key in DEFAULT_MODEL_CONFIG}
     try:
         return {
-            "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"]),
+            "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
+                           values["g_condition"], values["g_upsample"]),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"]
             ),

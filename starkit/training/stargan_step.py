@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..labels import LabelSpace
-from ..models import GENERATOR_OUTPUTS
+from ..models import GENERATOR_CONDITIONS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLES
 from ..models.losses import (
     critic_fake_loss,
     critic_real_loss,
@@ -77,6 +77,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
     need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
+    need("g_condition", config["g_condition"] in GENERATOR_CONDITIONS,
+         f"must be one of {', '.join(GENERATOR_CONDITIONS)}")
+    need("g_upsample", config["g_upsample"] in GENERATOR_UPSAMPLES, f"must be one of {', '.join(GENERATOR_UPSAMPLES)}")
     try:
         parse_policy(config["d_augment"])
     except AugmentPolicyError as exc:
