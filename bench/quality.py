@@ -103,8 +103,9 @@ class Profile:
     # seeds; residual 1.03 / 1.05) but expressions 0.47 / 0.51 (docs/training.md).
     g_output: str = "residual"
     # The label inside G too ("norm": conditional instance norm) gave 0.662; resize
-    # up-sampling ("resize") 0.618, and with attention and "norm" the best hair-L1 ratio
-    # measured (0.71) but expressions 0.37 (docs/training.md, with the other combinations).
+    # up-sampling ("resize") 0.618. With attention, "norm", "resize" and lambda_cls 0.5 the
+    # hair-L1 ratio is 0.56 / 0.59 (two seeds; under the 0.6 target) but expressions 0.31 /
+    # 0.13 (docs/training.md, with the other combinations).
     g_condition: str = "input"
     g_upsample: str = "transposed"
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
