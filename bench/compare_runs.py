@@ -110,13 +110,16 @@ def draw(columns: list[tuple[str, list[str]]], cells: list[list[np.ndarray]], ou
 
 
 def main(argv: list[str] | None = None) -> int:
+    from starkit.translate import GENERATOR_WEIGHTS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN[=TITLE]", help="run directories, each with an optional title")
     parser.add_argument("--data", type=Path, required=True, help="data root holding the source dataset's shards")
     parser.add_argument("--source", required=True, help="dataset whose test images are translated")
     parser.add_argument("--group", required=True, help="attribute group to translate to (hair, expression, …)")
     parser.add_argument("--rows", type=int, default=6)
-    parser.add_argument("--weights", choices=("auto", "ema", "raw"), default="auto")
+    parser.add_argument("--weights", choices=GENERATOR_WEIGHTS, default="auto",
+                        help="the trained weights or their moving average, as `starkit translate --weights`")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     import torch
