@@ -366,18 +366,46 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path
     assert math.isfinite(json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["D/loss_real"])
 
 
-def test_ctrl_c_finishes_the_iteration_then_saves(toy_data_root, tmp_path, registry):
+@pytest.fixture
+def sigint_handler():
+    """Sets SIGINT's handler for one test (pytest may have been started with it ignored, as a
+    background job of a non-interactive shell is) and restores the one it found."""
     import signal
 
-    def press_ctrl_c(trainer):
-        if trainer.iteration == 4:
-            os.kill(os.getpid(), signal.SIGINT)  # the real signal, handled by the trainer
+    found = signal.getsignal(signal.SIGINT)
+    yield lambda handler: signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, found)
 
+
+def _press_ctrl_c_at(iteration):
+    import signal
+
+    def press(trainer):
+        if trainer.iteration == iteration:
+            os.kill(os.getpid(), signal.SIGINT)  # the real signal
+
+    return press
+
+
+def test_ctrl_c_finishes_the_iteration_then_saves(toy_data_root, tmp_path, registry, sigint_handler):
+    import signal
+
+    sigint_handler(signal.default_int_handler)  # Python's own: a terminal's Ctrl-C
     result = train(tmp_path / "run", tiny_config(toy_data_root, latest_every=100), registry=registry,
-                   progress=False, callbacks=[press_ctrl_c])
+                   progress=False, callbacks=[_press_ctrl_c_at(4)])
     assert result.interrupted and result.iteration == 4
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["iteration"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_an_ignored_sigint_stays_ignored(toy_data_root, tmp_path, registry, sigint_handler):
+    import signal
+
+    sigint_handler(signal.SIG_IGN)  # as under nohup
+    result = train(tmp_path / "run", tiny_config(toy_data_root, iters=6, latest_every=100), registry=registry,
+                   progress=False, callbacks=[_press_ctrl_c_at(4)])
+    assert not result.interrupted and result.iteration == 6
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def test_tensorboard_scalars_when_available(toy_data_root, tmp_path, registry, monkeypatch):

@@ -72,11 +72,17 @@ def checkpoint_name(iteration: int) -> str:
 
 class _StopRequest:
     """Turns the first SIGINT into a request to stop after the current iteration; the second
-    one raises KeyboardInterrupt at once. Installed only in the main thread."""
+    one raises KeyboardInterrupt at once. Installed only in the main thread, and not where
+    SIGINT is ignored (``nohup``, a background job of a non-interactive shell): that choice of
+    the parent process stands, as it does for Python's own KeyboardInterrupt."""
 
     def __init__(self, enabled: bool, notify: Callable[[str], None]):
         self.requested = False
-        self._enabled = enabled and threading.current_thread() is threading.main_thread()
+        self._enabled = (
+            enabled
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        )
         self._notify = notify
         self._previous: Any = None
         self._pid = os.getpid()
