@@ -13,7 +13,6 @@ group. The runs translate with the weights ``starkit translate`` would use (``--
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,9 @@ def group_targets(label_space: Any, source: str, labels: np.ndarray, group: str)
 def grid(runs: list[tuple[Path, str]], data: Path, source: str, group: str, rows: int, weights: str = "auto"
          ) -> tuple[list[tuple[str, list[str]]], list[list[np.ndarray]]]:
     """``(column groups [(title, [column labels])], rows of uint8 HWC cells)``."""
-    import torch
-
     from starkit.data.shards import DatasetStore
     from starkit.evaluation.evaluate import condition, counterfactual_renderer
+    from starkit.training.samples import to_uint8_images
     from starkit.translate import Translator
 
     translators = [(Translator.from_run(path, "cpu", weights=weights), title) for path, title in runs]
@@ -55,37 +53,36 @@ def grid(runs: list[tuple[Path, str]], data: Path, source: str, group: str, rows
     renders = [counterfactual_renderer(r[3])[0] for r in records]
     columns: list[tuple[str, list[str]]] = [("input", [""])]
     cells: list[list[np.ndarray]] = [[images[b]] for b in range(n)]
-    targets = None
     for translator, title in translators:
         space = translator.label_space
         if source not in space.names:
             raise SystemExit(f"{title}: the run does not know {source!r} (its datasets: {', '.join(space.names)})")
-        per_image = [group_targets(space, source, np.asarray(r[1], np.float32), group) for r in records]
-        if not per_image[0]:
-            groups = sorted({g.name for name in space.names for g in (s.group for s in space.group_slices(name))})
+        targets = [group_targets(space, source, np.asarray(r[1], np.float32), group) for r in records]
+        if not targets[0]:
+            groups = sorted({gs.group.name for name in space.names for gs in space.group_slices(name)})
             raise SystemExit(f"{title}: no group {group!r} to translate {source} images to (groups: {', '.join(groups)})")
-        targets = per_image
-        columns.append((title, [f"{t.attribute}={t.value}" if t.kind == "binary" else t.attribute for t in per_image[0]]))
+        columns.append((title, [f"{t.attribute}={t.value}" if t.kind == "binary" else t.attribute for t in targets[0]]))
         x = translator.to_input(images)
-        for j in range(len(per_image[0])):
-            column = [per_image[b][j] for b in range(n)]
-            c = condition(space, column, source)
-            y = translator.translate(x, c)
-            out = ((y.permute(0, 2, 3, 1).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+        for j in range(len(targets[0])):
+            out = to_uint8_images(translator.translate(x, condition(space, [t[j] for t in targets], source)))
             for b in range(n):
                 cells[b].append(out[b])
-    if targets is not None and all(r is not None for r in renders):
+    if all(r is not None for r in renders):
+        # The last run's targets (every run's are the same for the same source and group).
         columns.append(("exact counterfactual", columns[-1][1]))
-        size = images.shape[1]
         for b in range(n):
             for t in targets[b]:
-                attrs = translators[-1][0].label_space.dataset(t.dataset).attributes
-                cells[b].append(renders[b](t.dataset, {a: int(v) for a, v in zip(attrs, t.labels)}, size))
+                attrs = space.dataset(t.dataset).attributes
+                cells[b].append(renders[b](t.dataset, {a: int(v) for a, v in zip(attrs, t.labels)}, images.shape[1]))
     return columns, cells
 
 
 def draw(columns: list[tuple[str, list[str]]], cells: list[list[np.ndarray]], out: Path) -> None:
+    """Rows of tiles in groups of columns, each group titled and each column labelled (also
+    bench/quality.py's figure); tiles enlarged to at least 96 px; written atomically."""
     from PIL import Image, ImageDraw
+
+    from starkit.training.samples import save_png
 
     size = cells[0][0].shape[0]
     scale = max(1, 96 // size)
@@ -104,9 +101,7 @@ def draw(columns: list[tuple[str, list[str]]], cells: list[list[np.ndarray]], ou
         col += len(labels)
         x0 += len(labels) * cell + gap
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, out)
+    save_png(canvas, out)
 
 
 def main(argv: list[str] | None = None) -> int:

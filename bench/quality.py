@@ -409,11 +409,12 @@ def targets(sng: dict[str, Any], jnt: dict[str, Any], ablation: float | None) ->
 def figure(sng_dir: Path, jnt_dir: Path, data: Path, profile: Profile, out: Path) -> None:
     """Rows: synth-celeba test faces. Columns: input | SNG expressions | JNT expressions |
     exact counterfactuals."""
-    import torch
-    from PIL import Image, ImageDraw
+    # A sibling script (bench/ is on sys.path when this one runs).
+    from compare_runs import draw
 
     from starkit.data.shards import DatasetStore
     from starkit.evaluation.evaluate import counterfactual_renderer
+    from starkit.training.samples import to_uint8_images
     from starkit.translate import Translator
 
     sng = Translator.from_run(sng_dir, "cpu")
@@ -431,37 +432,15 @@ def figure(sng_dir: Path, jnt_dir: Path, data: Path, profile: Profile, out: Path
                 row = np.zeros(len(expressions), np.float32)
                 row[expressions.index(e)] = 1
                 c = translator.label_space.encode(RAFD, row)[None]
-                y = translator.translate(x, c)
-                cells.append(((y[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy())
+                cells.append(to_uint8_images(translator.translate(x, c))[0])
         for e in FIGURE_EXPRESSIONS:
             cells.append(render(RAFD, {a: int(a == e) for a in expressions}, profile.image_size))
         rows.append(cells)
     store.close()
-
-    scale = max(1, 96 // profile.image_size)
-    cell = profile.image_size * scale
-    gap, header = 6, 34
-    groups = [("input", 1), ("SNG (synth-rafd only)", 4), ("JNT (joint, mask vector)", 4), ("exact counterfactual", 4)]
-    n_cols = sum(n for _, n in groups)
-    width = n_cols * cell + (len(groups) - 1) * gap
-    canvas = Image.new("RGB", (width, header + len(rows) * cell), "white")
-    draw = ImageDraw.Draw(canvas)
-    x0 = 0
-    col = 0
-    for title, n in groups:
-        draw.text((x0 + 2, 2), title, fill="black")
-        for j in range(n):
-            label = "" if title == "input" else FIGURE_EXPRESSIONS[j]
-            draw.text((x0 + j * cell + 2, 18), label, fill=(80, 80, 80))
-        for r, cells in enumerate(rows):
-            for j in range(n):
-                tile = Image.fromarray(cells[col + j]).resize((cell, cell), Image.NEAREST)
-                canvas.paste(tile, (x0 + j * cell, header + r * cell))
-        col += n
-        x0 += n * cell + gap
-    tmp = out.with_name(f".{out.name}.tmp")
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, out)
+    names = list(FIGURE_EXPRESSIONS)
+    columns = [("input", [""]), ("SNG (synth-rafd only)", names), ("JNT (joint, mask vector)", names),
+               ("exact counterfactual", names)]
+    draw(columns, rows, out)
 
 
 # ------------------------------------------------------------------------------ main

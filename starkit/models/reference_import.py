@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import StarkitError
+from . import DEFAULT_MODEL_CONFIG
 from .stargan import Discriminator, Generator, InstanceNorm, count_parameters
 
 Which = Literal["G", "D"]
@@ -294,7 +295,7 @@ def to_reference_state_dict(model: Generator | Discriminator) -> dict[str, Tenso
     copies), loadable by the reference code's ``load_state_dict``."""
     if not isinstance(model, (Generator, Discriminator)):
         raise TypeError(f"expected a starkit Generator or Discriminator, got {type(model).__name__}")
-    paper = ("image", "input", "transposed")
+    paper = tuple(DEFAULT_MODEL_CONFIG[key] for key in ("g_output", "g_condition", "g_upsample"))
     if isinstance(model, Generator) and (model.output, model.condition, model.upsample) != paper:
         # The reference's G draws the image, from the label at its input only, up-sampling by
         # transposed convolutions: a residual G's weights would load there and compute

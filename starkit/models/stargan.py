@@ -120,7 +120,10 @@ class ResizeConv(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
-        self.out_channels = out_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -259,12 +262,9 @@ class Generator(nn.Module):
         # The domain label enters as extra constant input channels (paper Fig. 3).
         labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
         h = self.down(self.stem(torch.cat([x, labels], dim=1)))
-        if self.condition == "norm":
-            for block in (*self.bottleneck, *self.up):
-                h = block(h, c)
-            h = self.to_rgb(h)
-        else:
-            h = self.to_rgb(self.up(self.bottleneck(h)))
+        for block in (*self.bottleneck, *self.up):
+            h = block(h, c)  # blocks without label modulation ignore c
+        h = self.to_rgb(h)
         if self.output == "residual":
             h = h + residual_base(x).to(h.dtype)
         elif self.output == "attention":
@@ -319,10 +319,13 @@ class Discriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------- family API
+#: Model config keys that take one of a few names.
+_CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS, "g_upsample": GENERATOR_UPSAMPLES}
+
+
 def _config_value(config: Mapping[str, Any], key: str) -> Any:
     value = config.get(key, DEFAULT_MODEL_CONFIG[key])
-    choices = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS,
-               "g_upsample": GENERATOR_UPSAMPLES}.get(key)
+    choices = _CHOICES.get(key)
     if choices is not None:
         if value not in choices:
             raise ModelError(f"model config {key!r} must be one of {', '.join(choices)}, got {value!r}")
