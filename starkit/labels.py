@@ -258,6 +258,29 @@ class LabelSpace:
                     total = total + F.cross_entropy(lg[known], lb[known].argmax(-1))
         return total
 
+    def centered_labels(self, labels, name: str):
+        """``name``'s own labels ``[B, k]`` (torch) as ``[B, label_dim]`` vectors that say only
+        which attributes an image has, not which dataset it comes from: a binary attribute is
+        +1 / −1, a one-hot group ``c − 1/k`` (zero when no member is set), other datasets'
+        parts 0. What a projection discriminator multiplies with its features: a
+        dataset-wide offset is left out, so D cannot make "carries an expression label" mean
+        "looks like that dataset's photos"."""
+        import torch
+
+        d = self.dataset(name)
+        if labels.shape[-1] != d.width:
+            raise LabelError(f"{name}: expected {d.width} labels {list(d.attributes)}, got {labels.shape[-1]}")
+        labels = labels.to(torch.float32)
+        out = torch.zeros((labels.shape[0], self.label_dim), dtype=torch.float32, device=labels.device)
+        for gs in self.group_slices(name):
+            lb = labels[:, gs.local]
+            if gs.group.kind == "binary":
+                out[:, gs.joint] = 2 * lb - 1
+            else:
+                known = (lb.sum(-1, keepdim=True) > 0).to(lb.dtype)
+                out[:, gs.joint] = lb - known / lb.shape[-1]
+        return out
+
     def predict(self, logits: Any, name: str) -> Any:
         """Hard labels ``[B, k]`` for ``name`` from logits ``[B, label_dim]``: binary groups
         threshold at 0, one-hot groups take the arg-max."""

@@ -142,11 +142,11 @@ def _config(data_root, **extra):
         {"d_augment": ["translation", "cutout", "color"]},
         # The moving average of G is saved and its warm-up counts from the iteration.
         {"g_ema": 0.9},
-        # The generator's optional layers (label modulations, resize up-sampling) are saved
-        # and rebuilt from the run's config.
-        {"g_condition": "norm", "g_upsample": "resize", "g_output": "attention"},
+        # The networks' optional layers (label modulations, resize up-sampling, D's label
+        # embedding) are saved and rebuilt from the run's config.
+        {"g_condition": "norm", "g_upsample": "resize", "g_output": "attention", "d_condition": "projection"},
     ],
-    ids=["permute", "random", "d_augment", "g_ema", "generator_options"],
+    ids=["permute", "random", "d_augment", "g_ema", "network_options"],
 )
 def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
     """N + M iterations in one go equal N, an interruption, a resume and M more."""
@@ -169,6 +169,7 @@ def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
     if "g_condition" in extra:  # the options reached the networks
         assert any(".mod1.affine." in key for key in a["networks"]["G"])
         assert "up.0.conv.conv.weight" in a["networks"]["G"]  # ResizeConv's 3×3 convolution
+        assert a["networks"]["D"]["embed.weight"].abs().sum() > 0  # D's label embedding, trained
     for net in a["networks"]:
         assert a["networks"][net].keys() == b["networks"][net].keys()
         for key, value in a["networks"][net].items():

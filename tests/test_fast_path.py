@@ -396,3 +396,76 @@ def test_generator_output_mode_is_checked_by_name():
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": mode})
     with pytest.raises(ConfigError, match="g_output: must be one of image, residual, attention, got 'delta'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "delta"})
+
+
+# ---------------------------------------------------------------------------------- conditional critic
+def _projection_step(fast: FastPath, **extra):
+    """A step whose D has a label embedding already away from zero (at zero it would change no
+    score and the comparisons below would not see it)."""
+    step = _step(fast, d_condition="projection", g_lr=1e-12, d_lr=1e-12, **extra)
+    with torch.no_grad():
+        step.D.embed.weight.copy_(torch.randn(step.D.embed.weight.shape, generator=torch.Generator().manual_seed(2)))
+    return step
+
+
+def test_projection_critic_scores_real_images_with_their_labels_and_fakes_with_their_targets():
+    from starkit.models.losses import gradient_penalty, interpolation_weights
+
+    space = _space()
+    images, labels = _batch()
+    targets = labels.flip(0)
+    step = _projection_step(NAIVE)
+    step.target_labels = lambda dataset, batch_labels: targets  # fixed targets, so they can be checked
+    # What each term should be, computed with the networks before the step (lr 1e-12).
+    reference = _projection_step(NAIVE)
+    y_org, y_trg = space.centered_labels(labels, "faces"), space.centered_labels(targets, "faces")
+    with torch.no_grad():
+        fake = reference.G(images, space.encode("faces", targets))
+        real_score = reference.D(images, y_org)[0].mean()
+        fake_score = reference.D(fake, y_trg)[0].mean()
+        assert abs(real_score - reference.D(images)[0].mean()) > 1e-3  # the labels matter
+    # The interpolation weights the step will draw, and the penalty with the nearer end's labels.
+    alpha = interpolation_weights(4, images, torch.Generator().set_state(step.rng.get_state()))
+    assert 0 < int((alpha.flatten() >= 0.5).sum()) < 4  # both ends occur in this batch
+    nearer = torch.where(alpha.flatten(1) >= 0.5, y_org, y_trg)
+    penalty = gradient_penalty(lambda x: reference.D(x, nearer), images, fake, alpha=alpha)
+    with_trg_only = gradient_penalty(lambda x: reference.D(x, y_trg), images, fake, alpha=alpha)
+    assert abs(penalty - with_trg_only) > 1e-4
+
+    losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+    assert losses["D/loss_real"].item() == pytest.approx(-real_score.item(), rel=1e-5)
+    assert losses["D/loss_fake"].item() == pytest.approx(fake_score.item(), rel=1e-5)
+    assert losses["D/loss_gp"].item() == pytest.approx(penalty.item(), rel=1e-4)
+    assert losses["G/loss_fake"].item() == pytest.approx(-fake_score.item(), rel=1e-4)
+    assert step.D.embed.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "fast",
+    [
+        pytest.param(NAIVE.replace(d_batch_real_fake=True), id="d_batch_real_fake"),
+        pytest.param(NAIVE.replace(share_fake=True, fake_without_graph=True), id="fake_once"),
+    ],
+)
+def test_fast_path_switches_pass_the_labels_to_a_conditional_critic(fast):
+    images, labels = _batch()
+
+    def run(path):
+        step = _projection_step(path)
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        grads = {name: torch.cat([p.grad.flatten() for p in net.parameters()]) for name, net in step.networks.items()}
+        return losses, grads
+
+    (losses, grads), (ref_losses, ref_grads) = run(fast), run(NAIVE)
+    assert max(_loss_errors(losses, ref_losses).values()) <= 1e-5
+    for name in ("G", "D"):
+        assert _rel(grads[name], ref_grads[name]) <= 1e-4, name
+
+
+def test_discriminator_condition_is_checked_by_name():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    assert STARGAN_DEFAULTS["d_condition"] == "none"  # the paper's critic
+    with pytest.raises(ConfigError, match="d_condition: must be one of none, projection, got 'acgan'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "d_condition": "acgan"})

@@ -198,6 +198,23 @@ def test_bad_value_is_refused(joint):
 
 
 # ---------------------------------------------------------------- losses
+def test_centered_labels_say_which_attributes_not_which_dataset(joint):
+    celeba = torch.tensor([[0, 1, 0, 1, 0], [0, 0, 0, 0, 1]], dtype=torch.float32)  # 2nd: hair unknown
+    out = joint.centered_labels(celeba, "celeba")
+    assert out.shape == (2, joint.label_dim)
+    third = 1 / 3
+    assert torch.allclose(out[0, :5], torch.tensor([-third, 1 - third, -third, 1, -1]))
+    assert torch.equal(out[1, :5], torch.tensor([0, 0, 0, -1, 1.0]))  # an unknown group says nothing
+    assert not out[:, 5:].any()  # nothing in the other dataset's part
+    rafd = torch.eye(8)
+    out = joint.centered_labels(rafd, "rafd")
+    assert not out[:, :5].any()
+    assert torch.allclose(out[:, 5:].sum(1), torch.zeros(8), atol=1e-6)  # no offset shared by every expression
+    assert torch.allclose(out[:, 5:] - out[0, 5:], rafd - rafd[0])
+    with pytest.raises(LabelError, match="rafd: expected 8 labels"):
+        joint.centered_labels(torch.zeros(2, 5), "rafd")
+
+
 def test_classification_loss_uses_only_the_current_slice(joint):
     torch.manual_seed(0)
     logits = torch.randn(4, 13, requires_grad=True)

@@ -187,6 +187,31 @@ def test_label_modulated_generator_starts_as_the_paper_generator_and_learns_labe
     assert change.amin(dim=(2, 3)).max() > 0
 
 
+def test_projection_discriminator_starts_as_the_papers_and_adds_features_dot_label_embedding():
+    torch.manual_seed(0)
+    paper = Discriminator(16, conv_dim=4, c_dim=3, repeat_num=2)
+    conditional = Discriminator(16, conv_dim=4, c_dim=3, repeat_num=2, condition="projection")
+    # The paper's layers plus one embedding of the labels into D's last features (8 channels).
+    assert count_parameters(conditional) == count_parameters(paper) + 3 * 8
+    missing, unexpected = conditional.load_state_dict(paper.state_dict(), strict=False)
+    assert missing == ["embed.weight"] and not unexpected
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    y = torch.tensor([[1.0, -1, 0.5], [-1, 1, -0.5]])
+    with torch.no_grad():
+        src, cls = paper(x)
+        assert torch.equal(conditional(x, y)[0], src)  # the embedding starts at zero
+        conditional.embed.weight.normal_()
+        features = conditional.trunk(x)  # [2, 8, 4, 4]
+        expected = src + torch.einsum("bchw,bc->bhw", features, y @ conditional.embed.weight.T)[:, None]
+        cond_src, cond_cls = conditional(x, y)
+        assert torch.allclose(cond_src, expected, atol=1e-6)
+        assert not torch.allclose(cond_src, conditional(x, y.flip(0))[0])  # the score depends on the label
+        assert torch.equal(cond_cls, cls)  # the classifier does not see the label
+        assert torch.equal(conditional(x)[0], src)  # no labels: the unconditional score
+    with pytest.raises(ModelError, match=r"Discriminator: expected labels \[2, 3\], got shape \[2, 5\]"):
+        conditional(x, torch.zeros(2, 5))
+
+
 def test_resize_upsampling_paints_no_checkerboard_where_transposed_convolutions_do():
     torch.manual_seed(0)
     flat = torch.ones(1, 6, 8, 8)  # a uniform feature map: a uniform output is the right answer
@@ -289,6 +314,7 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual, attention", "'delta'"]),
         (lambda: Generator(c_dim=5, condition="film"), ["condition", "input, norm", "'film'"]),
         (lambda: Generator(c_dim=5, upsample="bilinear"), ["upsample", "transposed, resize", "'bilinear'"]),
+        (lambda: Discriminator(image_size=16, repeat_num=2, condition="concat"), ["condition", "none, projection"]),
     ],
 )
 def test_invalid_hyper_parameters_are_named(make, words):
@@ -310,6 +336,9 @@ def test_build_stargan_names_the_bad_config_key():
     with pytest.raises(ModelError, match="'g_condition' must be one of input, norm"):
         build_stargan(space, {"g_condition": "adain"})
     assert build_stargan(space, {"g_condition": "norm", "g_conv_dim": 4, "g_repeat_num": 0})["G"].condition == "norm"
+    with pytest.raises(ModelError, match="'d_condition' must be one of none, projection"):
+        build_stargan(space, {"d_condition": "acgan"})
+    assert build_stargan(space, {"d_condition": "projection", "d_conv_dim": 4})["D"].embed is not None
 
 
 def test_wrong_inputs_are_reported():

@@ -174,6 +174,12 @@ def test_export_refuses_generators_the_reference_cannot_compute(options):
         to_reference_state_dict(g)
 
 
+def test_export_refuses_a_conditional_discriminator():
+    d = Discriminator(image_size=16, conv_dim=4, c_dim=3, repeat_num=2, condition="projection")
+    with pytest.raises(ReferenceCheckpointError, match="no counterpart for condition='projection'"):
+        to_reference_state_dict(d)
+
+
 # ---------------------------------------------------------------------------------- released configs
 def test_the_released_celeba_generator_layout_maps(tmp_path):
     ref = RefGenerator(conv_dim=64, c_dim=5, repeat_num=6)

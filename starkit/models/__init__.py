@@ -24,6 +24,7 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_output": "image",
     "g_condition": "input",
     "g_upsample": "transposed",
+    "d_condition": "none",
 }
 
 #: What G's last convolution produces: ``"image"`` — the output image, ``tanh(conv(h))`` (the
@@ -42,6 +43,13 @@ GENERATOR_CONDITIONS = ("input", "norm")
 #: convolutions with stride 2 (the paper); ``"resize"`` — nearest-neighbour up-sampling and a
 #: 3×3 convolution, which cannot paint transposed convolutions' checkerboard (docs/training.md).
 GENERATOR_UPSAMPLES = ("transposed", "resize")
+
+#: Whether D's real/fake score sees the label: ``"none"`` — no, D_src judges the image alone
+#: (the paper); ``"projection"`` — D_src also scores how well the image fits the label the
+#: image is said to have (its own for real images, the target for translations), as the inner
+#: product of D's features with an embedding of the label (projection discriminator, Miyato &
+#: Koyama, ICLR 2018; see docs/training.md).
+DISCRIMINATOR_CONDITIONS = ("none", "projection")
 
 _LAZY: dict[str, str] = {
     # networks
@@ -67,7 +75,7 @@ _LAZY: dict[str, str] = {
     "to_reference_state_dict": "reference_import",
 }
 
-__all__ = ["DEFAULT_MODEL_CONFIG", "GENERATOR_CONDITIONS", "GENERATOR_OUTPUTS", "GENERATOR_UPSAMPLES", *_LAZY]
+__all__ = ["DEFAULT_MODEL_CONFIG", "DISCRIMINATOR_CONDITIONS", "GENERATOR_CONDITIONS", "GENERATOR_OUTPUTS", "GENERATOR_UPSAMPLES", *_LAZY]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

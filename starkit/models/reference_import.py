@@ -304,5 +304,10 @@ def to_reference_state_dict(model: Generator | Discriminator) -> dict[str, Tenso
             f"the reference generator has no counterpart for output={model.output!r}, condition={model.condition!r}, "
             f"upsample={model.upsample!r} (it has output='image', condition='input', upsample='transposed')"
         )
+    if isinstance(model, Discriminator) and model.condition != DEFAULT_MODEL_CONFIG["d_condition"]:
+        raise ReferenceCheckpointError(
+            f"the reference discriminator has no counterpart for condition={model.condition!r} "
+            "(its real/fake score does not see the label)"
+        )
     ours = model.state_dict()
     return {their: ours[our].detach().to("cpu", copy=True) for their, our in _key_map(model).items()}

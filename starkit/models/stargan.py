@@ -33,7 +33,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import StarkitError
-from . import DEFAULT_MODEL_CONFIG, GENERATOR_CONDITIONS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLES
+from . import (
+    DEFAULT_MODEL_CONFIG,
+    DISCRIMINATOR_CONDITIONS,
+    GENERATOR_CONDITIONS,
+    GENERATOR_OUTPUTS,
+    GENERATOR_UPSAMPLES,
+)
 
 #: Slope of D's leaky ReLUs (reference implementation).
 LEAKY_SLOPE = 0.01
@@ -280,14 +286,27 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """D(x) -> (D_src, D_cls): a PatchGAN critic ``[B, 1, h, w]`` with h = w =
     image_size / 2**repeat_num, and domain logits ``[B, c_dim]`` (labels only, no mask;
-    paper §3.1 and §4)."""
+    paper §3.1 and §4).
 
-    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6):
+    ``condition="projection"`` (Miyato & Koyama, ICLR 2018; not in the paper) makes the critic
+    conditional: ``D(x, y)`` adds to every patch's score the inner product of that patch's
+    features with ``E·y``, a learnt embedding of the labels ``y`` ``[B, c_dim]`` the image is
+    said to have (:meth:`starkit.labels.LabelSpace.centered_labels`). A translation that D's
+    classifier reads as its target but that does not look like a real image of that target
+    then scores low. ``E`` starts at zero (D starts as the paper's); ``D(x)`` without labels
+    leaves the term out (classification-only calls).
+    """
+
+    def __init__(self, image_size: int = 128, conv_dim: int = 64, c_dim: int = 5, repeat_num: int = 6,
+                 condition: str = "none"):
         super().__init__()
         self.image_size = _check_int("image_size", image_size, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.repeat_num = _check_int("repeat_num", repeat_num, 1)
+        if condition not in DISCRIMINATOR_CONDITIONS:
+            raise ModelError(f"condition must be one of {', '.join(DISCRIMINATOR_CONDITIONS)}, got {condition!r}")
+        self.condition = condition
         if image_size % 2**repeat_num:
             raise ModelError(
                 f"image_size {image_size} must be divisible by 2**repeat_num = {2**repeat_num} "
@@ -300,8 +319,12 @@ class Discriminator(nn.Module):
         self.src_head = nn.Conv2d(widths[-1], 1, kernel_size=3, stride=1, padding=1, bias=False)
         # A kernel covering the whole final map: one logit per domain label.
         self.cls_head = nn.Conv2d(widths[-1], c_dim, kernel_size=patches, bias=False)
+        self.embed: nn.Linear | None = None
+        if condition == "projection":
+            self.embed = nn.Linear(c_dim, widths[-1], bias=False)
+            nn.init.zeros_(self.embed.weight)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         _check_image("Discriminator input", x)
         if x.shape[-2:] != (self.image_size, self.image_size):
             raise ModelError(
@@ -309,18 +332,25 @@ class Discriminator(nn.Module):
                 f"got {x.shape[-2]}×{x.shape[-1]}"
             )
         h = self.trunk(x)
-        return self.src_head(h), self.cls_head(h).flatten(1)
+        src = self.src_head(h)
+        if self.embed is not None and y is not None:
+            if y.dim() != 2 or y.shape[0] != x.shape[0] or y.shape[1] != self.c_dim:
+                raise ModelError(f"Discriminator: expected labels [{x.shape[0]}, {self.c_dim}], got shape {list(y.shape)}")
+            e = self.embed(y.to(h.dtype))
+            src = src + (h * e[:, :, None, None]).sum(1, keepdim=True)
+        return src, self.cls_head(h).flatten(1)
 
     def extra_repr(self) -> str:
         return (
             f"image_size={self.image_size}, conv_dim={self.conv_dim}, c_dim={self.c_dim}, "
-            f"repeat_num={self.repeat_num}"
+            f"repeat_num={self.repeat_num}, condition={self.condition!r}"
         )
 
 
 # ---------------------------------------------------------------------------------- family API
 #: Model config keys that take one of a few names.
-_CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS, "g_upsample": GENERATOR_UPSAMPLES}
+_CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS, "g_upsample": GENERATOR_UPSAMPLES,
+            "d_condition": DISCRIMINATOR_CONDITIONS}
 
 
 def _config_value(config: Mapping[str, Any], key: str) -> Any:
@@ -339,9 +369,8 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
     """G and D for a :class:`~starkit.labels.LabelSpace`: G is conditioned on the joint vector
     (labels + mask, ``label_space.dim``); D classifies the labels only (``label_space.label_dim``).
 
-    ``config`` keys ``image_size``, ``g_conv_dim``, ``d_conv_dim``, ``g_repeat_num``,
-    ``d_repeat_num``, ``g_output`` override :data:`DEFAULT_MODEL_CONFIG`; other keys (training settings) are
-    ignored.
+    ``config`` keys named in :data:`DEFAULT_MODEL_CONFIG` override its values; other keys
+    (training settings) are ignored.
     """
     config = {} if config is None else config
     values = {key: _config_value(config, key) for key in DEFAULT_MODEL_CONFIG}
@@ -350,7 +379,8 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
                            values["g_condition"], values["g_upsample"]),
             "D": Discriminator(
-                values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"]
+                values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"],
+                values["d_condition"],
             ),
         }
     except ModelError as exc:

@@ -8,6 +8,9 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
     G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
 
+With ``d_condition = "projection"`` D_src is told each image's labels (real images their own,
+translations their targets): ``D_src(x, c_org)`` and ``D_src(G(x, c_trg), c_trg)``.
+
 Terms in brackets are optional and off by default (not in the paper); with ``d_augment`` D sees
 every image, real or fake, through differentiable augmentations (:mod:`.diff_augment`). With
 ``g_ema`` (StarGAN v2's choice, not the first paper's) the step also keeps an exponential moving
@@ -35,12 +38,13 @@ import torch
 from torch import Tensor, nn
 
 from ..labels import LabelSpace
-from ..models import GENERATOR_CONDITIONS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLES
+from ..models import DISCRIMINATOR_CONDITIONS, GENERATOR_CONDITIONS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLES
 from ..models.losses import (
     critic_fake_loss,
     critic_real_loss,
     generator_adversarial_loss,
     gradient_penalty,
+    interpolation_weights,
     reconstruction_loss,
 )
 from ..models.stargan import build_stargan
@@ -80,6 +84,8 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("g_condition", config["g_condition"] in GENERATOR_CONDITIONS,
          f"must be one of {', '.join(GENERATOR_CONDITIONS)}")
     need("g_upsample", config["g_upsample"] in GENERATOR_UPSAMPLES, f"must be one of {', '.join(GENERATOR_UPSAMPLES)}")
+    need("d_condition", config["d_condition"] in DISCRIMINATOR_CONDITIONS,
+         f"must be one of {', '.join(DISCRIMINATOR_CONDITIONS)}")
     try:
         parse_policy(config["d_augment"])
     except AugmentPolicyError as exc:
@@ -169,6 +175,7 @@ class StarGANStep:
         self.lambda_id = float(config["lambda_id"])
         self.lambda_cls_gp = float(config["lambda_cls_gp"])
         self.target_sampling = config["target_sampling"]
+        self.conditional_d = config["d_condition"] != "none"
         # What D sees of every image, real or fake (identity unless d_augment is set).
         self.augment = DiffAugment(config["d_augment"], self.rng)
 
@@ -189,6 +196,11 @@ class StarGANStep:
         labels_trg = self.target_labels(dataset, labels)
         c_org = space.encode(dataset, labels)
         c_trg = space.encode(dataset, labels_trg)
+        # What a conditional critic is told each image is (None: D_src judges images alone).
+        y_org, y_trg = (
+            (space.centered_labels(labels, dataset), space.centered_labels(labels_trg, dataset))
+            if self.conditional_d else (None, None)
+        )
         g_step = (iteration + 1) % self.n_critic == 0
 
         # ---- discriminator
@@ -199,16 +211,17 @@ class StarGANStep:
             if fast.d_batch_real_fake:
                 # D scores every image on its own (no batch statistics), so one call on both
                 # halves computes the same as two calls, with larger matrix products.
-                out_src, out_cls = self.D_train(torch.cat([d_real, d_fake]))
+                y_both = torch.cat([y_org, y_trg]) if self.conditional_d else None
+                out_src, out_cls = self.D_train(torch.cat([d_real, d_fake]), y_both)
                 src_real, src_fake = out_src.split(d_real.shape[0])
                 out_cls = out_cls[: d_real.shape[0]]
             else:
-                src_real, out_cls = self.D_train(d_real)
-                src_fake, _ = self.D_train(d_fake)
+                src_real, out_cls = self.D_train(d_real, y_org)
+                src_fake, _ = self.D_train(d_fake, y_trg)
             d_loss_real = critic_real_loss(src_real)
             d_loss_fake = critic_fake_loss(src_fake)
             d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
-            d_loss_gp = gradient_penalty(self.D_train, d_real, d_fake, generator=self.rng)
+            d_loss_gp = self._gradient_penalty(d_real, d_fake, y_org, y_trg)
             d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
             if self.lambda_cls_gp > 0:
                 d_loss_cls_gp = self._classifier_gradient_penalty(d_real, labels, dataset)
@@ -234,7 +247,7 @@ class StarGANStep:
             try:
                 with autocast:
                     x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
-                    out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake)
+                    out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake, y_trg)
                     g_loss_fake = generator_adversarial_loss(out_src)
                     g_loss_cls = space.classification_loss(out_cls.float(), labels_trg, dataset)
                     x_rec = self.G_call(x_fake, c_org)
@@ -265,6 +278,16 @@ class StarGANStep:
             if self.lambda_id > 0:
                 losses["G/loss_id"] = g_loss_id.detach()
         return losses
+
+    def _gradient_penalty(self, real: Tensor, fake: Tensor, y_org: Tensor | None, y_trg: Tensor | None) -> Tensor:
+        """WGAN-GP on images between real and fake. A conditional critic is 1-Lipschitz in the
+        image for each label, so each in-between image is scored with the label of the end it
+        is nearer to (the real image's own, or the translation's target)."""
+        if not self.conditional_d:
+            return gradient_penalty(self.D_train, real, fake, generator=self.rng)
+        alpha = interpolation_weights(real.shape[0], real, self.rng)
+        y = torch.where(alpha.flatten(1) >= 0.5, y_org, y_trg)
+        return gradient_penalty(lambda x: self.D_train(x, y), real, fake, alpha=alpha)
 
     def _classifier_gradient_penalty(self, images: Tensor, labels: Tensor, dataset: str) -> Tensor:
         """``mean_i ‖∇_x L_cls(D_cls(x_i), c_i)‖²`` over real images: how fast D's domain
