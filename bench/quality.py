@@ -108,6 +108,10 @@ class Profile:
     # 0.13 (docs/training.md, with the other combinations).
     g_condition: str = "input"
     g_upsample: str = "transposed"
+    # D's real/fake score told the labels (projection discriminator): see docs/training.md.
+    d_condition: str = "none"
+    # D's classifier learns from randomly re-framed real images: see docs/training.md.
+    d_cls_augment: str = "none"
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with
@@ -195,7 +199,8 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
         **{k: getattr(profile, k) for k in ("g_conv_dim", "d_conv_dim", "g_repeat_num", "d_repeat_num", "n_critic",
                                              "g_lr", "d_lr", "lambda_cls", "lambda_rec", "lambda_gp",
                                              "lambda_id", "lambda_cls_gp", "d_augment", "g_ema", "g_output",
-                                             "g_condition", "g_upsample")},
+                                             "g_condition", "g_upsample", "d_condition",
+                                             "d_cls_augment")},
     }
     train(run_dir, config, progress=progress, handle_sigint=False)
     return run_dir

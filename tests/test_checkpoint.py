@@ -143,8 +143,10 @@ def _config(data_root, **extra):
         # The moving average of G is saved and its warm-up counts from the iteration.
         {"g_ema": 0.9},
         # The networks' optional layers (label modulations, resize up-sampling, D's label
-        # embedding) are saved and rebuilt from the run's config.
-        {"g_condition": "norm", "g_upsample": "resize", "g_output": "attention", "d_condition": "projection"},
+        # embedding) are saved and rebuilt from the run's config; the framing of D's
+        # classifier inputs draws from the step's generator.
+        {"g_condition": "norm", "g_upsample": "resize", "g_output": "attention", "d_condition": "projection",
+         "d_cls_augment": "framing"},
     ],
     ids=["permute", "random", "d_augment", "g_ema", "network_options"],
 )

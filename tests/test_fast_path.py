@@ -469,3 +469,46 @@ def test_discriminator_condition_is_checked_by_name():
     assert STARGAN_DEFAULTS["d_condition"] == "none"  # the paper's critic
     with pytest.raises(ConfigError, match="d_condition: must be one of none, projection, got 'acgan'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "d_condition": "acgan"})
+
+
+# ---------------------------------------------------------------------------------- framed classification
+def test_framed_classification_trains_d_classifier_on_reframed_reals_only(monkeypatch):
+    import starkit.training.stargan_step as stargan_step
+
+    images, labels = _batch()
+    seen = []
+    original = stargan_step.random_framing
+
+    def recording_framing(x, generator):
+        out = original(x, generator)
+        seen.append((x.detach().clone(), out.detach().clone()))
+        return out
+
+    monkeypatch.setattr(stargan_step, "random_framing", recording_framing)
+    framed = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, d_cls_augment="framing", lambda_cls_gp=2.0)
+    plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, lambda_cls_gp=2.0)
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    l_framed = framed.train_step(framed.n_critic - 1, "faces", images, labels)
+    l_plain = plain.train_step(plain.n_critic - 1, "faces", images, labels)
+
+    assert len(seen) == 1 and torch.equal(seen[0][0], images)  # one D step: the real images framed
+    x = seen[0][1].requires_grad_(True)
+    _, logits = reference.D(x)
+    loss = _space().classification_loss(logits, labels, "faces")
+    (grad,) = torch.autograd.grad(loss * 4, x)
+    assert not torch.allclose(seen[0][1], images)
+    assert l_framed["D/loss_cls"].item() == pytest.approx(loss.item(), rel=1e-5)
+    assert l_framed["D/loss_cls_gp"].item() == pytest.approx(grad.flatten(1).pow(2).sum(1).mean().item(), rel=1e-4)
+    assert l_framed["D/loss_cls"].item() != pytest.approx(l_plain["D/loss_cls"].item(), rel=1e-3)
+    # Everything else sees the images as they are: the real/fake terms do not change.
+    for key in ("D/loss_real", "D/loss_fake", "D/loss_gp"):
+        assert torch.equal(l_framed[key], l_plain[key]), key
+
+
+def test_classifier_augmentation_is_checked_by_name():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    assert STARGAN_DEFAULTS["d_cls_augment"] == "none"  # the paper
+    with pytest.raises(ConfigError, match="d_cls_augment: must be one of none, framing, got 'crop'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "d_cls_augment": "crop"})

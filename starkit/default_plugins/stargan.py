@@ -38,6 +38,10 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # Differentiable augmentation of every image D sees (DiffAugment; not in the paper, hence
     # none): any of "translation", "cutout", "color". See starkit.training.diff_augment.
     "d_augment": [],
+    # Random framing (zoom, shift, roll) of the real images D's domain classifier learns from,
+    # so it cannot read labels from fixed positions: "none" (the paper) or "framing". See
+    # starkit.training.framing.
+    "d_cls_augment": "none",
     # Decay of an exponential moving average of G's weights, used for sampling, translation and
     # evaluation (StarGAN v2 uses 0.999; the first paper has none, hence 0 = off).
     "g_ema": 0.0,

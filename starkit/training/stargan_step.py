@@ -8,6 +8,8 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
     G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
 
+With ``d_cls_augment = "framing"`` D's classification loss (and its input-gradient penalty) is
+computed on randomly re-framed copies of the real images (:mod:`.framing`).
 With ``d_condition = "projection"`` D_src is told each image's labels (real images their own,
 translations their targets): ``D_src(x, c_org)`` and ``D_src(G(x, c_trg), c_trg)``.
 
@@ -53,6 +55,7 @@ from .device import Runtime, rank_seed
 from .diff_augment import AugmentPolicyError, DiffAugment, parse_policy
 from .ema import WeightAverage
 from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
+from .framing import D_CLS_AUGMENTATIONS, random_framing
 from .gemm_convs import use_gemm_convs
 from .nnpack_convs import use_nnpack_convs
 
@@ -86,6 +89,8 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("g_upsample", config["g_upsample"] in GENERATOR_UPSAMPLES, f"must be one of {', '.join(GENERATOR_UPSAMPLES)}")
     need("d_condition", config["d_condition"] in DISCRIMINATOR_CONDITIONS,
          f"must be one of {', '.join(DISCRIMINATOR_CONDITIONS)}")
+    need("d_cls_augment", config["d_cls_augment"] in D_CLS_AUGMENTATIONS,
+         f"must be one of {', '.join(D_CLS_AUGMENTATIONS)}")
     try:
         parse_policy(config["d_augment"])
     except AugmentPolicyError as exc:
@@ -176,6 +181,7 @@ class StarGANStep:
         self.lambda_cls_gp = float(config["lambda_cls_gp"])
         self.target_sampling = config["target_sampling"]
         self.conditional_d = config["d_condition"] != "none"
+        self.cls_framing = config["d_cls_augment"] == "framing"
         # What D sees of every image, real or fake (identity unless d_augment is set).
         self.augment = DiffAugment(config["d_augment"], self.rng)
 
@@ -220,11 +226,17 @@ class StarGANStep:
                 src_fake, _ = self.D_train(d_fake, y_trg)
             d_loss_real = critic_real_loss(src_real)
             d_loss_fake = critic_fake_loss(src_fake)
-            d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
             d_loss_gp = self._gradient_penalty(d_real, d_fake, y_org, y_trg)
+            if self.cls_framing:
+                # D's classifier learns from re-framed copies of the real images (one more D
+                # forward, shared with the input-gradient penalty when that is on).
+                d_loss_cls, d_loss_cls_gp = self._classification(random_framing(d_real, self.rng), labels, dataset)
+            else:
+                d_loss_cls = space.classification_loss(out_cls.float(), labels, dataset)
+                if self.lambda_cls_gp > 0:
+                    d_loss_cls_gp = self._classifier_gradient_penalty(d_real, labels, dataset)
             d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
             if self.lambda_cls_gp > 0:
-                d_loss_cls_gp = self._classifier_gradient_penalty(d_real, labels, dataset)
                 d_loss = d_loss + self.lambda_cls_gp * d_loss_cls_gp
         opt_d = self.optimizers["D"]
         opt_d.zero_grad(set_to_none=True)
@@ -293,12 +305,20 @@ class StarGANStep:
         """``mean_i ‖∇_x L_cls(D_cls(x_i), c_i)‖²`` over real images: how fast D's domain
         classification changes under a small change of the image (input-gradient
         regularisation; Ross & Doshi-Velez, AAAI 2018). Not in the paper."""
+        return self._classification(images, labels, dataset)[1]
+
+    def _classification(self, images: Tensor, labels: Tensor, dataset: str) -> tuple[Tensor, Tensor | None]:
+        """D's classification loss on ``images`` and, when ``lambda_cls_gp`` is on, the
+        input-gradient penalty of the same forward pass."""
+        if self.lambda_cls_gp <= 0:
+            _, logits = self.D_train(images)
+            return self.label_space.classification_loss(logits.float(), labels, dataset), None
         x = images.detach().requires_grad_(True)
         _, logits = self.D_train(x)
+        loss = self.label_space.classification_loss(logits.float(), labels, dataset)
         # Summed over the batch, so that each image's gradient is its own loss's gradient.
-        loss = self.label_space.classification_loss(logits.float(), labels, dataset) * x.shape[0]
-        (grad,) = torch.autograd.grad(loss, x, create_graph=True)
-        return grad.float().flatten(1).pow(2).sum(1).mean()
+        (grad,) = torch.autograd.grad(loss * x.shape[0], x, create_graph=True)
+        return loss, grad.float().flatten(1).pow(2).sum(1).mean()
 
     def _fake_for_d_step(self, x_real: Tensor, c_trg: Tensor, keep_graph_for_g: bool) -> tuple[Tensor, Tensor | None]:
         """``G(x_real, c_trg)`` for the D step, and the same images with their graph when the
