@@ -75,7 +75,14 @@ _LAZY: dict[str, str] = {
     "to_reference_state_dict": "reference_import",
 }
 
-__all__ = ["DEFAULT_MODEL_CONFIG", "DISCRIMINATOR_CONDITIONS", "GENERATOR_CONDITIONS", "GENERATOR_OUTPUTS", "GENERATOR_UPSAMPLES", *_LAZY]
+__all__ = [
+    "DEFAULT_MODEL_CONFIG",
+    "DISCRIMINATOR_CONDITIONS",
+    "GENERATOR_CONDITIONS",
+    "GENERATOR_OUTPUTS",
+    "GENERATOR_UPSAMPLES",
+    *_LAZY,
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

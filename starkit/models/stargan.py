@@ -14,6 +14,7 @@ reference's released weights carry over exactly (see :mod:`starkit.models.refere
     D(x):     repeat_num × (4×4 conv stride 2, LeakyReLU 0.01), doubling from conv_dim (trunk)
               D_src: 3×3 conv → 1 channel, one real/fake score per patch           (src_head)
               D_cls: (image_size / 2**repeat_num)² conv → c_dim logits             (cls_head)
+              [D_src(x, y) += <features, E·y> per patch, with condition="projection"   (embed)]
 
 G uses instance normalisation, D none (WGAN-GP forbids batch statistics in the critic). No
 convolution followed by a normalisation has a bias (the norm's shift replaces it); D's trunk
@@ -335,7 +336,9 @@ class Discriminator(nn.Module):
         src = self.src_head(h)
         if self.embed is not None and y is not None:
             if y.dim() != 2 or y.shape[0] != x.shape[0] or y.shape[1] != self.c_dim:
-                raise ModelError(f"Discriminator: expected labels [{x.shape[0]}, {self.c_dim}], got shape {list(y.shape)}")
+                raise ModelError(
+                    f"Discriminator: expected labels [{x.shape[0]}, {self.c_dim}], got shape {list(y.shape)}"
+                )
             e = self.embed(y.to(h.dtype))
             src = src + (h * e[:, :, None, None]).sum(1, keepdim=True)
         return src, self.cls_head(h).flatten(1)
