@@ -8,16 +8,15 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
     G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
 
-With ``d_cls_augment = "framing"`` D's classification loss (and its input-gradient penalty) is
-computed on randomly re-framed copies of the real images (:mod:`.framing`).
-With ``d_condition = "projection"`` D_src is told each image's labels (real images their own,
-translations their targets): ``D_src(x, c_org)`` and ``D_src(G(x, c_trg), c_trg)``.
-
 Terms in brackets are optional and off by default (not in the paper); with ``d_augment`` D sees
 every image, real or fake, through differentiable augmentations (:mod:`.diff_augment`). With
 ``g_ema`` (StarGAN v2's choice, not the first paper's) the step also keeps an exponential moving
 average of G's weights, updated after every G step, which sample grids, ``starkit translate``
 and ``starkit eval`` use (:mod:`.ema`).
+With ``d_condition = "projection"`` D_src is told each image's labels (real images their own,
+translations their targets): ``D_src(x, c_org)`` and ``D_src(G(x, c_trg), c_trg)``. With
+``d_cls_augment = "framing"`` D's classification loss (and its input-gradient penalty) is
+computed on randomly re-framed copies of the real images (:mod:`.framing`).
 
 Labels are joint vectors of the label space: the batch's own labels fill the current dataset's
 slice and the mask marks it (paper §3.2); classification losses only look at that slice,
