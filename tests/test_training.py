@@ -335,14 +335,17 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path
 
     out = tmp_path / "ddp"
     # With the optional D regularisers on: the classifier's gradient penalty adds a third D
-    # forward (and a double backward) per D step, and D's augmentations draw per rank. With
-    # G's moving average too: each rank averages its own replica, and they must stay equal.
+    # forward (and a double backward) per D step, and D's augmentations and framing draw per
+    # rank; the conditional critic's label embedding is a parameter only some D calls use.
+    # With G's moving average too: each rank averages its own replica, and they must stay equal.
     config = tiny_config(toy_data_root, iters=10, device="cpu", sample_every=10, lambda_cls_gp=0.3,
-                         d_augment=["translation", "cutout"], g_ema=0.9)
+                         d_augment=["translation", "cutout"], g_ema=0.9, d_condition="projection",
+                         d_cls_augment="framing")
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), config), nprocs=2, join=True)
     rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
     rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
     assert rank0.keys() == rank1.keys() and "G_ema.stem.conv.weight" in rank0
+    assert rank0["D.embed.weight"].abs().sum() > 0  # the embedding trained, identically on both ranks
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     checkpoint = load_checkpoint(out / "checkpoints" / "latest.pt")
