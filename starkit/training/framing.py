@@ -4,11 +4,13 @@
 Why: in joint training each dataset's labels are learnt from that dataset's photos only. RaFD's
 are centred studio portraits, so D's expression classifier learns where a mouth and brows sit
 in *those* frames (its head reads fixed positions of D's last feature map). Asked to put an
-expression on a CelebA face — other position, size and roll — G is then rewarded for painting
-expression features where RaFD's mouth would be, over whatever the CelebA face has there:
-measured on the quality benchmark's JNT, streaks across cheeks and eyes that D reads as the
-target and a separate judge does not (docs/training.md). A classifier that has to read the
-label from randomly re-framed copies of the real images cannot rely on positions.
+expression on a CelebA face — other position, size and roll — G may then be rewarded for
+painting expression features where RaFD's mouth would be, over whatever the CelebA face has
+there (the quality benchmark's JNT paints streaks across cheeks and eyes that D reads as the
+target and a separate judge does not; docs/training.md). A classifier that has to read the
+label from randomly re-framed copies of the real images cannot rely on positions. At the
+benchmark's budget D's small classifier could not learn framed faces, and expressions got
+worse (docs/training.md has the numbers): meant for wider discriminators and longer runs.
 
 Each image gets its own random similarity transform — scale 0.9–1.12, shift ±6 % of the side,
 roll ±9° (the ranges of :func:`starkit.data.loading.robust_transforms`, which made the
