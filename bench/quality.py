@@ -111,7 +111,8 @@ class Profile:
     # D's real/fake score told the labels ("projection"): expressions 0.68 / 0.73 over two
     # training seeds (0.70 / 0.72 without), hair-L1 ratio 0.94 / 0.97 (1.03 / 1.05), mask
     # ablation 0.37 / 0.25. D's classifier learning from re-framed real images ("framing"):
-    # 0.50 — D cannot learn framed faces at this budget (docs/training.md).
+    # 0.50 — D cannot learn framed faces at this budget; with d_conv_dim 32, 0.57 against 0.61
+    # (docs/training.md).
     d_condition: str = "none"
     d_cls_augment: str = "none"
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets

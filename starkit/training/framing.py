@@ -10,7 +10,8 @@ there (the quality benchmark's JNT paints streaks across cheeks and eyes that D 
 target and a separate judge does not; docs/training.md). A classifier that has to read the
 label from randomly re-framed copies of the real images cannot rely on positions. At the
 benchmark's budget D's small classifier could not learn framed faces, and expressions got
-worse (docs/training.md has the numbers): meant for wider discriminators and longer runs.
+worse, and with a D twice as wide still a little worse (docs/training.md has the numbers):
+meant for longer runs.
 
 Each image gets its own random similarity transform — scale 0.9–1.12, shift ±6 % of the side,
 roll ±9° (the ranges of :func:`starkit.data.loading.robust_transforms`, which made the
