@@ -155,9 +155,7 @@ class LabelSpace:
         """Joint vectors ``[..., dim]`` for a dataset's own labels ``[..., k]``: the other
         datasets' parts are zero and the mask marks ``name``. NumPy in, NumPy out; torch in,
         torch out (same device)."""
-        d = self.dataset(name)
-        if labels.shape[-1] != d.width:
-            raise LabelError(f"{name}: expected {d.width} labels {list(d.attributes)}, got {labels.shape[-1]}")
+        self._check_width(name, labels)
         sl = self.slice(name)
         shape = tuple(labels.shape[:-1]) + (self.dim,)
         if _is_tensor(labels):
@@ -170,6 +168,11 @@ class LabelSpace:
         if self.mask_dim:
             out[..., self.label_dim + self.index(name)] = 1
         return out
+
+    def _check_width(self, name: str, labels: Any) -> None:
+        d = self.dataset(name)
+        if labels.shape[-1] != d.width:
+            raise LabelError(f"{name}: expected {d.width} labels {list(d.attributes)}, got {labels.shape[-1]}")
 
     def decode(self, joint: Any) -> tuple[str, np.ndarray]:
         """The dataset and its own labels from one joint vector (inverse of :meth:`encode`)."""
@@ -267,9 +270,7 @@ class LabelSpace:
         "looks like that dataset's photos"."""
         import torch
 
-        d = self.dataset(name)
-        if labels.shape[-1] != d.width:
-            raise LabelError(f"{name}: expected {d.width} labels {list(d.attributes)}, got {labels.shape[-1]}")
+        self._check_width(name, labels)
         labels = labels.to(torch.float32)
         out = torch.zeros((labels.shape[0], self.label_dim), dtype=torch.float32, device=labels.device)
         for gs in self.group_slices(name):
