@@ -115,6 +115,10 @@ class Profile:
     # (docs/training.md).
     d_condition: str = "none"
     d_cls_augment: str = "none"
+    # A fraction of every JNT batch translated to the other dataset's labels and mask (SNG has
+    # no other dataset, so it is unaffected).
+    cross_targets: float = 0.0
+    lambda_cls_fake: float = 0.0
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with
@@ -182,7 +186,8 @@ def ingest_datasets(profile: Profile, data: Path) -> dict[str, Any]:
 
 
 def train_generator(name: str, datasets: list[str], profile: Profile, data: Path, runs: Path,
-                    progress: bool = True) -> Path:
+                    progress: bool = True, extra: dict[str, Any] | None = None) -> Path:
+    """Train one generator with ``profile``'s recipe (``extra``: more training-config keys)."""
     from starkit.training import train
 
     run_dir = runs / name
@@ -203,7 +208,8 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
                                              "g_lr", "d_lr", "lambda_cls", "lambda_rec", "lambda_gp",
                                              "lambda_id", "lambda_cls_gp", "d_augment", "g_ema", "g_output",
                                              "g_condition", "g_upsample", "d_condition",
-                                             "d_cls_augment")},
+                                             "d_cls_augment", "cross_targets", "lambda_cls_fake")},
+        **(extra or {}),
     }
     train(run_dir, config, progress=progress, handle_sigint=False)
     return run_dir

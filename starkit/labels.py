@@ -261,6 +261,25 @@ class LabelSpace:
                     total = total + F.cross_entropy(lg[known], lb[known].argmax(-1))
         return total
 
+    def uncertainty_loss(self, logits, name: str):
+        """How far ``logits`` ``[B, label_dim]`` are from saying nothing about ``name``'s
+        groups: cross-entropy against the uniform distribution for one-hot groups, against 0.5
+        for binary attributes (summed over attributes), averaged over the batch. Its minimum
+        (log k per one-hot group, log 2 per attribute) is reached at logits that are all equal
+        within a one-hot group and 0 for binary attributes."""
+        import torch.nn.functional as F
+
+        if logits.shape[-1] != self.label_dim:
+            raise LabelError(f"logits have {logits.shape[-1]} columns, the label space {self.label_dim}")
+        total = logits.new_zeros(())
+        for gs in self.group_slices(name):
+            lg = logits[:, gs.joint]
+            if gs.group.kind == "binary":
+                total = total + F.binary_cross_entropy_with_logits(lg, lg.new_full(lg.shape, 0.5), reduction="sum") / lg.shape[0]
+            else:
+                total = total - F.log_softmax(lg, dim=-1).mean(-1).mean()
+        return total
+
     def centered_labels(self, labels, name: str):
         """``name``'s own labels ``[B, k]`` (torch) as ``[B, label_dim]`` vectors that say only
         which attributes an image has, not which dataset it comes from: a binary attribute is

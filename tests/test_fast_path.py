@@ -512,3 +512,131 @@ def test_classifier_augmentation_is_checked_by_name():
     assert STARGAN_DEFAULTS["d_cls_augment"] == "none"  # the paper
     with pytest.raises(ConfigError, match="d_cls_augment: must be one of none, framing, got 'crop'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "d_cls_augment": "crop"})
+
+
+# ---------------------------------------------------------------------------------- cross-dataset targets
+def _recording_targets(monkeypatch):
+    import starkit.training.stargan_step as stargan_step
+
+    seen = []
+    original = stargan_step.with_cross_targets
+
+    def recording(*args):
+        out = original(*args)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(stargan_step, "with_cross_targets", recording)
+    return seen
+
+
+def test_cross_targets_translate_part_of_the_batch_to_the_other_dataset_and_judge_it_there(monkeypatch):
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.models.losses import reconstruction_loss
+
+    assert STARGAN_DEFAULTS["cross_targets"] == 0.0  # the paper
+    space = _space()
+    images, labels = _batch(8)
+    seen = _recording_targets(monkeypatch)
+    step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, cross_targets=0.5)
+    plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+    l_plain = plain.train_step(plain.n_critic - 1, "faces", images, labels)
+
+    targets = seen[0]
+    masks = targets.joint[:, space.mask_slice]
+    assert int(masks[:, 1].sum()) == 4 and int(masks[:, 0].sum()) == 4  # half the rows: expr's mask
+    # G's classification: each translation judged by its target dataset's slice (networks
+    # before the step: lr 1e-12), and the way back to the image's own labels.
+    with torch.no_grad():
+        fake = reference.G(images, targets.joint)
+        logits = reference.D(fake)[1]
+        rec = reference.G(fake, space.encode("faces", labels))
+    per_row = []
+    for i in range(8):
+        name, row = space.decode(targets.joint[i])
+        per_row.append(space.classification_loss(logits[i : i + 1], torch.from_numpy(row[None]), name))
+    assert losses["G/loss_cls"].item() == pytest.approx(torch.stack(per_row).mean().item(), rel=1e-4)
+    assert losses["G/loss_rec"].item() == pytest.approx(reconstruction_loss(images, rec).item(), rel=1e-4)
+    # D's classifier still learns from the real images and their own labels alone.
+    assert torch.equal(losses["D/loss_cls"], l_plain["D/loss_cls"])
+    assert torch.equal(losses["D/loss_real"], l_plain["D/loss_real"])
+    assert losses["G/loss_cls"].item() != pytest.approx(l_plain["G/loss_cls"].item(), rel=1e-3)
+
+
+def test_cross_targets_reach_a_conditional_critic_row_by_row(monkeypatch):
+    space = _space()
+    images, labels = _batch(8)
+    seen = _recording_targets(monkeypatch)
+    step = _projection_step(NAIVE, cross_targets=0.5)
+    reference = _projection_step(NAIVE)
+    losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+    targets = seen[0]
+    with torch.no_grad():
+        fake = reference.G(images, targets.joint)
+        score = reference.D(fake, targets.centered(space))[0].mean()
+        assert abs(score - reference.D(fake, space.centered_labels(labels, "faces"))[0].mean()) > 1e-4
+    assert losses["D/loss_fake"].item() == pytest.approx(score.item(), rel=1e-5)
+
+
+def test_cross_targets_are_checked():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    check_config({**STARGAN_DEFAULTS, **TINY, "cross_targets": 1.0})
+    with pytest.raises(ConfigError, match=r"cross_targets: must be in \[0, 1\] \(0: the paper\), got 1.5"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "cross_targets": 1.5})
+
+
+# ---------------------------------------------------------------------------------- unsure classifier on fakes
+def test_classifier_uncertainty_on_translations_adds_exactly_its_term_to_d():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    assert STARGAN_DEFAULTS["lambda_cls_fake"] == 0.0  # the paper
+    space = _space()
+    images, labels = _batch()
+    targets = labels.flip(0)
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    with torch.no_grad():
+        fake = reference.G(images, space.encode("faces", targets))
+    reference.D.zero_grad()
+    term = space.uncertainty_loss(reference.D(fake)[1], "faces")
+    (2.0 * term).backward()
+    # Only D's classifier is trained by it: the real/fake head gets no gradient.
+    expected_extra = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                                for p in reference.D.parameters()])
+
+    results = {}
+    for name, extra in (("plain", {}), ("unsure", {"lambda_cls_fake": 2.0})):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **extra)
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(0, "faces", images, labels)  # a D-only iteration
+        results[name] = losses, torch.cat([p.grad.flatten() for p in step.D.parameters()])
+    (l_plain, d_plain), (l_unsure, d_unsure) = results["plain"], results["unsure"]
+    assert "D/loss_cls_fake" not in l_plain
+    assert l_unsure["D/loss_cls_fake"].item() == pytest.approx(term.item(), rel=1e-5)
+    assert _rel(d_unsure - d_plain, expected_extra) < 1e-4
+    assert all(torch.equal(l_unsure[k], l_plain[k]) for k in l_plain)
+
+
+def test_classifier_uncertainty_is_the_same_with_real_and_fake_in_one_d_call():
+    images, labels = _batch()
+
+    def run(path):
+        step = _step(path, g_lr=1e-12, d_lr=1e-12, lambda_cls_fake=0.5, cross_targets=0.5)
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        return losses, torch.cat([p.grad.flatten() for p in step.D.parameters()])
+
+    (losses, grads), (ref_losses, ref_grads) = run(NAIVE.replace(d_batch_real_fake=True)), run(NAIVE)
+    assert "D/loss_cls_fake" in losses
+    assert max(_loss_errors(losses, ref_losses).values()) <= 1e-5
+    assert _rel(grads, ref_grads) <= 1e-4
+
+
+def test_negative_classifier_uncertainty_weight_is_refused():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    with pytest.raises(ConfigError, match="lambda_cls_fake: must be >= 0"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_cls_fake": -0.1})

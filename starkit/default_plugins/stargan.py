@@ -32,9 +32,15 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     "lambda_id": 0.0,
     # Input-gradient penalty on D's classification of real images (not in the paper, hence 0).
     "lambda_cls_gp": 0.0,
+    # D's classifier trained to be unsure of what translations show (not in the paper, hence 0).
+    "lambda_cls_fake": 0.0,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",
+    # Fraction of every batch translated to another dataset's labels and mask (random valid
+    # labels of a random other dataset), so G is trained on cross-dataset translations too;
+    # not in the paper, hence 0. See starkit.training.targets.
+    "cross_targets": 0.0,
     # Differentiable augmentation of every image D sees (DiffAugment; not in the paper, hence
     # none): any of "translation", "cutout", "color". See starkit.training.diff_augment.
     "d_augment": [],

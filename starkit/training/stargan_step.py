@@ -23,6 +23,9 @@ slice and the mask marks it (paper §3.2); classification losses only look at th
 group by group (:meth:`starkit.labels.LabelSpace.classification_loss`). Target labels come from
 permuting the batch's labels (``target_sampling = "permute"``, the reference's choice: targets
 follow the data's label distribution) or from uniformly random valid labels (``"random"``).
+With ``cross_targets`` (not in the paper) a fraction of every batch is translated to another
+dataset's labels and mask instead, and G's classification loss judges those rows by that
+dataset's slice (:mod:`.targets`).
 
 How the iteration is computed follows the performance switches of :mod:`.fast` (precision,
 memory layout, compilation, Adam implementation, NNPACK convolutions, and the two ways of not
@@ -56,6 +59,7 @@ from .ema import WeightAverage
 from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
 from .framing import D_CLS_AUGMENTATIONS, random_framing
 from .gemm_convs import use_gemm_convs
+from .targets import with_cross_targets
 from .nnpack_convs import use_nnpack_convs
 
 TARGET_SAMPLING = ("permute", "random")
@@ -78,8 +82,9 @@ def check_config(config: Mapping[str, Any]) -> None:
         need(key, config[key] > 0, "must be > 0")
     for key in ("beta1", "beta2"):
         need(key, 0 <= config[key] < 1, "must be in [0, 1)")
-    for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp"):
+    for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake"):
         need(key, config[key] >= 0, "must be >= 0")
+    need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
     need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
@@ -178,7 +183,9 @@ class StarGANStep:
         self.lambda_gp = float(config["lambda_gp"])
         self.lambda_id = float(config["lambda_id"])
         self.lambda_cls_gp = float(config["lambda_cls_gp"])
+        self.lambda_cls_fake = float(config["lambda_cls_fake"])
         self.target_sampling = config["target_sampling"]
+        self.cross_targets = float(config["cross_targets"])
         self.conditional_d = config["d_condition"] != "none"
         self.cls_framing = config["d_cls_augment"] == "framing"
         # What D sees of every image, real or fake (identity unless d_augment is set).
@@ -198,12 +205,14 @@ class StarGANStep:
         fast = self.fast
         autocast = fast.autocast(images.device)
         x_real = fast.prepare_input(images)
-        labels_trg = self.target_labels(dataset, labels)
+        targets = with_cross_targets(
+            space, dataset, self.target_labels(dataset, labels), self.cross_targets, self.rng
+        )
         c_org = space.encode(dataset, labels)
-        c_trg = space.encode(dataset, labels_trg)
+        c_trg = targets.joint
         # What a conditional critic is told each image is (None: D_src judges images alone).
         y_org, y_trg = (
-            (space.centered_labels(labels, dataset), space.centered_labels(labels_trg, dataset))
+            (space.centered_labels(labels, dataset), targets.centered(space))
             if self.conditional_d else (None, None)
         )
         g_step = (iteration + 1) % self.n_critic == 0
@@ -219,10 +228,10 @@ class StarGANStep:
                 y_both = torch.cat([y_org, y_trg]) if self.conditional_d else None
                 out_src, out_cls = self.D_train(torch.cat([d_real, d_fake]), y_both)
                 src_real, src_fake = out_src.split(d_real.shape[0])
-                out_cls = out_cls[: d_real.shape[0]]
+                out_cls, cls_fake = out_cls.split(d_real.shape[0])
             else:
                 src_real, out_cls = self.D_train(d_real, y_org)
-                src_fake, _ = self.D_train(d_fake, y_trg)
+                src_fake, cls_fake = self.D_train(d_fake, y_trg)
             d_loss_real = critic_real_loss(src_real)
             d_loss_fake = critic_fake_loss(src_fake)
             d_loss_gp = self._gradient_penalty(d_real, d_fake, y_org, y_trg)
@@ -235,6 +244,11 @@ class StarGANStep:
                 if self.lambda_cls_gp > 0:
                     d_loss_cls_gp = self._classifier_gradient_penalty(d_real, labels, dataset)
             d_loss = d_loss_real + d_loss_fake + self.lambda_cls * d_loss_cls + self.lambda_gp * d_loss_gp
+            if self.lambda_cls_fake > 0:
+                # D's classifier is also trained to be unsure of what a translation shows, so
+                # that only a translation that truly looks like its target convinces it.
+                d_loss_cls_fake = targets.uncertainty_loss(space, cls_fake.float())
+                d_loss = d_loss + self.lambda_cls_fake * d_loss_cls_fake
             if self.lambda_cls_gp > 0:
                 d_loss = d_loss + self.lambda_cls_gp * d_loss_cls_gp
         opt_d = self.optimizers["D"]
@@ -249,6 +263,8 @@ class StarGANStep:
         }
         if self.lambda_cls_gp > 0:
             losses["D/loss_cls_gp"] = d_loss_cls_gp.detach()
+        if self.lambda_cls_fake > 0:
+            losses["D/loss_cls_fake"] = d_loss_cls_fake.detach()
 
         # ---- generator, every n_critic-th iteration
         if g_step:
@@ -260,7 +276,7 @@ class StarGANStep:
                     x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
                     out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake, y_trg)
                     g_loss_fake = generator_adversarial_loss(out_src)
-                    g_loss_cls = space.classification_loss(out_cls.float(), labels_trg, dataset)
+                    g_loss_cls = targets.classification_loss(space, out_cls.float())
                     x_rec = self.G_call(x_fake, c_org)
                     g_loss_rec = reconstruction_loss(x_real, x_rec)
                     g_loss = g_loss_fake + self.lambda_rec * g_loss_rec + self.lambda_cls * g_loss_cls

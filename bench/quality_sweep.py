@@ -1,0 +1,199 @@
+"""Variants of the quality benchmark's JNT, side by side: which recipe change moves which number?
+
+    .venv/bin/python bench/quality_sweep.py bench/sweeps/classifier_on_fakes.json --out /tmp/sweep.json
+    python3 bench/quality_sweep.py SPEC.json --device cuda --jobs 13 --out OUT.json   # on a GPU machine
+
+SPEC is a JSON object ``{"variant name": {KEY: VALUE, ...}, ...}``: each KEY is a field of
+``bench/quality.py``'s ``Profile`` (``train_seed``, ``lambda_cls_fake``, ...), or, under a
+nested ``"config"`` object, any other training key (``{"config": {"beta1": 0.0}}``). Every
+variant trains the JNT generator (synth-celeba + synth-rafd) with the profile's recipe and
+those changes, and is evaluated like the benchmark's JNT: expression accuracy on synth-celeba
+and on synth-rafd test faces, hair, Male and Young accuracy, the hair and expression
+counterfactual-L1 ratios and the mask ablation. The data and the judge are made once, with the
+profile's seed, exactly as ``bench/quality.py`` makes them.
+
+Each variant runs in its own single-thread process, ``--jobs`` at a time: on a 2-core machine
+two variants take about as long as one benchmark run; a GPU machine with 16 cores runs a dozen
+in the time of one. ``--precision`` defaults to fp32 so that GPU runs compute what CPU runs
+compute (up to rounding; CUDA's convolutions use TF32). The output file records the profile,
+the variants, the commit and each variant's headline numbers; a table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quality as q  # noqa: E402
+
+COLUMNS = {
+    "expression_accuracy": "expr",
+    "expression_accuracy_on_rafd_faces": "expr rafd",
+    "hair_accuracy": "hair",
+    "male_accuracy": "Male",
+    "young_accuracy": "Young",
+    "hair_l1_ratio": "hair L1",
+    "expression_l1_ratio": "expr L1",
+    "mask_ablation_expression_accuracy": "ablation",
+    "train_s": "train s",
+}
+
+
+def variant_profile(base: q.Profile, changes: dict[str, Any]) -> tuple[q.Profile, dict[str, Any]]:
+    """The variant's Profile and its extra training keys; unknown Profile fields are refused."""
+    names = {f.name for f in fields(base)}
+    changes = dict(changes)
+    extra = changes.pop("config", {})
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise SystemExit(f"unknown Profile field(s) {', '.join(unknown)}; put other training keys under \"config\"")
+    return replace(base, **changes), extra
+
+
+def run_variant(name: str, profile: q.Profile, extra: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Train and evaluate one JNT variant (in this process, single-threaded)."""
+    q._single_thread()
+    data, classifier = work / "data", work / "classifier.pt"
+    started = time.perf_counter()
+    run_dir = q.train_generator(name, [q.CELEBA, q.RAFD], profile, data, work / "runs", progress=False, extra=extra)
+    train_s = time.perf_counter() - started
+    report = q.evaluate(run_dir, data, classifier, profile, "target", (q.CELEBA, q.RAFD), progress=False)
+    ablation = q.evaluate(run_dir, data, classifier, profile, "source", (q.CELEBA,), progress=False)
+    out = q.headline(report, joint=True)
+    out["mask_ablation_expression_accuracy"] = q._group(ablation, q.CELEBA, q.RAFD, "expression")["accuracy"]
+    out["train_s"] = round(train_s)
+    return out
+
+
+def _child(argv: list[str]) -> int:
+    name, spec, work = argv[0], json.loads(argv[1]), Path(argv[2])
+    profile = q.Profile(**spec["profile"])
+    result = run_variant(name, profile, spec["extra"], work)
+    q._write_json(work / "results" / f"{name}.json", result)
+    return 0
+
+
+def prepare(profile: q.Profile, work: Path) -> None:
+    """The benchmark's data and judge, made once per work folder (a marker says with what)."""
+    marker = work / "prepared.json"
+    key = {k: v for k, v in asdict(profile).items()
+           if k in ("image_size", "count", "test_fraction", "seed", "classifier_iters", "classifier_batch_size",
+                    "classifier_image_size", "classifier_lr", "classifier_augment", "eval_limit", "device")}
+    if marker.exists() and json.loads(marker.read_text()) == key:
+        return
+    marker.unlink(missing_ok=True)
+    print("== ingest and judge", file=sys.stderr, flush=True)
+    q.ingest_datasets(profile, work / "data")
+    q.train_judge(profile, work / "data", work / "classifier.pt", progress=False)
+    q._write_json(marker, key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return _child(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("spec", type=Path, help="JSON object: variant name -> Profile changes")
+    parser.add_argument("--profile", choices=sorted(q.PROFILES), default="cpu20")
+    parser.add_argument("--device", default=None, help="override the profile's device (cpu, cuda)")
+    parser.add_argument("--precision", default="fp32", help="training precision (fp32, bf16, auto)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="variants trained at a time")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="seconds after which unfinished variants are stopped (and reported as such)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "starkit-quality-sweep")
+    parser.add_argument("--out", type=Path, required=True, help="results file (JSON)")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    base = q.PROFILES[args.profile]
+    if args.device:
+        base = replace(base, device=args.device)
+    try:
+        spec = json.loads(args.spec.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{args.spec}: {exc}") from None
+    if not isinstance(spec, dict) or not all(isinstance(v, dict) for v in spec.values()):
+        raise SystemExit(f"{args.spec}: expected an object of variant name -> object of changes")
+    variants = {name: variant_profile(base, changes) for name, changes in spec.items()}
+    args.work.mkdir(parents=True, exist_ok=True)
+    prepare(base, args.work)
+    results_dir = args.work / "results"
+    results_dir.mkdir(exist_ok=True)
+    for name in variants:
+        (results_dir / f"{name}.json").unlink(missing_ok=True)
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    pending = list(variants)
+    running: dict[str, subprocess.Popen] = {}
+    logs = args.work / "logs"
+    logs.mkdir(exist_ok=True)
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            name = pending.pop(0)
+            profile, extra = variants[name]
+            child_spec = json.dumps({"profile": asdict(profile), "extra": {"precision": args.precision, **extra}})
+            with open(logs / f"{name}.log", "w", encoding="utf-8") as log:
+                running[name] = subprocess.Popen(
+                    [sys.executable, __file__, "--child", name, child_spec, str(args.work)],
+                    env=env, stdout=log, stderr=subprocess.STDOUT,
+                )
+        time.sleep(2)
+        for name, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[name]
+        if args.deadline is not None and time.perf_counter() - started > args.deadline:
+            for proc in running.values():
+                proc.kill()
+            break
+
+    rows: dict[str, Any] = {}
+    for name, (profile, extra) in variants.items():
+        path = results_dir / f"{name}.json"
+        if path.exists():
+            rows[name] = {"changes": spec[name], **json.loads(path.read_text(encoding="utf-8"))}
+        else:
+            tail = (logs / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-800:]
+            rows[name] = {"changes": spec[name], "unfinished": True, "log_tail": tail}
+    import torch
+
+    q._write_json(args.out, {
+        "format": "starkit.bench.quality_sweep",
+        "version": 1,
+        "profile": args.profile,
+        "base": asdict(base),
+        "precision": args.precision,
+        "git_commit": q.git_commit(),
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "wall_s": round(time.perf_counter() - started, 1),
+        "variants": rows,
+    })
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("variant", *COLUMNS.values())
+    for name, row in rows.items():
+        if row.get("unfinished"):
+            table.add_row(name, "unfinished")
+            continue
+        cells = [row.get(key) for key in COLUMNS]
+        table.add_row(name, *("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells))
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The target labels of a training batch, optionally across datasets (``cross_targets``; not in
+StarGAN).
+
+In the paper's joint training a batch comes from one dataset and is translated to that
+dataset's labels only: a CelebA face is never asked for a RaFD expression during training,
+and the mask vector is what lets the generator do it at test time anyway (paper §3.2, Figure
+6). With ``cross_targets = p`` a fraction ``p`` of every batch is translated to another
+dataset's labels instead, with that dataset's mask: uniformly random valid labels of a
+uniformly chosen other dataset (one member of each one-hot group, fair coins for binary
+attributes). G's classification loss then judges those translations by the other dataset's
+part of D's classifier, so G is trained on the very translations the paper's Figure 6 shows.
+D's classifier still learns from real images with their own labels only, and the
+reconstruction still returns each image to its own labels and mask.
+
+With ``p = 0`` (the default) or a single dataset nothing changes and no random number is
+drawn: the batch's targets are the paper's, computed exactly as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..labels import LabelSpace
+
+
+@dataclass(frozen=True)
+class TargetPart:
+    """Rows of the batch (``None``: all of them) translated to ``dataset``'s ``labels``
+    (``[rows, k]``, that dataset's own layout)."""
+
+    dataset: str
+    rows: Tensor | None
+    labels: Tensor
+
+
+@dataclass(frozen=True)
+class Targets:
+    """A batch's targets: the joint vectors G is given and, per dataset, the rows and labels
+    its classification loss is computed on."""
+
+    joint: Tensor
+    parts: tuple[TargetPart, ...]
+
+    def classification_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
+        """D's classification of the translations against their targets, each part by its own
+        dataset's slice, weighted by its share of the batch (one part: the paper's loss)."""
+        if len(self.parts) == 1 and self.parts[0].rows is None:
+            part = self.parts[0]
+            return space.classification_loss(logits, part.labels, part.dataset)
+        batch = logits.shape[0]
+        total = logits.new_zeros(())
+        for part in self.parts:
+            share = part.labels.shape[0] / batch
+            total = total + share * space.classification_loss(logits[part.rows], part.labels, part.dataset)
+        return total
+
+    def uncertainty_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
+        """:meth:`LabelSpace.uncertainty_loss` of each part's rows for its dataset's groups,
+        weighted by its share of the batch."""
+        if len(self.parts) == 1 and self.parts[0].rows is None:
+            return space.uncertainty_loss(logits, self.parts[0].dataset)
+        batch = logits.shape[0]
+        total = logits.new_zeros(())
+        for part in self.parts:
+            share = part.labels.shape[0] / batch
+            total = total + share * space.uncertainty_loss(logits[part.rows], part.dataset)
+        return total
+
+    def centered(self, space: LabelSpace) -> Tensor:
+        """:meth:`LabelSpace.centered_labels` of every row's target (for a conditional critic)."""
+        if len(self.parts) == 1 and self.parts[0].rows is None:
+            part = self.parts[0]
+            return space.centered_labels(part.labels, part.dataset)
+        out = torch.zeros((self.joint.shape[0], space.label_dim), dtype=torch.float32, device=self.joint.device)
+        for part in self.parts:
+            out[part.rows] = space.centered_labels(part.labels, part.dataset)
+        return out
+
+
+def cross_count(fraction: float, batch: int) -> int:
+    """How many rows of a batch of ``batch`` get another dataset's labels."""
+    return min(batch, int(round(fraction * batch)))
+
+
+def with_cross_targets(
+    space: LabelSpace,
+    dataset: str,
+    own_targets: Tensor,
+    fraction: float,
+    generator: torch.Generator,
+) -> Targets:
+    """``dataset``'s batch with targets ``own_targets`` (its own layout), a ``fraction`` of its
+    rows re-targeted to other datasets of ``space`` (see the module docstring). Random numbers
+    come from ``generator`` (a CPU generator), and none are drawn when no row is re-targeted."""
+    batch = own_targets.shape[0]
+    others = [name for name in space.names if name != dataset]
+    count = cross_count(fraction, batch) if others else 0
+    if count == 0:
+        return Targets(space.encode(dataset, own_targets), (TargetPart(dataset, None, own_targets),))
+    device = own_targets.device
+    order = torch.randperm(batch, generator=generator)
+    cross_rows, own_rows = order[:count].sort().values, order[count:].sort().values
+    choice = torch.randint(0, len(others), (count,), generator=generator)
+    joint = torch.zeros((batch, space.dim), dtype=torch.float32, device=device)
+    parts = []
+    if own_rows.numel():
+        rows = own_rows.to(device)
+        labels = own_targets[rows]
+        joint[rows] = space.encode(dataset, labels)
+        parts.append(TargetPart(dataset, rows, labels))
+    for i, name in enumerate(others):
+        picked = cross_rows[choice == i]
+        if not picked.numel():
+            continue
+        rows = picked.to(device)
+        labels = space.random_labels_torch(name, rows.shape[0], generator=generator, device=device)
+        joint[rows] = space.encode(name, labels)
+        parts.append(TargetPart(name, rows, labels))
+    return Targets(joint, tuple(parts))
