@@ -119,6 +119,7 @@ class Profile:
     # no other dataset, so it is unaffected).
     cross_targets: float = 0.0
     lambda_cls_fake: float = 0.0
+    mask_noise: float = 0.0
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with
@@ -208,7 +209,7 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
                                              "g_lr", "d_lr", "lambda_cls", "lambda_rec", "lambda_gp",
                                              "lambda_id", "lambda_cls_gp", "d_augment", "g_ema", "g_output",
                                              "g_condition", "g_upsample", "d_condition",
-                                             "d_cls_augment", "cross_targets", "lambda_cls_fake")},
+                                             "d_cls_augment", "cross_targets", "lambda_cls_fake", "mask_noise")},
         **(extra or {}),
     }
     train(run_dir, config, progress=progress, handle_sigint=False)

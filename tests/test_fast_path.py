@@ -640,3 +640,51 @@ def test_negative_classifier_uncertainty_weight_is_refused():
 
     with pytest.raises(ConfigError, match="lambda_cls_fake: must be >= 0"):
         check_config({**STARGAN_DEFAULTS, **TINY, "lambda_cls_fake": -0.1})
+
+
+# ---------------------------------------------------------------------------------- mask noise
+def test_mask_noise_changes_what_g_is_given_not_what_it_is_judged_by(monkeypatch):
+    import starkit.training.stargan_step as stargan_step
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.models.losses import reconstruction_loss
+
+    assert STARGAN_DEFAULTS["mask_noise"] == 0.0  # the paper: unknown parts are zero
+    space = _space()
+    images, labels = _batch()
+    targets = labels.flip(0)
+    given = []
+    original = stargan_step.with_off_mask_noise
+
+    def recording(space_, joint, fraction, generator):
+        out = original(space_, joint, fraction, generator)
+        given.append((joint, out))
+        return out
+
+    monkeypatch.setattr(stargan_step, "with_off_mask_noise", recording)
+    step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, mask_noise=1.0)
+    step.target_labels = lambda dataset, batch_labels: targets
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+
+    (trg, trg_noisy), (org, org_noisy) = given
+    assert torch.equal(trg, space.encode("faces", targets)) and torch.equal(org, space.encode("faces", labels))
+    for clean, noisy in given:  # every row: the other dataset's part filled, the rest kept
+        assert (noisy[:, space.slice("expr")].sum(1) == 1).all()
+        assert torch.equal(noisy[:, : space.slice("expr").start], clean[:, : space.slice("expr").start])
+        assert torch.equal(noisy[:, space.mask_slice], clean[:, space.mask_slice])
+    with torch.no_grad():
+        fake = reference.G(images, trg_noisy)
+        logits = reference.D(fake)[1]
+        rec = reference.G(fake, org_noisy)
+        assert (fake - reference.G(images, trg)).abs().max() > 1e-4  # G does see the noise
+    # Judged by the true targets: the classification loss of the translation against them.
+    assert losses["G/loss_cls"].item() == pytest.approx(space.classification_loss(logits, targets, "faces").item(), rel=1e-4)
+    assert losses["G/loss_rec"].item() == pytest.approx(reconstruction_loss(images, rec).item(), rel=1e-4)
+
+
+def test_mask_noise_is_checked():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    with pytest.raises(ConfigError, match=r"mask_noise: must be in \[0, 1\]"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "mask_noise": -0.5})

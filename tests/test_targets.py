@@ -92,3 +92,36 @@ def test_all_rows_can_cross():
     space = _space("faces", "expr")
     targets = with_cross_targets(space, "faces", _own(space), 1.0, torch.Generator().manual_seed(0))
     assert set(_row_dataset(space, targets.joint)) == {"expr"} and len(targets.parts) == 1
+
+
+def test_off_mask_noise_fills_only_the_parts_the_mask_marks_unknown():
+    from starkit.training.targets import with_off_mask_noise
+
+    space = _space("faces", "expr", "pose")
+    joint = torch.cat([space.encode("faces", _own(space, 6)),
+                       space.encode("pose", torch.from_numpy(space.random_labels("pose", 6, np.random.default_rng(1))))])
+    noisy = with_off_mask_noise(space, joint, 0.5, torch.Generator().manual_seed(0))
+    changed = [i for i in range(12) if not torch.equal(noisy[i], joint[i])]
+    assert len(changed) == 6  # every noised row changes: each dataset here has a one-hot group
+    for i in range(12):
+        owner = space.decode(joint[i])[0]
+        assert torch.equal(noisy[i, space.mask_slice], joint[i, space.mask_slice])
+        assert torch.equal(noisy[i, space.slice(owner)], joint[i, space.slice(owner)])  # its own labels stay
+        if i in changed:
+            for name in space.names:
+                if name != owner:  # valid labels of that dataset, one member of each one-hot group
+                    space.validate(name, noisy[i, space.slice(name)][None])
+                    assert noisy[i, space.slice(name)].sum() >= 1
+    again = with_off_mask_noise(space, joint, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(again, noisy)
+
+
+def test_off_mask_noise_draws_nothing_when_off_or_without_a_mask():
+    from starkit.training.targets import with_off_mask_noise
+
+    for space, fraction in ((_space("faces", "expr"), 0.0), (_space("faces"), 1.0)):
+        joint = space.encode("faces", _own(space))
+        rng = torch.Generator().manual_seed(5)
+        before = rng.get_state()
+        assert with_off_mask_noise(space, joint, fraction, rng) is joint
+        assert torch.equal(rng.get_state(), before)

@@ -41,6 +41,9 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # labels of a random other dataset), so G is trained on cross-dataset translations too;
     # not in the paper, hence 0. See starkit.training.targets.
     "cross_targets": 0.0,
+    # Fraction of G's label inputs given random labels in the parts their mask marks unknown
+    # (zeros in the paper), so that G learns to ignore them. See starkit.training.targets.
+    "mask_noise": 0.0,
     # Differentiable augmentation of every image D sees (DiffAugment; not in the paper, hence
     # none): any of "translation", "cutout", "color". See starkit.training.diff_augment.
     "d_augment": [],

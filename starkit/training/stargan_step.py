@@ -5,14 +5,20 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
 
     D step:  L_D = -mean D_src(x) + mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(x), c_org)
                    + λ_gp·GP(x, G(x, c_trg))  [+ λ_cls_gp·mean ‖∇_x L_cls(D_cls(x), c_org)‖²]
+                   [+ λ_cls_fake·U(D_cls(G(x, c_trg)))]
     G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
 
-Terms in brackets are optional and off by default (not in the paper); with ``d_augment`` D sees
-every image, real or fake, through differentiable augmentations (:mod:`.diff_augment`). With
-``g_ema`` (StarGAN v2's choice, not the first paper's) the step also keeps an exponential moving
-average of G's weights, updated after every G step, which sample grids, ``starkit translate``
-and ``starkit eval`` use (:mod:`.ema`).
+Terms in brackets are optional and off by default (not in the paper); ``U`` is
+:meth:`~starkit.labels.LabelSpace.uncertainty_loss`, the cross-entropy of D's classification of a
+translation against "no idea" (uniform over each one-hot group, 0.5 for each binary attribute):
+D learns to doubt what translations show, so G must make them convincing rather than find what
+D's classifier happens to accept.
+
+With ``d_augment`` D sees every image, real or fake, through differentiable augmentations
+(:mod:`.diff_augment`). With ``g_ema`` (StarGAN v2's choice, not the first paper's) the step
+also keeps an exponential moving average of G's weights, updated after every G step, which
+sample grids, ``starkit translate`` and ``starkit eval`` use (:mod:`.ema`).
 With ``d_condition = "projection"`` D_src is told each image's labels (real images their own,
 translations their targets): ``D_src(x, c_org)`` and ``D_src(G(x, c_trg), c_trg)``. With
 ``d_cls_augment = "framing"`` D's classification loss (and its input-gradient penalty) is
@@ -25,7 +31,8 @@ permuting the batch's labels (``target_sampling = "permute"``, the reference's c
 follow the data's label distribution) or from uniformly random valid labels (``"random"``).
 With ``cross_targets`` (not in the paper) a fraction of every batch is translated to another
 dataset's labels and mask instead, and G's classification loss judges those rows by that
-dataset's slice (:mod:`.targets`).
+dataset's slice (:mod:`.targets`); with ``mask_noise`` some rows of G's label inputs carry random
+labels in the parts their mask marks unknown, which G learns to ignore.
 
 How the iteration is computed follows the performance switches of :mod:`.fast` (precision,
 memory layout, compilation, Adam implementation, NNPACK convolutions, and the two ways of not
@@ -59,8 +66,8 @@ from .ema import WeightAverage
 from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
 from .framing import D_CLS_AUGMENTATIONS, random_framing
 from .gemm_convs import use_gemm_convs
-from .targets import with_cross_targets
 from .nnpack_convs import use_nnpack_convs
+from .targets import with_cross_targets, with_off_mask_noise
 
 TARGET_SAMPLING = ("permute", "random")
 
@@ -85,6 +92,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake"):
         need(key, config[key] >= 0, "must be >= 0")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
+    need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
     need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
     need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
@@ -186,6 +194,7 @@ class StarGANStep:
         self.lambda_cls_fake = float(config["lambda_cls_fake"])
         self.target_sampling = config["target_sampling"]
         self.cross_targets = float(config["cross_targets"])
+        self.mask_noise = float(config["mask_noise"])
         self.conditional_d = config["d_condition"] != "none"
         self.cls_framing = config["d_cls_augment"] == "framing"
         # What D sees of every image, real or fake (identity unless d_augment is set).
@@ -210,6 +219,11 @@ class StarGANStep:
         )
         c_org = space.encode(dataset, labels)
         c_trg = targets.joint
+        if self.mask_noise > 0:
+            # What G is given: the unknown parts of some rows filled with random labels, which
+            # G must learn to ignore (the losses still see the true targets).
+            c_trg = with_off_mask_noise(space, c_trg, self.mask_noise, self.rng)
+            c_org = with_off_mask_noise(space, c_org, self.mask_noise, self.rng)
         # What a conditional critic is told each image is (None: D_src judges images alone).
         y_org, y_trg = (
             (space.centered_labels(labels, dataset), targets.centered(space))

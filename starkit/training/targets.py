@@ -1,5 +1,6 @@
-"""The target labels of a training batch, optionally across datasets (``cross_targets``; not in
-StarGAN).
+"""What G is asked for in a training batch: target labels, optionally across datasets
+(``cross_targets``), and optionally noise in the parts of its label inputs that the mask marks
+unknown (``mask_noise``). Neither is in StarGAN.
 
 In the paper's joint training a batch comes from one dataset and is translated to that
 dataset's labels only: a CelebA face is never asked for a RaFD expression during training,
@@ -13,7 +14,8 @@ D's classifier still learns from real images with their own labels only, and the
 reconstruction still returns each image to its own labels and mask.
 
 With ``p = 0`` (the default) or a single dataset nothing changes and no random number is
-drawn: the batch's targets are the paper's, computed exactly as before.
+drawn: the batch's targets are the paper's, computed exactly as before. The same holds for
+:func:`with_off_mask_noise` (its docstring says why it exists).
 """
 
 from __future__ import annotations
@@ -120,3 +122,27 @@ def with_cross_targets(
         joint[rows] = space.encode(name, labels)
         parts.append(TargetPart(name, rows, labels))
     return Targets(joint, tuple(parts))
+
+
+def with_off_mask_noise(space: LabelSpace, joint: Tensor, fraction: float, generator: torch.Generator) -> Tensor:
+    """``joint`` label vectors with a ``fraction`` of the rows given random valid labels in the
+    parts their mask marks as unknown (``mask_noise``; not in StarGAN).
+
+    The paper sets those parts to zero and relies on G learning that the mask says which part
+    counts. G never sees anything but zeros there, so what it does with a non-zero unknown part
+    (a RaFD expression beside the CelebA mask: the paper's Figure 7) is left to chance. Trained
+    on such rows with the same losses, G learns to ignore what the mask does not select. None
+    are drawn when no row is noised (``fraction`` 0, or a single dataset: no mask)."""
+    batch = joint.shape[0]
+    count = cross_count(fraction, batch) if space.mask_dim > 1 else 0
+    if count == 0:
+        return joint
+    rows = torch.randperm(batch, generator=generator)[:count].to(joint.device)
+    owner = joint[rows][:, space.mask_slice].argmax(-1)
+    out = joint.clone()
+    for index, name in enumerate(space.names):
+        noised = rows[owner != index]
+        labels = space.random_labels_torch(name, noised.shape[0], generator=generator, device=joint.device)
+        if noised.numel():
+            out[noised, space.slice(name)] = labels
+    return out
