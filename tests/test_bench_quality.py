@@ -52,3 +52,47 @@ def test_training_seed_is_its_own_field_and_reaches_training(quality, tmp_path, 
     monkeypatch.setattr("starkit.training.train", lambda run, config, **kw: seen.update(config))
     quality.train_generator("jnt", ["synth-celeba"], out, tmp_path / "data", tmp_path / "runs")
     assert seen["seed"] == 1
+
+
+# Profile fields that are not training keys of the generators' runs.
+NOT_TRAINING = {"image_size", "count", "test_fraction", "seed", "train_seed", "classifier_iters",
+                "classifier_batch_size", "classifier_image_size", "classifier_lr", "classifier_augment",
+                "eval_limit", "figure_rows", "device", "workers"}
+
+
+def test_every_training_field_of_the_profile_reaches_training(quality, tmp_path, monkeypatch):
+    from dataclasses import fields
+
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    seen = {}
+    monkeypatch.setattr("starkit.training.train", lambda run, config, **kw: seen.update(config))
+    profile = quality.PROFILES["cpu20"]
+    quality.train_generator("jnt", ["synth-celeba"], profile, tmp_path / "data", tmp_path / "runs")
+    for field in fields(profile):
+        if field.name in NOT_TRAINING:
+            continue
+        assert field.name in seen, f"Profile.{field.name} does not reach training"
+        assert seen[field.name] == getattr(profile, field.name), field.name
+        assert field.name in STARGAN_DEFAULTS or field.name in ("iters", "batch_size"), field.name
+
+
+def test_the_readme_demo_trains_the_benchmarks_recipe(quality):
+    """configs/demo.toml says it is the cpu20 profile's recipe: every training key the profile
+    sets away from the paper's defaults is in it, with the profile's value."""
+    import tomllib
+    from dataclasses import fields
+
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    demo = tomllib.loads((SCRIPT.parents[1] / "configs" / "demo.toml").read_text(encoding="utf-8"))
+    profile = quality.PROFILES["cpu20"]
+    for field in fields(profile):
+        name, value = field.name, getattr(profile, field.name)
+        if name in NOT_TRAINING or name == "d_augment":
+            continue
+        if name in ("iters", "batch_size") or value != STARGAN_DEFAULTS.get(name):
+            assert demo.get(name) == value, f"configs/demo.toml: {name} = {demo.get(name)!r}, the profile has {value!r}"
+    for name, value in demo.items():
+        if name in STARGAN_DEFAULTS:
+            assert value == getattr(profile, name, STARGAN_DEFAULTS[name]), name
