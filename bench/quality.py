@@ -527,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.profile == "cpu20" else f"-{args.profile}"
+    # The code that runs: read before anything is written (the figure and results files are
+    # tracked, so reading it at the end would call every run "-dirty"), and before a commit
+    # made while the benchmark runs could be taken for the code that ran.
+    commit = git_commit()
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}
     started = time.perf_counter()
@@ -567,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         "version": 1,
         "profile": args.profile,
         "seed": profile.seed,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "config": asdict(profile),
         "machine": {"cpus": os.cpu_count(), "threads_per_job": 1, "python": platform.python_version(),
                     "torch": torch.__version__, "platform": platform.platform()},

@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    commit = q.git_commit()  # the code that runs, read before anything is written
     base = q.PROFILES[args.profile]
     if args.device:
         base = replace(base, device=args.device)
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": args.profile,
         "base": asdict(base),
         "precision": args.precision,
-        "git_commit": q.git_commit(),
+        "git_commit": commit,
         "machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "wall_s": round(time.perf_counter() - started, 1),
