@@ -58,7 +58,8 @@ class Profile:
     image_size: int = 32
     count: int = 2200  # faces per dataset, ~10 % of them held out as test
     test_fraction: float = 0.1
-    # generator training, identical for SNG and JNT
+    # generator training, identical for SNG and JNT. Notes measured before lambda_cls_fake,
+    # cross_targets and mask_noise (below) joined the recipe had those three at 0.
     # 3,600 and 3,900 iterations gave JNT 0.718 and 0.726 against 0.696 (expression accuracy on
     # synth-celeba faces), a gain the size of the spread between training seeds (0.70 / 0.72),
     # for 1.2–1.3× the time (measured with lambda_cls_gp 0.3, as are the other notes below).

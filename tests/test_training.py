@@ -338,9 +338,11 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path
     # forward (and a double backward) per D step, and D's augmentations and framing draw per
     # rank; the conditional critic's label embedding is a parameter only some D calls use.
     # With G's moving average too: each rank averages its own replica, and they must stay equal.
+    # Cross-dataset targets and mask noise draw per rank; the classifier's doubt on translations
+    # trains D through the fakes' half of the batched D call.
     config = tiny_config(toy_data_root, iters=10, device="cpu", sample_every=10, lambda_cls_gp=0.3,
                          d_augment=["translation", "cutout"], g_ema=0.9, d_condition="projection",
-                         d_cls_augment="framing")
+                         d_cls_augment="framing", lambda_cls_fake=0.3, cross_targets=0.5, mask_noise=0.5)
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), config), nprocs=2, join=True)
     rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
     rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
