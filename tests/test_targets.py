@@ -8,7 +8,7 @@ import torch
 
 from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
-from starkit.training.targets import cross_count, with_cross_targets
+from starkit.training.targets import row_count, with_cross_targets
 
 FACES = [AttributeGroup("hair", "onehot", ("black", "blond", "brown")), AttributeGroup("a", "binary", ("male", "young"))]
 EXPR = [AttributeGroup("expression", "onehot", ("angry", "happy", "neutral", "sad"))]
@@ -47,7 +47,7 @@ def test_a_fraction_of_the_rows_gets_another_datasets_valid_labels_and_mask():
     own = _own(space, 16)
     targets = with_cross_targets(space, "faces", own, 0.5, torch.Generator().manual_seed(1))
     datasets = _row_dataset(space, targets.joint)
-    assert datasets.count("faces") == 8 == cross_count(0.5, 16)
+    assert datasets.count("faces") == 8 == row_count(0.5, 16)
     assert {"expr", "pose"} <= set(datasets)  # both other datasets are drawn
     rows = sorted(i for part in targets.parts for i in part.rows.tolist())
     assert rows == list(range(16))  # the parts cover the batch once
@@ -65,9 +65,9 @@ def test_a_fraction_of_the_rows_gets_another_datasets_valid_labels_and_mask():
     assert not torch.equal(other.joint, targets.joint)
 
 
-def test_cross_count_rounds_and_stays_within_the_batch():
-    assert [cross_count(f, 16) for f in (0.0, 0.25, 0.5, 1.0)] == [0, 4, 8, 16]
-    assert cross_count(0.25, 6) == 2 and cross_count(0.01, 16) == 0
+def test_row_count_rounds_and_stays_within_the_batch():
+    assert [row_count(f, 16) for f in (0.0, 0.25, 0.5, 1.0)] == [0, 4, 8, 16]
+    assert row_count(0.25, 6) == 2 and row_count(0.01, 16) == 0
 
 
 def test_every_row_is_judged_by_its_own_datasets_slice():

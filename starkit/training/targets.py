@@ -21,6 +21,7 @@ drawn: the batch's targets are the paper's, computed exactly as before. The same
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -49,26 +50,22 @@ class Targets:
     def classification_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
         """D's classification of the translations against their targets, each part by its own
         dataset's slice, weighted by its share of the batch (one part: the paper's loss)."""
-        if len(self.parts) == 1 and self.parts[0].rows is None:
-            part = self.parts[0]
-            return space.classification_loss(logits, part.labels, part.dataset)
-        batch = logits.shape[0]
-        total = logits.new_zeros(())
-        for part in self.parts:
-            share = part.labels.shape[0] / batch
-            total = total + share * space.classification_loss(logits[part.rows], part.labels, part.dataset)
-        return total
+        return self._by_part(logits, lambda part, lg: space.classification_loss(lg, part.labels, part.dataset))
 
     def uncertainty_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
         """:meth:`LabelSpace.uncertainty_loss` of each part's rows for its dataset's groups,
         weighted by its share of the batch."""
+        return self._by_part(logits, lambda part, lg: space.uncertainty_loss(lg, part.dataset))
+
+    def _by_part(self, logits: Tensor, loss: Callable[[TargetPart, Tensor], Tensor]) -> Tensor:
+        """``loss(part, logits of its rows)`` summed over the parts, each weighted by its share
+        of the batch; a single part covering the batch is its loss itself."""
         if len(self.parts) == 1 and self.parts[0].rows is None:
-            return space.uncertainty_loss(logits, self.parts[0].dataset)
-        batch = logits.shape[0]
+            return loss(self.parts[0], logits)
         total = logits.new_zeros(())
         for part in self.parts:
-            share = part.labels.shape[0] / batch
-            total = total + share * space.uncertainty_loss(logits[part.rows], part.dataset)
+            share = part.labels.shape[0] / logits.shape[0]
+            total = total + share * loss(part, logits[part.rows])
         return total
 
     def centered(self, space: LabelSpace) -> Tensor:
@@ -82,8 +79,8 @@ class Targets:
         return out
 
 
-def cross_count(fraction: float, batch: int) -> int:
-    """How many rows of a batch of ``batch`` get another dataset's labels."""
+def row_count(fraction: float, batch: int) -> int:
+    """How many rows of a batch of ``batch`` a ``fraction`` selects (rounded, at most all)."""
     return min(batch, int(round(fraction * batch)))
 
 
@@ -99,7 +96,7 @@ def with_cross_targets(
     come from ``generator`` (a CPU generator), and none are drawn when no row is re-targeted."""
     batch = own_targets.shape[0]
     others = [name for name in space.names if name != dataset]
-    count = cross_count(fraction, batch) if others else 0
+    count = row_count(fraction, batch) if others else 0
     if count == 0:
         return Targets(space.encode(dataset, own_targets), (TargetPart(dataset, None, own_targets),))
     device = own_targets.device
@@ -134,7 +131,7 @@ def with_off_mask_noise(space: LabelSpace, joint: Tensor, fraction: float, gener
     on such rows with the same losses, G learns to ignore what the mask does not select. None
     are drawn when no row is noised (``fraction`` 0, or a single dataset: no mask)."""
     batch = joint.shape[0]
-    count = cross_count(fraction, batch) if space.mask_dim > 1 else 0
+    count = row_count(fraction, batch) if space.mask_dim > 1 else 0
     if count == 0:
         return joint
     rows = torch.randperm(batch, generator=generator)[:count].to(joint.device)
