@@ -96,3 +96,38 @@ def test_the_readme_demo_trains_the_benchmarks_recipe(quality):
     for name, value in demo.items():
         if name in STARGAN_DEFAULTS:
             assert value == getattr(profile, name, STARGAN_DEFAULTS[name]), name
+
+
+def test_recipe_cost_times_the_recipe_keys_on_equal_footing(tmp_path):
+    """bench/recipe_cost.py: 'before' and 'now' differ only in the recipe's keys, start from the
+    same weights, and the run writes a ratio per mode."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_recipe_cost", SCRIPT.parent / "recipe_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    profile = module.q.PROFILES["cpu20"]
+    now = {k: getattr(profile, k) for k in module.RECIPE_KEYS}
+    assert any(now.values())  # the benchmark's recipe uses them
+    _, _, steps = module.build_steps({"before": {k: 0.0 for k in module.RECIPE_KEYS}, "now": now})
+    before, after = steps["before"], steps["now"]
+    assert (before.lambda_cls_fake, before.cross_targets, before.mask_noise) == (0.0, 0.0, 0.0)
+    assert (after.lambda_cls_fake, after.cross_targets, after.mask_noise) == tuple(now.values())
+    assert {k: v for k, v in before.config.items() if k not in now} == {k: v for k, v in after.config.items() if k not in now}
+    for a, b in zip(before.G.parameters(), after.G.parameters()):
+        assert a.equal(b)
+    out = tmp_path / "cost.json"
+    import torch
+
+    threads = torch.get_num_threads()  # the script runs single-threaded, as the benchmark's jobs do
+    try:
+        assert module.main(["--iters", "2", "--repeats", "1", "--warmup", "1", "--keys", "mask_noise",
+                            "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(out.read_text())
+    assert set(result["ratio_to_before_median"]) == {"now", "only mask_noise"}
+    assert all(v > 0 for v in result["ratio_to_before_median"].values())
+    with pytest.raises(SystemExit, match="not one of"):
+        module.main(["--keys", "lambda_cls"])
