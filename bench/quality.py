@@ -196,6 +196,13 @@ def ingest_datasets(profile: Profile, data: Path) -> dict[str, Any]:
     return out
 
 
+def training_keys(profile: Profile) -> dict[str, Any]:
+    """The profile's fields that are StarGAN training keys (the recipe, without the budget)."""
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    return {k: v for k, v in asdict(profile).items() if k in STARGAN_DEFAULTS}
+
+
 def train_generator(name: str, datasets: list[str], profile: Profile, data: Path, runs: Path,
                     progress: bool = True, extra: dict[str, Any] | None = None) -> Path:
     """Train one generator with ``profile``'s recipe (``extra``: more training-config keys)."""
@@ -215,11 +222,7 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
         "log_every": 25,
         "latest_every": profile.iters,
         "save_every": 0,
-        **{k: getattr(profile, k) for k in ("g_conv_dim", "d_conv_dim", "g_repeat_num", "d_repeat_num", "n_critic",
-                                             "g_lr", "d_lr", "lambda_cls", "lambda_rec", "lambda_gp",
-                                             "lambda_id", "lambda_cls_gp", "d_augment", "g_ema", "g_output",
-                                             "g_condition", "g_upsample", "d_condition",
-                                             "d_cls_augment", "cross_targets", "lambda_cls_fake", "mask_noise")},
+        **training_keys(profile),
         **(extra or {}),
     }
     train(run_dir, config, progress=progress, handle_sigint=False)

@@ -21,7 +21,6 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,7 +40,7 @@ def build_steps(modes: dict[str, dict], seed: int = 0):
 
     space = LabelSpace.from_specs([get_dataset(q.CELEBA), get_dataset(q.RAFD)])
     profile = q.PROFILES["cpu20"]
-    training = {k: v for k, v in asdict(profile).items() if k in STARGAN_DEFAULTS}
+    training = q.training_keys(profile)
     steps = {}
     for name, changes in modes.items():
         torch.manual_seed(seed)  # the same initial weights for every mode

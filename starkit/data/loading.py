@@ -79,6 +79,14 @@ def default_transforms() -> list[Any]:
     return [_import_albumentations().HorizontalFlip(p=0.5)]
 
 
+#: The random framing of :func:`robust_transforms` (and of D's framed classification,
+#: :mod:`starkit.training.framing`): zoom factor range (> 1: the content appears larger), largest
+#: shift as a fraction of the side, largest roll in degrees.
+FRAMING_SCALE = (0.9, 1.12)
+FRAMING_SHIFT = 0.06
+FRAMING_ROLL_DEGREES = 9.0
+
+
 def robust_transforms() -> list[Any]:
     """Flip, then small random framing changes (shift ±6 %, scale 0.9–1.12, roll ±9°, edges
     reflected) and colour changes (brightness, contrast, saturation, hue).
@@ -94,7 +102,8 @@ def robust_transforms() -> list[Any]:
     A = _import_albumentations()
     return [
         A.HorizontalFlip(p=0.5),
-        A.Affine(scale=(0.9, 1.12), translate_percent=(-0.06, 0.06), rotate=(-9, 9),
+        A.Affine(scale=FRAMING_SCALE, translate_percent=(-FRAMING_SHIFT, FRAMING_SHIFT),
+                 rotate=(-FRAMING_ROLL_DEGREES, FRAMING_ROLL_DEGREES),
                  border_mode=cv2.BORDER_REFLECT_101, p=0.9),
         A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.06, p=0.9),
     ]

@@ -30,14 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.loading import FRAMING_ROLL_DEGREES as ROLL_DEGREES
+from ..data.loading import FRAMING_SCALE as SCALE
+from ..data.loading import FRAMING_SHIFT as SHIFT
+
 #: Names of ``d_cls_augment``: ``"none"`` (the paper) or ``"framing"``.
 D_CLS_AUGMENTATIONS = ("none", "framing")
-#: Range of the zoom factor (> 1: the content appears larger).
-SCALE = (0.9, 1.12)
-#: Largest shift of the content, as a fraction of the image side.
-SHIFT = 0.06
-#: Largest roll, in degrees.
-ROLL_DEGREES = 9.0
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> Tensor:

@@ -139,7 +139,7 @@ def with_off_mask_noise(space: LabelSpace, joint: Tensor, fraction: float, gener
     out = joint.clone()
     for index, name in enumerate(space.names):
         noised = rows[owner != index]
-        labels = space.random_labels_torch(name, noised.shape[0], generator=generator, device=joint.device)
         if noised.numel():
+            labels = space.random_labels_torch(name, noised.shape[0], generator=generator, device=joint.device)
             out[noised, space.slice(name)] = labels
     return out
