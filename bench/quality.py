@@ -130,6 +130,8 @@ class Profile:
     lambda_cls_fake: float = 0.3
     cross_targets: float = 0.25
     mask_noise: float = 0.5
+    lambda_change: float = 0.0
+    lambda_change_tv: float = 0.0
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with

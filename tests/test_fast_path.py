@@ -589,6 +589,48 @@ def test_cross_targets_are_checked():
         check_config({**STARGAN_DEFAULTS, **TINY, "cross_targets": 1.5})
 
 
+# ---------------------------------------------------------------------------- change penalties
+@pytest.mark.parametrize("key, loss_name", [("lambda_change", "change_l1"),
+                                            ("lambda_change_tv", "change_total_variation")])
+def test_change_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, loss_name):
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.models import losses as L
+
+    assert STARGAN_DEFAULTS[key] == 0.0  # the paper's objective
+    loss = getattr(L, loss_name)
+    space = _space()
+    images, labels = _batch()
+    targets = labels.flip(0)
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    reference.G.zero_grad()
+    term = loss(images, reference.G(images, space.encode("faces", targets)))
+    (2.5 * term).backward()
+    expected_extra = torch.cat([p.grad.flatten() for p in reference.G.parameters()])
+    assert expected_extra.abs().sum() > 0
+
+    results = {}
+    for name, extra in (("plain", {}), ("penalised", {key: 2.5})):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **extra)
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    (l_plain, g_plain), (l_pen, g_pen) = results["plain"], results["penalised"]
+    logged = {"lambda_change": "G/loss_change", "lambda_change_tv": "G/loss_change_tv"}[key]
+    assert logged not in l_plain
+    assert l_pen[logged].item() == pytest.approx(term.item(), rel=1e-5)
+    assert _rel(g_pen - g_plain, expected_extra) < 1e-3
+    assert all(torch.equal(l_pen[k], l_plain[k]) for k in l_plain)  # the other terms are unchanged
+
+
+@pytest.mark.parametrize("key", ["lambda_change", "lambda_change_tv"])
+def test_negative_change_penalty_is_refused(key):
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    with pytest.raises(ConfigError, match=f"{key}: must be >= 0"):
+        check_config({**STARGAN_DEFAULTS, **TINY, key: -1.0})
+
+
 # ---------------------------------------------------------------------------------- unsure classifier on fakes
 def test_classifier_uncertainty_on_translations_adds_exactly_its_term_to_d():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS

@@ -19,6 +19,8 @@ from starkit.models.losses import (
     critic_real_loss,
     generator_adversarial_loss,
     gradient_penalty,
+    change_l1,
+    change_total_variation,
     reconstruction_loss,
 )
 from starkit.models.stargan import (
@@ -382,6 +384,26 @@ def test_adversarial_and_reconstruction_losses():
     x = torch.zeros(2, 3, 4, 4)
     assert reconstruction_loss(x, x).item() == 0
     assert reconstruction_loss(x, x - 0.25).item() == pytest.approx(0.25)
+
+
+def test_change_losses_tell_an_even_recolouring_from_speckle():
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert change_l1(x, x).item() == 0 and change_total_variation(x, x).item() == 0
+    # An even shift of a region: L1 is its area share times the shift; TV only counts its border.
+    region = torch.zeros(1, 1, 8, 8)
+    region[..., 2:6, 2:6] = 1
+    shifted = x + 0.5 * region
+    assert change_l1(x, shifted).item() == pytest.approx(0.5 * 16 / 64)
+    # Each way: 8 steps of 0.5 at the region's border, over 8 x 7 neighbour pairs.
+    assert change_total_variation(x, shifted).item() == pytest.approx(2 * (8 * 0.5) / 56)
+    # Speckle of the same L1 (a checkerboard of +-0.125 everywhere) costs 3.5x the TV.
+    sign = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2 - 1
+    speckled = x + 0.125 * sign
+    assert change_l1(x, speckled).item() == pytest.approx(change_l1(x, shifted).item())
+    assert change_total_variation(x, speckled).item() == pytest.approx(2 * 0.25)
+    # Only the change counts, not the image's own edges.
+    assert change_total_variation(x + 3 * region, shifted + 3 * region).item() == pytest.approx(
+        change_total_variation(x, shifted).item())
 
 
 def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():

@@ -34,6 +34,11 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     "lambda_cls_gp": 0.0,
     # D's classifier trained to be unsure of what translations show (not in the paper, hence 0).
     "lambda_cls_fake": 0.0,
+    # A translation's change to its input, |G(x, c) - x|, and that change's total variation, as
+    # G losses (not in the paper, hence 0): see starkit.models.losses.change_l1 and
+    # change_total_variation.
+    "lambda_change": 0.0,
+    "lambda_change_tv": 0.0,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

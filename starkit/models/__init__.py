@@ -67,6 +67,8 @@ _LAZY: dict[str, str] = {
     "critic_adversarial_loss": "losses",
     "generator_adversarial_loss": "losses",
     "reconstruction_loss": "losses",
+    "change_l1": "losses",
+    "change_total_variation": "losses",
     # reference weights
     "ReferenceCheckpointError": "reference_import",
     "convert_reference_state_dict": "reference_import",

@@ -51,6 +51,23 @@ def reconstruction_loss(x_real: Tensor, x_reconstructed: Tensor) -> Tensor:
     return (x_real.float() - x_reconstructed.float()).abs().mean()
 
 
+def change_l1(x_real: Tensor, x_fake: Tensor) -> Tensor:
+    """``mean(|G(x, c) - x|)``: how much a translation changes its input (L1 averaged over
+    pixels). Not in the paper: weighted by ``lambda_change``, it asks G to leave alone what the
+    target does not concern (minimal-change regularisers of counterfactual generation)."""
+    return (x_fake.float() - x_real.float()).abs().mean()
+
+
+def change_total_variation(x_real: Tensor, x_fake: Tensor) -> Tensor:
+    """Anisotropic total variation of the change ``G(x, c) - x``: the mean absolute difference
+    between vertically and between horizontally adjacent pixels of the change, summed. A
+    translation that recolours a region evenly costs little, one that sprinkles
+    high-frequency colour noise (which a small classifier may accept) a lot. Not in the paper;
+    weighted by ``lambda_change_tv``."""
+    delta = x_fake.float() - x_real.float()
+    return (delta[..., 1:, :] - delta[..., :-1, :]).abs().mean() + (delta[..., :, 1:] - delta[..., :, :-1]).abs().mean()
+
+
 def interpolation_weights(batch: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """α ~ U[0, 1], one per sample, shaped ``[B, 1, 1, 1]`` on ``like``'s device and dtype.
 

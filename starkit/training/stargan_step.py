@@ -51,6 +51,8 @@ from torch import Tensor, nn
 from ..labels import LabelSpace
 from ..models import DISCRIMINATOR_CONDITIONS, GENERATOR_CONDITIONS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLES
 from ..models.losses import (
+    change_l1,
+    change_total_variation,
     critic_fake_loss,
     critic_real_loss,
     generator_adversarial_loss,
@@ -89,7 +91,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         need(key, config[key] > 0, "must be > 0")
     for key in ("beta1", "beta2"):
         need(key, 0 <= config[key] < 1, "must be in [0, 1)")
-    for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake"):
+    for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake",
+                "lambda_change", "lambda_change_tv"):
         need(key, config[key] >= 0, "must be >= 0")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
@@ -192,6 +195,8 @@ class StarGANStep:
         self.lambda_id = float(config["lambda_id"])
         self.lambda_cls_gp = float(config["lambda_cls_gp"])
         self.lambda_cls_fake = float(config["lambda_cls_fake"])
+        self.lambda_change = float(config["lambda_change"])
+        self.lambda_change_tv = float(config["lambda_change_tv"])
         self.target_sampling = config["target_sampling"]
         self.cross_targets = float(config["cross_targets"])
         self.mask_noise = float(config["mask_noise"])
@@ -300,6 +305,14 @@ class StarGANStep:
                         # runs, before the adversarial and classification terms can.
                         g_loss_id = reconstruction_loss(x_real, self.G_call(x_real, c_org))
                         g_loss = g_loss + self.lambda_id * g_loss_id
+                    # Not in the paper: the translation should change only what its target
+                    # concerns (lambda_change), and change it evenly (lambda_change_tv).
+                    if self.lambda_change > 0:
+                        g_loss_change = change_l1(x_real, x_fake)
+                        g_loss = g_loss + self.lambda_change * g_loss_change
+                    if self.lambda_change_tv > 0:
+                        g_loss_change_tv = change_total_variation(x_real, x_fake)
+                        g_loss = g_loss + self.lambda_change_tv * g_loss_change_tv
                 opt_g = self.optimizers["G"]
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
@@ -318,6 +331,10 @@ class StarGANStep:
             )
             if self.lambda_id > 0:
                 losses["G/loss_id"] = g_loss_id.detach()
+            if self.lambda_change > 0:
+                losses["G/loss_change"] = g_loss_change.detach()
+            if self.lambda_change_tv > 0:
+                losses["G/loss_change_tv"] = g_loss_change_tv.detach()
         return losses
 
     def _gradient_penalty(self, real: Tensor, fake: Tensor, y_org: Tensor | None, y_trg: Tensor | None) -> Tensor:
