@@ -14,13 +14,13 @@ from starkit.errors import StarkitError
 from starkit.labels import LabelSpace
 from starkit.models import DEFAULT_MODEL_CONFIG
 from starkit.models.losses import (
+    change_l1,
+    change_total_variation,
     critic_adversarial_loss,
     critic_fake_loss,
     critic_real_loss,
     generator_adversarial_loss,
     gradient_penalty,
-    change_l1,
-    change_total_variation,
     reconstruction_loss,
 )
 from starkit.models.stargan import (
