@@ -382,6 +382,9 @@ def headline(report: dict[str, Any], joint: bool) -> dict[str, Any]:
         "expression_counterfactual_l1": expr["counterfactual_l1"],
         "expression_identity_l1": expr["identity_l1"],
         "expression_l1_ratio": _ratio(expr["counterfactual_l1"], expr["identity_l1"]),
+        # Another rendering of the exact counterfactual (other noise and hair texture): what a
+        # perfect translation that cannot know the exact noise scores, against the same baseline.
+        "expression_resample_l1_ratio": _ratio(expr["resample_l1"], expr["identity_l1"]),
         "expression_accuracy_on_rafd_faces": own["accuracy"],
         "expression_counterfactual_l1_on_rafd_faces": own["counterfactual_l1"],
         "reconstruction_l1_rafd": report["datasets"][RAFD]["reconstruction_l1"],
@@ -398,6 +401,8 @@ def headline(report: dict[str, Any], joint: bool) -> dict[str, Any]:
             "hair_counterfactual_l1": hair["counterfactual_l1"],
             "hair_identity_l1": hair["identity_l1"],
             "hair_l1_ratio": _ratio(hair["counterfactual_l1"], hair["identity_l1"]),
+            "hair_resample_l1": hair["resample_l1"],
+            "hair_resample_l1_ratio": _ratio(hair["resample_l1"], hair["identity_l1"]),
             "hair_counterfactual_psnr": hair["counterfactual_psnr"],
             "gender_age_counterfactual_l1": binary["counterfactual_l1"],
             "gender_age_identity_l1": binary["identity_l1"],
@@ -430,8 +435,12 @@ def targets(sng: dict[str, Any], jnt: dict[str, Any], ablation: float | None) ->
             "met": e_j is not None and e_s is not None and e_j - e_s >= 0.1,
             "rule": "difference of at least 0.1",
         },
-        "jnt_hair_l1_at_most_0.6_identity": {"value": jnt["hair_l1_ratio"],
-                                             "met": jnt["hair_l1_ratio"] is not None and jnt["hair_l1_ratio"] <= 0.6},
+        "jnt_hair_l1_at_most_0.6_identity": {
+            "value": jnt["hair_l1_ratio"],
+            "met": jnt["hair_l1_ratio"] is not None and jnt["hair_l1_ratio"] <= 0.6,
+            # A perfect translation that draws other noise and hair texture than the renderer's.
+            "perfect_sample": jnt.get("hair_resample_l1_ratio"),
+        },
         "mask_ablation_expression_accuracy_near_chance": {
             "value": ablation, "chance": chance,
             "met": ablation is not None and abs(ablation - chance) <= 0.1,

@@ -32,6 +32,7 @@ from starkit.synth.faces import (
     render_face_dict,
     sample_params,
     with_labels,
+    with_other_seed,
 )
 
 SIZE = 64
@@ -192,6 +193,20 @@ def test_hair_colour_changes_only_hair_pixels():
             assert not (diff & ~allowed).any()
             if color != p.hair_color:
                 assert diff.sum() > 0.04 * SIZE * SIZE  # and the hair really changed
+
+
+def test_another_seed_redraws_noise_and_hair_texture_only():
+    for p in faces(6, seed=5):
+        other = with_other_seed(p)
+        assert other.seed != p.seed and labels_of(other, "synth-celeba") == labels_of(p, "synth-celeba")
+        assert labels_of(other, "synth-rafd") == labels_of(p, "synth-rafd")
+        base, again = render_face(p, SIZE).astype(int), render_face(other, SIZE).astype(int)
+        assert (base != again).any()  # other noise...
+        # ...of the noise's size: far smaller than what a label change does to the same face.
+        recoloured = render_face(with_labels(p, "synth-celeba", {HAIR_ATTRIBUTES[
+            next(c for c in HAIR_COLORS if c != p.hair_color)]: 1}), SIZE).astype(int)
+        assert np.abs(base - again).mean() < 0.5 * np.abs(base - recoloured).mean()
+        assert with_other_seed(p) == other  # deterministic
 
 
 def test_expression_changes_only_the_face_features():

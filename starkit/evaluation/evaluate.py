@@ -168,19 +168,22 @@ class Judge:
 # ------------------------------------------------------------------------------ counterfactuals
 def counterfactual_renderer(meta: Mapping[str, Any] | None) -> tuple[Any, str | None]:
     """For a synthetic image's ``meta``: ``(render, None)`` with ``render(dataset, {attr: 0/1},
-    size) -> uint8 image`` drawing the same face with other labels; ``(None, reason)`` when
-    there is no exact counterfactual (no face parameters, or a different renderer version)."""
+    size, other_seed=False) -> uint8 image`` drawing the same face with other labels (with
+    ``other_seed``, as another equally real picture: other sensor noise and hair texture,
+    :func:`starkit.synth.params.with_other_seed`); ``(None, reason)`` when there is no exact
+    counterfactual (no face parameters, or a different renderer version)."""
     if not meta or "params" not in meta:
         return None, None  # not a synthetic face: nothing to say
-    from ..synth.faces import FaceParams, render_face, with_labels
+    from ..synth.faces import FaceParams, render_face, with_labels, with_other_seed
 
     try:
         params = FaceParams.from_dict(meta["params"])
     except StarkitError as exc:
         return None, f"counterfactuals unavailable: {exc}"
 
-    def render(dataset: str, labels: Mapping[str, int], size: int) -> np.ndarray:
-        return render_face(with_labels(params, dataset, labels), size)
+    def render(dataset: str, labels: Mapping[str, int], size: int, other_seed: bool = False) -> np.ndarray:
+        target = with_labels(params, dataset, labels)
+        return render_face(with_other_seed(target) if other_seed else target, size)
 
     return render, None
 
@@ -421,23 +424,31 @@ def _counterfactuals(
     size: int,
     judge: Judge | None,
 ) -> None:
-    """L1/PSNR of outputs and of the inputs (identity baseline) against the exact
-    counterfactual renderings, for the images that have one."""
+    """L1/PSNR of outputs, of the inputs (identity baseline) and of another rendering of the
+    same counterfactual (other noise and hair texture: what a perfect translation that cannot
+    know the exact noise scores) against the exact counterfactual renderings, for the images
+    that have one."""
     import torch
 
     rows = [b for b, r in enumerate(renderers) if r is not None]
     if not rows:
         return
     attrs = label_space.dataset(targets[0].dataset).attributes
-    truth = [
-        renderers[b](targets[b].dataset, {a: int(v) for a, v in zip(attrs, targets[b].labels)}, size) for b in rows
-    ]
-    gt = to_model_range(torch.from_numpy(np.stack(truth)).permute(0, 3, 1, 2)).to(y.device)
+    wanted = [{a: int(v) for a, v in zip(attrs, targets[b].labels)} for b in rows]
+
+    def rendered(other_seed: bool) -> Any:
+        images = [renderers[b](targets[b].dataset, w, size, other_seed) for b, w in zip(rows, wanted)]
+        return to_model_range(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)).to(y.device)
+
+    gt = rendered(other_seed=False)
     gt_u, y_u, x_u = to_unit(gt), to_unit(y[rows]), to_unit(x[rows])
     bucket["counterfactual_l1"].add(l1(y_u, gt_u).cpu())
     bucket["counterfactual_psnr"].add(psnr(y_u, gt_u).cpu())
     bucket["identity_l1"].add(l1(x_u, gt_u).cpu())
     bucket["identity_psnr"].add(psnr(x_u, gt_u).cpu())
+    other_u = to_unit(rendered(other_seed=True))
+    bucket["resample_l1"].add(l1(other_u, gt_u).cpu())
+    bucket["resample_psnr"].add(psnr(other_u, gt_u).cpu())
     if judge is not None:
         hit = judge.correct(gt, [targets[b] for b in rows])
         if hit is not None:
@@ -452,6 +463,8 @@ METRICS = (
     "counterfactual_psnr",
     "identity_l1",
     "identity_psnr",
+    "resample_l1",
+    "resample_psnr",
     "ground_truth_accuracy",
 )
 

@@ -20,6 +20,7 @@ _FACES_API = (
     "render_face_dict",
     "face_regions",
     "with_labels",
+    "with_other_seed",
     "labels_of",
 )
 _ATTRIBUTES_API = ("EXPRESSIONS", "HAIR_COLORS", "STYLES", "DATASETS")

@@ -38,6 +38,7 @@ from .params import (
     labels_of,
     sample_params,
     with_labels,
+    with_other_seed,
 )
 from .raster import Canvas
 from .scene import grade, paint_background, paint_neck_and_clothes
@@ -53,6 +54,7 @@ __all__ = [
     "render_face_dict",
     "face_regions",
     "with_labels",
+    "with_other_seed",
     "labels_of",
     "MIN_SIZE",
 ]

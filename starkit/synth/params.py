@@ -192,6 +192,17 @@ def labels_of(params: FaceParams, dataset_name: str) -> dict[str, int]:
     return {a: values[a] for g in groups for a in g.attributes}
 
 
+#: Added to a face's seed by :func:`with_other_seed` (any odd constant would do).
+OTHER_SEED_OFFSET = 104_729
+
+
+def with_other_seed(params: FaceParams) -> FaceParams:
+    """The same face, labels, pose and light with another ``seed``: other sensor noise and hair
+    texture, nothing else. Rendered, it is an equally real picture of the same person in the
+    same state — what a perfect translation that does not guess the exact noise would draw."""
+    return replace(params, seed=(params.seed + OTHER_SEED_OFFSET) % (2**31 - 1))
+
+
 def with_labels(params: FaceParams, dataset_name: str, labels: Mapping[str, Any]) -> FaceParams:
     """The same face with the attributes in ``labels`` set (the exact counterfactual).
 
