@@ -137,6 +137,7 @@ class Profile:
     # CPU 0.69 / 0.75 against 0.80 / 0.79) for a hair-L1 ratio of 0.69, hair 0.99 and Male 0.97.
     lambda_change: float = 0.0
     lambda_change_tv: float = 0.0
+    rec_noise: float = 0.0
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with
