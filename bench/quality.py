@@ -137,6 +137,8 @@ class Profile:
     # CPU 0.69 / 0.75 against 0.80 / 0.79) for a hair-L1 ratio of 0.69, hair 0.99 and Male 0.97.
     lambda_change: float = 0.0
     lambda_change_tv: float = 0.0
+    # Noise on the way back, against a G that hides its input in the translation: with
+    # lambda_cls_fake, D's classifier never left chance at 0.1 or 0.03 (docs/training.md).
     rec_noise: float = 0.0
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
