@@ -137,9 +137,9 @@ class Profile:
     # CPU 0.69 / 0.75 against 0.80 / 0.79) for a hair-L1 ratio of 0.69, hair 0.99 and Male 0.97.
     lambda_change: float = 0.0
     lambda_change_tv: float = 0.0
-    # Noise on the way back, against a G that hides its input in the translation: with
-    # lambda_cls_fake, D's classifier never left chance at 0.1 or 0.03 (docs/training.md).
-    rec_noise: float = 0.0
+    # Noise on the way back (G(G(x, c) + noise, c_org), against a G that hides its input in
+    # the translation) killed D within 150 iterations at 0.1 and 0.03; not kept as an option
+    # (docs/training.md).
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with

@@ -631,50 +631,6 @@ def test_negative_change_penalty_is_refused(key):
         check_config({**STARGAN_DEFAULTS, **TINY, key: -1.0})
 
 
-# ---------------------------------------------------------------------------- reconstruction noise
-def test_reconstruction_noise_is_off_by_default_and_feeds_the_way_back_a_noisy_translation():
-    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.models.losses import reconstruction_loss
-
-    assert STARGAN_DEFAULTS["rec_noise"] == 0.0  # the paper's cycle
-    space = _space()
-    images, labels = _batch()
-    targets = labels.flip(0)
-    noise = 0.3 * torch.randn(images.shape, generator=torch.Generator().manual_seed(7))
-    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
-    with torch.no_grad():
-        fake = reference.G(images, space.encode("faces", targets))
-        c_org = space.encode("faces", labels)
-        expected = {"plain": reconstruction_loss(images, reference.G(fake, c_org)).item(),
-                    "noisy": reconstruction_loss(images, reference.G(fake + noise, c_org)).item()}
-    assert expected["plain"] != pytest.approx(expected["noisy"], rel=1e-3)
-    for name, extra in (("plain", {}), ("noisy", {"rec_noise": 0.3})):
-        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **extra)
-        step.target_labels = lambda dataset, batch_labels: targets
-        drawn = []
-        step._rec_noise_like = lambda x: drawn.append(x.shape) or noise
-        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
-        assert losses["G/loss_rec"].item() == pytest.approx(expected[name], rel=1e-5)
-        assert drawn == ([] if name == "plain" else [images.shape])  # drawn only when on
-
-
-def test_reconstruction_noise_has_its_standard_deviation_and_replays_from_the_seed():
-    a, b = _step(NAIVE, rec_noise=0.2), _step(NAIVE, rec_noise=0.2)
-    like = torch.zeros(64, 3, 16, 16)
-    first, again = a._rec_noise_like(like), b._rec_noise_like(like)
-    assert torch.equal(first, again)  # the step's seeded generator
-    assert first.std().item() == pytest.approx(0.2, rel=0.05) and abs(first.mean().item()) < 0.01
-    assert not torch.equal(a._rec_noise_like(like), first)  # a fresh draw every call
-
-
-def test_negative_reconstruction_noise_is_refused():
-    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
-
-    with pytest.raises(ConfigError, match="rec_noise: must be >= 0"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "rec_noise": -0.1})
-
-
 # ---------------------------------------------------------------------------------- unsure classifier on fakes
 def test_classifier_uncertainty_on_translations_adds_exactly_its_term_to_d():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS

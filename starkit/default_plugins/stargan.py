@@ -39,11 +39,6 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # change_total_variation.
     "lambda_change": 0.0,
     "lambda_change_tv": 0.0,
-    # Standard deviation of Gaussian noise added to the translation before the way back
-    # G(G(x, c) + noise, c_org) (not in the paper, hence 0): G can then not hide the input in
-    # faint high-frequency patterns of the translation to pass the reconstruction loss
-    # (Chu et al., 2017, "CycleGAN, a master of steganography").
-    "rec_noise": 0.0,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

@@ -96,7 +96,6 @@ def check_config(config: Mapping[str, Any]) -> None:
         need(key, config[key] >= 0, "must be >= 0")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
-    need("rec_noise", config["rec_noise"] >= 0, "must be >= 0 (0: the paper)")
     need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
     need("target_sampling", config["target_sampling"] in TARGET_SAMPLING, f"must be one of {', '.join(TARGET_SAMPLING)}")
     need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
@@ -198,7 +197,6 @@ class StarGANStep:
         self.lambda_cls_fake = float(config["lambda_cls_fake"])
         self.lambda_change = float(config["lambda_change"])
         self.lambda_change_tv = float(config["lambda_change_tv"])
-        self.rec_noise = float(config["rec_noise"])
         self.target_sampling = config["target_sampling"]
         self.cross_targets = float(config["cross_targets"])
         self.mask_noise = float(config["mask_noise"])
@@ -298,10 +296,7 @@ class StarGANStep:
                     out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake, y_trg)
                     g_loss_fake = generator_adversarial_loss(out_src)
                     g_loss_cls = targets.classification_loss(space, out_cls.float())
-                    # rec_noise (not in the paper): the way back starts from a noisy copy of the
-                    # translation, so G cannot hide the input in faint patterns of it.
-                    x_back = x_fake + self._rec_noise_like(x_fake) if self.rec_noise > 0 else x_fake
-                    x_rec = self.G_call(x_back, c_org)
+                    x_rec = self.G_call(x_fake, c_org)
                     g_loss_rec = reconstruction_loss(x_real, x_rec)
                     g_loss = g_loss_fake + self.lambda_rec * g_loss_rec + self.lambda_cls * g_loss_cls
                     if self.lambda_id > 0:
@@ -341,12 +336,6 @@ class StarGANStep:
             if self.lambda_change_tv > 0:
                 losses["G/loss_change_tv"] = g_loss_change_tv.detach()
         return losses
-
-    def _rec_noise_like(self, x: Tensor) -> Tensor:
-        """Gaussian noise of standard deviation ``rec_noise`` shaped like ``x``, drawn from the
-        step's CPU generator (so CPU and GPU runs draw the same numbers)."""
-        noise = torch.randn(x.shape, generator=self.rng, dtype=torch.float32)
-        return (self.rec_noise * noise).to(device=x.device, dtype=x.dtype)
 
     def _gradient_penalty(self, real: Tensor, fake: Tensor, y_org: Tensor | None, y_trg: Tensor | None) -> Tensor:
         """WGAN-GP on images between real and fake. A conditional critic is 1-Lipschitz in the
