@@ -136,7 +136,7 @@ class Profile:
     # expressions than with the recipe before (GPU 0.80 over four seeds against 0.82 residual;
     # CPU 0.69 / 0.75 against 0.80 / 0.79) for a hair-L1 ratio of 0.69, hair 0.99 and Male 0.97.
     # Noise on the way back (G(G(x, c) + noise, c_org), against a G that hides its input in
-    # the translation) killed D within 150 iterations at 0.1 and 0.03: not kept as an option.
+    # the translation) kept D's classifier at chance at 0.1 and 0.03: not kept as an option.
     lambda_change: float = 0.0
     lambda_change_tv: float = 0.0
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets

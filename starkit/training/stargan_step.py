@@ -8,6 +8,7 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
                    [+ λ_cls_fake·U(D_cls(G(x, c_trg)))]
     G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
+                   [+ λ_change·|G(x, c_trg) - x|₁ + λ_change_tv·TV(G(x, c_trg) - x)]
 
 Terms in brackets are optional and off by default (not in the paper); ``U`` is
 :meth:`~starkit.labels.LabelSpace.uncertainty_loss`, the cross-entropy of D's classification of a
