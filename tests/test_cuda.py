@@ -100,7 +100,7 @@ def test_default_cuda_fast_path_matches_the_naive_cpu_path_within_bf16_tolerance
     assert errors["grad D"] <= 0.1 and errors["grad G"] <= 0.6, errors
 
 
-@pytest.mark.parametrize("output", ["image", "residual", "attention"])
+@pytest.mark.parametrize("output", ["image", "residual", "attention", "recolour"])
 def test_every_generator_output_trains_finite_under_the_cuda_fast_path(output):
     # The residual output once clamped bf16 fakes to ±1 before atanh: G's gradients were NaN
     # at the first G step on CUDA, in every run (the CPU's kernels happened to give zeros).

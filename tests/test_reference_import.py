@@ -166,7 +166,8 @@ def test_export_loads_strictly_into_the_reference_layout():
 
 
 @pytest.mark.parametrize(
-    "options", [{"output": "residual"}, {"output": "attention"}, {"condition": "norm"}, {"upsample": "resize"}]
+    "options", [{"output": "residual"}, {"output": "attention"}, {"output": "recolour"},
+                {"condition": "norm"}, {"upsample": "resize"}]
 )
 def test_export_refuses_generators_the_reference_cannot_compute(options):
     g = Generator(c_dim=3, conv_dim=4, repeat_num=1, **options)

@@ -30,8 +30,10 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
 #: What G's last convolution produces: ``"image"`` — the output image, ``tanh(conv(h))`` (the
 #: paper); ``"residual"`` — a change to the input, ``tanh(atanh(x) + conv(h))``, with that
 #: convolution starting at zero so an untrained G is the identity; ``"attention"`` — a colour
-#: image and a mask that blends it with the input, GANimation-style (see docs/training.md).
-GENERATOR_OUTPUTS = ("image", "residual", "attention")
+#: image and a mask that blends it with the input, GANimation-style; ``"recolour"`` — attention
+#: plus one affine colour map of the input per image, applied where a second mask says (hair
+#: colour keeps the hair's texture; see docs/training.md).
+GENERATOR_OUTPUTS = ("image", "residual", "attention", "recolour")
 
 #: How G receives the label vector: ``"input"`` — as constant channels beside the image at the
 #: first convolution only (the paper); ``"norm"`` — there too, and also as a per-channel scale

@@ -48,6 +48,9 @@ LEAKY_SLOPE = 0.01
 RESIDUAL_EDGE = 1 - 1e-3
 #: Attention mode: the keep-mask logit's offset, so an untrained G keeps sigmoid(4) ≈ 98 % of x.
 KEEP_PRIOR = 4.0
+#: Recolour mode: the recolour-mask logit's offset, so an untrained G applies sigmoid(-2) ≈ 12 %
+#: of its colour transform (which starts as the identity, so the output is x all the same).
+RECOLOUR_PRIOR = -2.0
 
 
 def residual_base(x: Tensor) -> Tensor:
@@ -56,6 +59,15 @@ def residual_base(x: Tensor) -> Tensor:
     the edge (1 − 1e-3 rounds to 1 and atanh(1) = inf): under bf16 autocast the fake fed back
     for the reconstruction is bf16, and on CUDA that turned G's gradients into NaN."""
     return torch.atanh(x.float().clamp(-RESIDUAL_EDGE, RESIDUAL_EDGE))
+
+
+def colour_map(x: Tensor, change: Tensor) -> Tensor:
+    """``A·x + b`` per image, clamped to [-1, 1]: ``x`` ``[B, 3, H, W]``; ``change`` ``[B, 12]``
+    holds ``A − I`` (row-major, 9 entries) and then ``b`` (3), so zeros are the identity."""
+    batch = x.shape[0]
+    matrix = change[:, :9].reshape(batch, 3, 3) + torch.eye(3, dtype=x.dtype, device=x.device)
+    mapped = torch.einsum("bij,bjhw->bihw", matrix, x) + change[:, 9:, None, None]
+    return mapped.clamp(-1.0, 1.0)
 
 
 class ModelError(StarkitError, ValueError):
@@ -212,6 +224,13 @@ class Generator(nn.Module):
     ``K·x + (1 − K)·tanh(C)``, so G paints absolute colours only where it opens the mask. The
     mask's weights start at zero and its logit is offset by :data:`KEEP_PRIOR`, so an untrained
     G keeps 98 % of its input everywhere.
+    ``output="recolour"``: attention plus a colour transform of the input. From the pooled
+    bottleneck features and the label, G computes one affine colour map per image,
+    ``T(x) = A·x + b`` (a 3×3 matrix and an offset, starting as the identity), and a fifth
+    output channel is a recolour mask ``M``; the output is ``K·(x + M·(T(x) − x)) + (1 − K)·tanh(C)``.
+    A change of hair colour is such a map applied where the hair is (the input's texture and
+    shading carried over), which a colour painted pixel by pixel only approximates
+    (docs/training.md). The map is clamped to [-1, 1], so the output stays an image.
 
     ``condition="norm"`` also feeds the label to every instance norm of the residual and
     up-sampling blocks, as a per-channel scale and shift (:class:`LabelModulation`; the paper
@@ -251,13 +270,21 @@ class Generator(nn.Module):
             return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False)
 
         self.up = nn.Sequential(ConvBlock(up(4 * d, 2 * d), mod_dim), ConvBlock(up(2 * d, d), mod_dim))
-        # Attention mode draws a fourth channel: the keep-mask's logit.
-        self.to_rgb = nn.Conv2d(d, 4 if output == "attention" else 3, kernel_size=7, stride=1, padding=3, bias=False)
+        # Attention mode draws a fourth channel, the keep-mask's logit; recolour mode a fifth,
+        # the recolour mask's logit.
+        channels = {"attention": 4, "recolour": 5}.get(output, 3)
+        self.to_rgb = nn.Conv2d(d, channels, kernel_size=7, stride=1, padding=3, bias=False)
         if output == "residual":
             nn.init.zeros_(self.to_rgb.weight)
-        elif output == "attention":
+        elif output in ("attention", "recolour"):
             with torch.no_grad():
                 self.to_rgb.weight[3:].zero_()
+        # Recolour mode: the colour map's change from the identity (9 matrix entries, 3 offsets).
+        self.recolour: nn.Linear | None = None
+        if output == "recolour":
+            self.recolour = nn.Linear(4 * d + c_dim, 12)
+            nn.init.zeros_(self.recolour.weight)
+            nn.init.zeros_(self.recolour.bias)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         _check_image("Generator input", x)
@@ -269,14 +296,21 @@ class Generator(nn.Module):
         # The domain label enters as extra constant input channels (paper Fig. 3).
         labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
         h = self.down(self.stem(torch.cat([x, labels], dim=1)))
-        for block in (*self.bottleneck, *self.up):
+        for block in self.bottleneck:
             h = block(h, c)  # blocks without label modulation ignore c
+        if self.recolour is not None:
+            change = self.recolour(torch.cat([h.mean(dim=(2, 3)), c.to(h.dtype)], dim=1))
+        for block in self.up:
+            h = block(h, c)
         h = self.to_rgb(h)
         if self.output == "residual":
             h = h + residual_base(x).to(h.dtype)
-        elif self.output == "attention":
-            keep = torch.sigmoid(h[:, 3:] + KEEP_PRIOR)
-            return keep * x.to(h.dtype) + (1 - keep) * torch.tanh(h[:, :3])
+        elif self.output in ("attention", "recolour"):
+            keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
+            base = x.to(h.dtype)
+            if self.recolour is not None:
+                base = base + torch.sigmoid(h[:, 4:5] + RECOLOUR_PRIOR) * (colour_map(base, change) - base)
+            return keep * base + (1 - keep) * torch.tanh(h[:, :3])
         return torch.tanh(h)
 
     def extra_repr(self) -> str:
