@@ -109,6 +109,7 @@ class Profile:
     # 0.13 (docs/training.md, with the other combinations).
     g_condition: str = "input"
     g_upsample: str = "transposed"
+    g_colour_map: str = "none"
     # D's real/fake score told the labels ("projection"): expressions 0.68 / 0.73 over two
     # training seeds (0.70 / 0.72 without), hair-L1 ratio 0.94 / 0.97 (1.03 / 1.05), mask
     # ablation 0.37 / 0.25. D's classifier learning from re-framed real images ("framing"):

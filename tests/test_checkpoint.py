@@ -148,7 +148,7 @@ def _config(data_root, **extra):
         {"g_condition": "norm", "g_upsample": "resize", "g_output": "attention", "d_condition": "projection",
          "d_cls_augment": "framing"},
         # The recolour generator's colour-map layer is saved and rebuilt too.
-        {"g_output": "recolour"},
+        {"g_output": "residual", "g_colour_map": "global"},
         # Cross-dataset targets draw rows, datasets and labels from the step's generator.
         {"cross_targets": 0.5, "lambda_cls_fake": 0.3, "mask_noise": 0.5, "d_condition": "projection"},
     ],

@@ -100,15 +100,17 @@ def test_default_cuda_fast_path_matches_the_naive_cpu_path_within_bf16_tolerance
     assert errors["grad D"] <= 0.1 and errors["grad G"] <= 0.6, errors
 
 
-@pytest.mark.parametrize("output", ["image", "residual", "attention", "recolour"])
-def test_every_generator_output_trains_finite_under_the_cuda_fast_path(output):
+@pytest.mark.parametrize("output, colour_map", [("image", "none"), ("residual", "none"), ("attention", "none"),
+                                                ("residual", "global"), ("attention", "global")])
+def test_every_generator_output_trains_finite_under_the_cuda_fast_path(output, colour_map):
     # The residual output once clamped bf16 fakes to ±1 before atanh: G's gradients were NaN
     # at the first G step on CUDA, in every run (the CPU's kernels happened to give zeros).
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
     from starkit.training.stargan_step import StarGANStep
 
     torch.manual_seed(0)
-    step = StarGANStep(_space(), {**STARGAN_DEFAULTS, **TINY, "g_output": output, "n_critic": 1}, Runtime(_cuda()))
+    step = StarGANStep(_space(), {**STARGAN_DEFAULTS, **TINY, "g_output": output, "g_colour_map": colour_map,
+                                              "n_critic": 1}, Runtime(_cuda()))
     images = (torch.rand((4, 3, 16, 16), generator=torch.Generator().manual_seed(1)) * 2 - 1).to(_cuda())
     images[:, :, :4] = 1.0  # saturated pixels, like a bright background
     labels = torch.from_numpy(_space().random_labels("faces", 4, np.random.default_rng(0))).to(_cuda())

@@ -387,14 +387,27 @@ def test_negative_identity_weight_is_refused():
         check_config({**STARGAN_DEFAULTS, **TINY, "lambda_id": -1.0})
 
 
+def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_its_input():
+    from starkit.training.stargan_step import check_config
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    assert STARGAN_DEFAULTS["g_colour_map"] == "none"  # the paper's generator
+    for mode in ("residual", "attention"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": mode, "g_colour_map": "global"})
+    with pytest.raises(ConfigError, match="g_colour_map: must be one of none, global, got 'grid'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "grid"})
+    with pytest.raises(ConfigError, match="g_colour_map: needs g_output 'residual' or 'attention'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_colour_map": "global"})
+
+
 def test_generator_output_mode_is_checked_by_name():
     from starkit.training.stargan_step import check_config
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
     assert STARGAN_DEFAULTS["g_output"] == "image"  # the paper's generator
-    for mode in ("residual", "attention", "recolour"):
+    for mode in ("residual", "attention"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": mode})
-    with pytest.raises(ConfigError, match="g_output: must be one of image, residual, attention, recolour, got 'delta'"):
+    with pytest.raises(ConfigError, match="g_output: must be one of image, residual, attention, got 'delta'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "delta"})
 
 

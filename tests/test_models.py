@@ -178,13 +178,14 @@ def test_colour_map_is_the_identity_at_zero_and_an_affine_map_per_image():
     assert colour_map(x, torch.full((2, 12), 3.0)).abs().max() <= 1.0
 
 
-def test_recolour_generator_starts_as_attention_and_applies_its_colour_map_where_its_mask_says():
+@pytest.mark.parametrize("output", ["attention", "residual"])
+def test_a_colour_map_starts_as_the_identity_and_applies_where_its_mask_says(output):
     torch.manual_seed(0)
-    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="recolour")
-    attention = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="attention")
-    # A fifth output channel (the recolour mask, 4·49 weights) and the colour map's linear
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output=output, colour_map="global")
+    plain = Generator(c_dim=3, conv_dim=4, repeat_num=1, output=output)
+    # One more output channel (the recolour mask, 4·49 weights) and the colour map's linear
     # layer from the pooled bottleneck (4·conv_dim channels) and the label: (16 + 3)·12 + 12.
-    assert count_parameters(g) == count_parameters(attention) + 4 * 49 + (16 + 3) * 12 + 12
+    assert count_parameters(g) == count_parameters(plain) + 4 * 49 + (16 + 3) * 12 + 12
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
 
@@ -193,24 +194,30 @@ def test_recolour_generator_starts_as_attention_and_applies_its_colour_map_where
             return net.to_rgb(net.up(net.bottleneck(net.down(net.stem(torch.cat(
                 [x, c[:, :, None, None].expand(2, 3, 16, 16)], 1))))))
 
-    # Untrained, the colour map is the identity: exactly the attention generator's output.
+    # Untrained, the colour map is the identity: the same output as the G without one.
     shared = {k: v for k, v in g.state_dict().items() if not k.startswith(("recolour", "to_rgb"))}
-    assert not attention.load_state_dict(shared, strict=False).unexpected_keys
+    assert not plain.load_state_dict(shared, strict=False).unexpected_keys
     with torch.no_grad():
-        attention.to_rgb.weight.copy_(g.to_rgb.weight[:4])
-        assert torch.allclose(g(x, c), attention(x, c), atol=1e-6)
-    # With a map (red and blue swapped for every image) the output mixes it in by the mask.
-    with torch.no_grad():
+        g.to_rgb.weight[:3].normal_(0, 0.1)
+        plain.to_rgb.weight.copy_(g.to_rgb.weight[:-1])
+        assert torch.allclose(g(x, c), plain(x, c), atol=1e-6)
+        # With a map (red and blue swapped, for every image) the output starts from the
+        # input recoloured by the mask: x' = x + M·(T(x) − x).
         g.recolour.bias[:9] = (torch.tensor([[0.0, 0, 1], [0, 1, 0], [1, 0, 0]]) - torch.eye(3)).flatten()
         y = g(x, c)
     h = head(g)
-    keep, mix = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR), torch.sigmoid(h[:, 4:5] + RECOLOUR_PRIOR)
-    expected = keep * (x + mix * (x.flip(1) - x)) + (1 - keep) * torch.tanh(h[:, :3])
-    assert torch.allclose(y, expected, atol=1e-6)
-    assert (y - attention(x, c)).abs().max() > 1e-3
+    mix = torch.sigmoid(h[:, -1:] + RECOLOUR_PRIOR)
+    base = x + mix * (x.flip(1) - x)
+    if output == "attention":
+        keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
+        expected = keep * base + (1 - keep) * torch.tanh(h[:, :3])
+    else:
+        expected = torch.tanh(h[:, :3] + torch.atanh(base.clamp(-1 + 1e-3, 1 - 1e-3)))
+    assert torch.allclose(y, expected, atol=1e-5)
+    assert (y - plain(x, c)).abs().max() > 1e-2
     # The map's layer and the recolour mask both learn.
     g(x, c).sub(0.5).pow(2).mean().backward()
-    assert g.recolour.weight.grad.abs().sum() > 0 and g.to_rgb.weight.grad[4].abs().sum() > 0
+    assert g.recolour.weight.grad.abs().sum() > 0 and g.to_rgb.weight.grad[-1].abs().sum() > 0
 
 
 def test_label_modulated_generator_starts_as_the_paper_generator_and_learns_label_gains():
@@ -365,7 +372,9 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=0), ["c_dim"]),
         (lambda: Generator(c_dim=5, conv_dim=16.0), ["conv_dim", "integer"]),
         (lambda: Generator(c_dim=5, repeat_num=True), ["repeat_num", "integer"]),
-        (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual, attention, recolour", "'delta'"]),
+        (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual, attention", "'delta'"]),
+        (lambda: Generator(c_dim=5, colour_map="grid"), ["colour_map", "none, global", "'grid'"]),
+        (lambda: Generator(c_dim=5, colour_map="global"), ["colour_map='global'", "residual", "attention"]),
         (lambda: Generator(c_dim=5, condition="film"), ["condition", "input, norm", "'film'"]),
         (lambda: Generator(c_dim=5, upsample="bilinear"), ["upsample", "transposed, resize", "'bilinear'"]),
         (lambda: Discriminator(image_size=16, repeat_num=2, condition="concat"), ["condition", "none, projection"]),

@@ -166,7 +166,7 @@ def test_export_loads_strictly_into_the_reference_layout():
 
 
 @pytest.mark.parametrize(
-    "options", [{"output": "residual"}, {"output": "attention"}, {"output": "recolour"},
+    "options", [{"output": "residual"}, {"output": "attention"}, {"output": "residual", "colour_map": "global"},
                 {"condition": "norm"}, {"upsample": "resize"}]
 )
 def test_export_refuses_generators_the_reference_cannot_compute(options):

@@ -24,16 +24,15 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_output": "image",
     "g_condition": "input",
     "g_upsample": "transposed",
+    "g_colour_map": "none",
     "d_condition": "none",
 }
 
 #: What G's last convolution produces: ``"image"`` — the output image, ``tanh(conv(h))`` (the
 #: paper); ``"residual"`` — a change to the input, ``tanh(atanh(x) + conv(h))``, with that
 #: convolution starting at zero so an untrained G is the identity; ``"attention"`` — a colour
-#: image and a mask that blends it with the input, GANimation-style; ``"recolour"`` — attention
-#: plus one affine colour map of the input per image, applied where a second mask says (hair
-#: colour keeps the hair's texture; see docs/training.md).
-GENERATOR_OUTPUTS = ("image", "residual", "attention", "recolour")
+#: image and a mask that blends it with the input, GANimation-style (see docs/training.md).
+GENERATOR_OUTPUTS = ("image", "residual", "attention")
 
 #: How G receives the label vector: ``"input"`` — as constant channels beside the image at the
 #: first convolution only (the paper); ``"norm"`` — there too, and also as a per-channel scale
@@ -45,6 +44,14 @@ GENERATOR_CONDITIONS = ("input", "norm")
 #: convolutions with stride 2 (the paper); ``"resize"`` — nearest-neighbour up-sampling and a
 #: 3×3 convolution, which cannot paint transposed convolutions' checkerboard (docs/training.md).
 GENERATOR_UPSAMPLES = ("transposed", "resize")
+
+#: Whether G recolours its input before drawing its change: ``"none"`` — no (the paper);
+#: ``"global"`` — G computes one affine colour map per image (a 3×3 matrix and an offset, from
+#: its pooled bottleneck features and the label) and applies it where an extra output channel's
+#: mask says; the residual or attention output then changes that recoloured input. A new hair
+#: colour is such a map applied to the hair, its texture and shading kept (docs/training.md).
+#: Needs ``g_output`` ``"residual"`` or ``"attention"`` (``"image"`` does not start from its input).
+GENERATOR_COLOUR_MAPS = ("none", "global")
 
 #: Whether D's real/fake score sees the label: ``"none"`` — no, D_src judges the image alone
 #: (the paper); ``"projection"`` — D_src also scores how well the image fits the label the
@@ -85,6 +92,7 @@ __all__ = [
     "GENERATOR_CONDITIONS",
     "GENERATOR_OUTPUTS",
     "GENERATOR_UPSAMPLES",
+    "GENERATOR_COLOUR_MAPS",
     *_LAZY,
 ]
 

@@ -37,6 +37,7 @@ from ..errors import StarkitError
 from . import (
     DEFAULT_MODEL_CONFIG,
     DISCRIMINATOR_CONDITIONS,
+    GENERATOR_COLOUR_MAPS,
     GENERATOR_CONDITIONS,
     GENERATOR_OUTPUTS,
     GENERATOR_UPSAMPLES,
@@ -48,8 +49,8 @@ LEAKY_SLOPE = 0.01
 RESIDUAL_EDGE = 1 - 1e-3
 #: Attention mode: the keep-mask logit's offset, so an untrained G keeps sigmoid(4) ≈ 98 % of x.
 KEEP_PRIOR = 4.0
-#: Recolour mode: the recolour-mask logit's offset, so an untrained G applies sigmoid(-2) ≈ 12 %
-#: of its colour transform (which starts as the identity, so the output is x all the same).
+#: Colour map: the recolour mask's logit offset, so an untrained G applies sigmoid(-2) ≈ 12 % of
+#: its colour map (which starts as the identity, so the output is the same as without one).
 RECOLOUR_PRIOR = -2.0
 
 
@@ -224,13 +225,14 @@ class Generator(nn.Module):
     ``K·x + (1 − K)·tanh(C)``, so G paints absolute colours only where it opens the mask. The
     mask's weights start at zero and its logit is offset by :data:`KEEP_PRIOR`, so an untrained
     G keeps 98 % of its input everywhere.
-    ``output="recolour"``: attention plus a colour transform of the input. From the pooled
-    bottleneck features and the label, G computes one affine colour map per image,
-    ``T(x) = A·x + b`` (a 3×3 matrix and an offset, starting as the identity), and a fifth
-    output channel is a recolour mask ``M``; the output is ``K·(x + M·(T(x) − x)) + (1 − K)·tanh(C)``.
-    A change of hair colour is such a map applied where the hair is (the input's texture and
-    shading carried over), which a colour painted pixel by pixel only approximates
-    (docs/training.md). The map is clamped to [-1, 1], so the output stays an image.
+
+    ``colour_map="global"`` (with the residual or attention output) recolours the input before
+    that output changes it. From the pooled bottleneck features and the label, G computes one
+    affine colour map per image, ``T(x) = A·x + b`` (a 3×3 matrix and an offset, starting as
+    the identity, clamped to [-1, 1]), and one more output channel is a recolour mask ``M``;
+    the output modes then start from ``x' = x + M·(T(x) − x)`` instead of ``x``. A new hair
+    colour is such a map applied where the hair is, with the input's texture and shading
+    carried over, which a colour painted pixel by pixel only approximates (docs/training.md).
 
     ``condition="norm"`` also feeds the label to every instance norm of the residual and
     up-sampling blocks, as a per-channel scale and shift (:class:`LabelModulation`; the paper
@@ -240,7 +242,7 @@ class Generator(nn.Module):
     """
 
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
-                 condition: str = "input", upsample: str = "transposed"):
+                 condition: str = "input", upsample: str = "transposed", colour_map: str = "none"):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
@@ -254,6 +256,12 @@ class Generator(nn.Module):
         if upsample not in GENERATOR_UPSAMPLES:
             raise ModelError(f"upsample must be one of {', '.join(GENERATOR_UPSAMPLES)}, got {upsample!r}")
         self.upsample = upsample
+        if colour_map not in GENERATOR_COLOUR_MAPS:
+            raise ModelError(f"colour_map must be one of {', '.join(GENERATOR_COLOUR_MAPS)}, got {colour_map!r}")
+        if colour_map != "none" and output == "image":
+            raise ModelError(f"colour_map={colour_map!r} needs output 'residual' or 'attention': output='image' "
+                             "draws the image itself and never starts from its (recoloured) input")
+        self.colour_map = colour_map
         mod_dim = c_dim if condition == "norm" else None
 
         d = conv_dim
@@ -270,18 +278,19 @@ class Generator(nn.Module):
             return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False)
 
         self.up = nn.Sequential(ConvBlock(up(4 * d, 2 * d), mod_dim), ConvBlock(up(2 * d, d), mod_dim))
-        # Attention mode draws a fourth channel, the keep-mask's logit; recolour mode a fifth,
-        # the recolour mask's logit.
-        channels = {"attention": 4, "recolour": 5}.get(output, 3)
+        # Attention mode draws one more channel, the keep-mask's logit; a colour map one more
+        # still (the last), the recolour mask's logit.
+        channels = 3 + (output == "attention") + (colour_map != "none")
         self.to_rgb = nn.Conv2d(d, channels, kernel_size=7, stride=1, padding=3, bias=False)
         if output == "residual":
             nn.init.zeros_(self.to_rgb.weight)
-        elif output in ("attention", "recolour"):
+        elif output == "attention":
             with torch.no_grad():
                 self.to_rgb.weight[3:].zero_()
-        # Recolour mode: the colour map's change from the identity (9 matrix entries, 3 offsets).
+        # The colour map's change from the identity (9 matrix entries, 3 offsets), from the
+        # pooled bottleneck and the label.
         self.recolour: nn.Linear | None = None
-        if output == "recolour":
+        if colour_map != "none":
             self.recolour = nn.Linear(4 * d + c_dim, 12)
             nn.init.zeros_(self.recolour.weight)
             nn.init.zeros_(self.recolour.bias)
@@ -303,19 +312,21 @@ class Generator(nn.Module):
         for block in self.up:
             h = block(h, c)
         h = self.to_rgb(h)
-        if self.output == "residual":
-            h = h + residual_base(x).to(h.dtype)
-        elif self.output in ("attention", "recolour"):
-            keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
+        base = x
+        if self.recolour is not None:
             base = x.to(h.dtype)
-            if self.recolour is not None:
-                base = base + torch.sigmoid(h[:, 4:5] + RECOLOUR_PRIOR) * (colour_map(base, change) - base)
-            return keep * base + (1 - keep) * torch.tanh(h[:, :3])
+            base = base + torch.sigmoid(h[:, -1:] + RECOLOUR_PRIOR) * (colour_map(base, change) - base)
+        if self.output == "residual":
+            return torch.tanh(h[:, :3] + residual_base(base).to(h.dtype))
+        if self.output == "attention":
+            keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
+            return keep * base.to(h.dtype) + (1 - keep) * torch.tanh(h[:, :3])
         return torch.tanh(h)
 
     def extra_repr(self) -> str:
         return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "
-                f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}")
+                f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}, "
+                f"colour_map={self.colour_map!r}")
 
 
 class Discriminator(nn.Module):
@@ -387,6 +398,7 @@ class Discriminator(nn.Module):
 # ---------------------------------------------------------------------------------- family API
 #: Model config keys that take one of a few names.
 _CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS, "g_upsample": GENERATOR_UPSAMPLES,
+            "g_colour_map": GENERATOR_COLOUR_MAPS,
             "d_condition": DISCRIMINATOR_CONDITIONS}
 
 
@@ -414,7 +426,7 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
     try:
         return {
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
-                           values["g_condition"], values["g_upsample"]),
+                           values["g_condition"], values["g_upsample"], values["g_colour_map"]),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"],
                 values["d_condition"],

@@ -50,7 +50,13 @@ import torch
 from torch import Tensor, nn
 
 from ..labels import LabelSpace
-from ..models import DISCRIMINATOR_CONDITIONS, GENERATOR_CONDITIONS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLES
+from ..models import (
+    DISCRIMINATOR_CONDITIONS,
+    GENERATOR_COLOUR_MAPS,
+    GENERATOR_CONDITIONS,
+    GENERATOR_OUTPUTS,
+    GENERATOR_UPSAMPLES,
+)
 from ..models.losses import (
     change_l1,
     change_total_variation,
@@ -103,6 +109,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("g_condition", config["g_condition"] in GENERATOR_CONDITIONS,
          f"must be one of {', '.join(GENERATOR_CONDITIONS)}")
     need("g_upsample", config["g_upsample"] in GENERATOR_UPSAMPLES, f"must be one of {', '.join(GENERATOR_UPSAMPLES)}")
+    need("g_colour_map", config["g_colour_map"] in GENERATOR_COLOUR_MAPS,
+         f"must be one of {', '.join(GENERATOR_COLOUR_MAPS)}")
+    need("g_colour_map", config["g_colour_map"] == "none" or config["g_output"] != "image",
+         "needs g_output 'residual' or 'attention' (g_output 'image' never starts from its input)")
     need("d_condition", config["d_condition"] in DISCRIMINATOR_CONDITIONS,
          f"must be one of {', '.join(DISCRIMINATOR_CONDITIONS)}")
     need("d_cls_augment", config["d_cls_augment"] in D_CLS_AUGMENTATIONS,
