@@ -109,7 +109,12 @@ class Profile:
     # 0.13 (docs/training.md, with the other combinations).
     g_condition: str = "input"
     g_upsample: str = "transposed"
-    g_colour_map: str = "none"
+    # A colour map of the input (one affine map per image, applied where G's extra mask says,
+    # before the residual change): hair right 0.99 / 0.99 / 0.97 of the time against 0.91 /
+    # 0.92 / 0.87 without, Male flips 0.93 / 0.90 / 0.93 against 0.80 / 0.86 / 0.77, hair-L1
+    # ratio 0.88 / 0.98 / 0.96 against 0.97 / 1.00 / 1.10, expressions unchanged (0.81 / 0.79 /
+    # 0.75 against 0.80 / 0.79 / 0.76): JNT, training seeds 0 / 1 / 2, CPU, docs/training.md.
+    g_colour_map: str = "global"
     # D's real/fake score told the labels ("projection"): expressions 0.68 / 0.73 over two
     # training seeds (0.70 / 0.72 without), hair-L1 ratio 0.94 / 0.97 (1.03 / 1.05), mask
     # ablation 0.37 / 0.25. D's classifier learning from re-framed real images ("framing"):
