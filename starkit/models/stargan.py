@@ -314,8 +314,10 @@ class Generator(nn.Module):
         h = self.to_rgb(h)
         base = x
         if self.recolour is not None:
-            base = x.to(h.dtype)
-            base = base + torch.sigmoid(h[:, -1:] + RECOLOUR_PRIOR) * (colour_map(base, change) - base)
+            # In fp32 like residual_base: under bf16 autocast, x itself would lose ~3 digits.
+            base = x.float()
+            mix = torch.sigmoid(h[:, -1:].float() + RECOLOUR_PRIOR)
+            base = base + mix * (colour_map(base, change.float()) - base)
         if self.output == "residual":
             return torch.tanh(h[:, :3] + residual_base(base).to(h.dtype))
         if self.output == "attention":
