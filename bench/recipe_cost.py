@@ -4,9 +4,9 @@
 
 Two StarGAN steps with the quality benchmark's networks (``bench/quality.py``'s cpu20
 profile, 32 px, batch 16, synth-celeba + synth-rafd label space) are built in one process:
-**before** has ``lambda_cls_fake``, ``cross_targets`` and ``mask_noise`` at 0, **now** at the
-profile's values; ``--keys`` picks other keys to switch (each its own mode, on top of
-before). Both train on the same synthetic batches (random images, random valid labels, the
+**before** has the departures below off (``lambda_cls_fake``, ``cross_targets`` and
+``mask_noise`` at 0, ``g_colour_map`` "none"), **now** at the profile's values; ``--keys``
+picks some of them to switch on alone (each its own mode, on top of before). Both train on the same synthetic batches (random images, random valid labels, the
 datasets alternating as the joint loader does), single-threaded as the benchmark's jobs are.
 After ``--warmup`` iterations each, every repeat times ``--iters`` iterations per mode, the
 modes taking turns iteration by iteration, so that the machine's load changes hit all alike.
@@ -26,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as q  # noqa: E402
 
-RECIPE_KEYS = ("lambda_cls_fake", "cross_targets", "mask_noise")
+#: The recipe's later departures and the value that turns each off.
+RECIPE_KEYS = {"lambda_cls_fake": 0.0, "cross_targets": 0.0, "mask_noise": 0.0, "g_colour_map": "none"}
 
 
 def build_steps(modes: dict[str, dict], seed: int = 0):
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     profile = q.PROFILES["cpu20"]
-    before = {k: 0.0 for k in RECIPE_KEYS}
+    before = dict(RECIPE_KEYS)
     modes = {"before": before, "now": {k: getattr(profile, k) for k in RECIPE_KEYS}}
     for key in filter(None, args.keys.split(",")):
         if key not in RECIPE_KEYS:
