@@ -147,12 +147,12 @@ def _config(data_root, **extra):
         # classifier inputs draws from the step's generator.
         {"g_condition": "norm", "g_upsample": "resize", "g_output": "attention", "d_condition": "projection",
          "d_cls_augment": "framing"},
-        # The recolour generator's colour-map layer is saved and rebuilt too.
+        # A colour map's layers (its linear layer, G's extra output channel) are saved and rebuilt.
         {"g_output": "residual", "g_colour_map": "global"},
         # Cross-dataset targets draw rows, datasets and labels from the step's generator.
         {"cross_targets": 0.5, "lambda_cls_fake": 0.3, "mask_noise": 0.5, "d_condition": "projection"},
     ],
-    ids=["permute", "random", "d_augment", "g_ema", "network_options", "recolour", "cross_targets"],
+    ids=["permute", "random", "d_augment", "g_ema", "network_options", "colour_map", "cross_targets"],
 )
 def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
     """N + M iterations in one go equal N, an interruption, a resume and M more."""

@@ -109,8 +109,8 @@ def test_every_generator_output_trains_finite_under_the_cuda_fast_path(output, c
     from starkit.training.stargan_step import StarGANStep
 
     torch.manual_seed(0)
-    step = StarGANStep(_space(), {**STARGAN_DEFAULTS, **TINY, "g_output": output, "g_colour_map": colour_map,
-                                              "n_critic": 1}, Runtime(_cuda()))
+    config = {**STARGAN_DEFAULTS, **TINY, "g_output": output, "g_colour_map": colour_map, "n_critic": 1}
+    step = StarGANStep(_space(), config, Runtime(_cuda()))
     images = (torch.rand((4, 3, 16, 16), generator=torch.Generator().manual_seed(1)) * 2 - 1).to(_cuda())
     images[:, :, :4] = 1.0  # saturated pixels, like a bright background
     labels = torch.from_numpy(_space().random_labels("faces", 4, np.random.default_rng(0))).to(_cuda())
