@@ -113,7 +113,8 @@ class Profile:
     # before the residual change): hair right 0.99 / 0.99 / 0.97 of the time against 0.91 /
     # 0.92 / 0.87 without, Male flips 0.93 / 0.90 / 0.93 against 0.80 / 0.86 / 0.77, hair-L1
     # ratio 0.88 / 0.98 / 0.96 against 0.97 / 1.00 / 1.10, expressions unchanged (0.81 / 0.79 /
-    # 0.75 against 0.80 / 0.79 / 0.76): JNT, training seeds 0 / 1 / 2, CPU, docs/training.md.
+    # 0.75 against 0.80 / 0.79 / 0.76), Young flips 0.63 / 0.83 / 0.69 against 0.75 / 0.71 /
+    # 0.69: JNT, training seeds 0 / 1 / 2, CPU, docs/training.md.
     g_colour_map: str = "global"
     # D's real/fake score told the labels ("projection"): expressions 0.68 / 0.73 over two
     # training seeds (0.70 / 0.72 without), hair-L1 ratio 0.94 / 0.97 (1.03 / 1.05), mask
