@@ -174,8 +174,9 @@ PROFILES = {
     # For a machine with a GPU: the same recipe at 64 px with twice the widths and more
     # iterations. Not the issue's benchmark (that is cpu20 on 2 CPU cores); it asks what the
     # recipe reaches when compute is not the limit. Measured so far only for 3,200 iterations
-    # (one H100 session, the recipe of then): JNT 0.461, below the 32 px recipe; 10,000 not run yet. cpu20 with
-    # --set device=cuda --set iters=8000 gave 0.752 (README, "Quality benchmark").
+    # (one H100 session, with the recipe of then): JNT 0.461, below the 32 px recipe; 10,000
+    # not run yet. cpu20 with --set device=cuda --set iters=8000 gave 0.752 (README, "Quality
+    # benchmark"; also the recipe of then).
     "gpu": Profile(image_size=64, count=4400, iters=10000, g_conv_dim=32, d_conv_dim=32, g_repeat_num=4,
                    d_repeat_num=5, classifier_iters=3000, eval_limit=300, device="cuda", workers=2),
     # Checks that every stage runs; its numbers mean nothing.
