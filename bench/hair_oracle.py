@@ -23,7 +23,9 @@ import argparse
 
 import numpy as np
 
-HAIRS = ("Black_Hair", "Blond_Hair", "Brown_Hair")
+from starkit.synth.attributes import HAIR_ATTRIBUTES, HAIR_COLORS
+
+HAIRS = tuple(HAIR_ATTRIBUTES[c] for c in HAIR_COLORS)
 #: A pixel changes where a channel of the counterfactual differs from the input by more than this.
 CHANGED = 0.03
 

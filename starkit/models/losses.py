@@ -54,8 +54,9 @@ def reconstruction_loss(x_real: Tensor, x_reconstructed: Tensor) -> Tensor:
 def change_l1(x_real: Tensor, x_fake: Tensor) -> Tensor:
     """``mean(|G(x, c) - x|)``: how much a translation changes its input (L1 averaged over
     pixels). Not in the paper: weighted by ``lambda_change``, it asks G to leave alone what the
-    target does not concern (minimal-change regularisers of counterfactual generation)."""
-    return (x_fake.float() - x_real.float()).abs().mean()
+    target does not concern (minimal-change regularisers of counterfactual generation). The same
+    L1 as :func:`reconstruction_loss`, between the input and its translation."""
+    return reconstruction_loss(x_real, x_fake)
 
 
 def change_total_variation(x_real: Tensor, x_fake: Tensor) -> Tensor:
