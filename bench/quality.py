@@ -392,6 +392,9 @@ def headline(report: dict[str, Any], joint: bool) -> dict[str, Any]:
         "expression_counterfactual_l1": expr["counterfactual_l1"],
         "expression_identity_l1": expr["identity_l1"],
         "expression_l1_ratio": _ratio(expr["counterfactual_l1"], expr["identity_l1"]),
+        # The share of that L1 from pixels the exact counterfactual leaves as they were: what
+        # the translation changed that its target does not concern.
+        "expression_l1_unchanged_share": _ratio(expr["counterfactual_l1_unchanged"], expr["counterfactual_l1"]),
         # Another rendering of the exact counterfactual (other noise and hair texture): what a
         # perfect translation that cannot know the exact noise scores, against the same baseline.
         "expression_resample_l1_ratio": _ratio(expr["resample_l1"], expr["identity_l1"]),
@@ -411,6 +414,8 @@ def headline(report: dict[str, Any], joint: bool) -> dict[str, Any]:
             "hair_counterfactual_l1": hair["counterfactual_l1"],
             "hair_identity_l1": hair["identity_l1"],
             "hair_l1_ratio": _ratio(hair["counterfactual_l1"], hair["identity_l1"]),
+            "hair_l1_unchanged_share": _ratio(hair["counterfactual_l1_unchanged"], hair["counterfactual_l1"]),
+            "hair_changed_fraction": hair["changed_fraction"],
             "hair_resample_l1": hair["resample_l1"],
             "hair_resample_l1_ratio": _ratio(hair["resample_l1"], hair["identity_l1"]),
             "hair_counterfactual_psnr": hair["counterfactual_psnr"],

@@ -102,6 +102,31 @@ def test_psnr_and_l1_known_values():
         metrics.l1(a, torch.zeros(1, 3, 4, 5))
 
 
+def test_l1_parts_split_the_l1_by_a_mask_and_add_up_to_it():
+    a = torch.zeros(2, 3, 4, 4)
+    b = torch.zeros(2, 3, 4, 4)
+    b[0, :, :2, :] = 0.4  # image 0: the top half off by 0.4
+    b[1] = 0.2  # image 1: everything off by 0.2
+    where = torch.zeros(2, 1, 4, 4, dtype=torch.bool)
+    where[:, :, :2, :] = True
+    inside, outside = metrics.l1_parts(a, b, where)
+    assert inside.tolist() == pytest.approx([0.2, 0.1])
+    assert outside.tolist() == pytest.approx([0.0, 0.1])
+    assert (inside + outside).tolist() == pytest.approx(metrics.l1(a, b).tolist())
+    with pytest.raises(ValueError, match="mask"):
+        metrics.l1_parts(a, b, where[:, :, :2])
+
+
+def test_changed_pixels_ignore_less_than_half_an_8_bit_step():
+    before = torch.full((1, 3, 2, 2), 0.5)
+    after = before.clone()
+    after[0, 2, 0, 0] += 1 / 255  # one channel of one pixel, one 8-bit step
+    after[0, :, 1, 1] += 0.4 / 255  # float noise below half a step
+    changed = metrics.changed_pixels(before, after)
+    assert changed.shape == (1, 1, 2, 2)
+    assert changed[0, 0].tolist() == [[True, False], [False, False]]
+
+
 def test_to_unit_maps_model_range_to_unit_range():
     x = torch.tensor([-1.0, 0.0, 1.0, 1.5])
     assert metrics.to_unit(x).tolist() == [0.0, 0.5, 1.0, 1.0]
@@ -340,6 +365,9 @@ def test_identity_generator_scores_exactly_the_identity_baseline(face_root):
         for t in d["targets"].values():
             for g in t["groups"].values():
                 assert g["counterfactual_l1"] == g["identity_l1"]
+                # Leaving the input alone changes nothing the target does not concern...
+                assert g["counterfactual_l1_unchanged"] == 0.0
+                assert g["counterfactual_l1_changed"] == g["counterfactual_l1"]
                 assert g["counterfactual_psnr"] == g["identity_psnr"]
                 assert g["reconstruction_l1"] == 0.0
     # Changing hair colour changes pixels, so the identity is not a perfect counterfactual...
@@ -387,6 +415,53 @@ def test_counterfactuals_measure_the_distance_to_the_re_rendered_face(face_root,
     else:
         assert hair["counterfactual_l1"] == pytest.approx(0.0, abs=1e-6)
         assert hair["counterfactual_psnr"] == metrics.PSNR_CAP_DB
+    store.close()
+
+
+def test_counterfactual_l1_splits_between_pixels_the_target_changes_and_the_rest(face_root):
+    """A generator that returns the exact counterfactual at half its brightness is wrong
+    everywhere, by half the counterfactual's value. The report splits that error between the
+    pixels the counterfactual changes (some channel differs from the input) and the rest,
+    exactly as computed here from the renderings, and the two parts add up to the L1."""
+    from starkit.evaluation import evaluate as ev
+    from starkit.evaluation.classifier import label_space_of
+
+    stores = _stores(face_root, ["synth-celeba"])
+    space = label_space_of(stores)
+    store = stores[0]
+    truth = {}
+    expected = {"changed": [], "unchanged": [], "fraction": []}
+    for i in range(store.count("test")):
+        image, labels, _, meta = store.read("test", i)
+        render, _ = ev.counterfactual_renderer(meta)
+        for t in ev.targets_for(space, "synth-celeba", labels.astype(np.float32)):
+            c = space.encode(t.dataset, t.labels)
+            wanted = dict(zip(space.dataset(t.dataset).attributes, map(int, t.labels)))
+            gt = render(t.dataset, wanted, FACE_SIZE, False)
+            truth[(image.tobytes(), c.tobytes())] = gt
+            if t.group == "hair":
+                changed = (gt.astype(int) != image.astype(int)).any(-1)
+                err = gt.astype(np.float64) / 255 / 2
+                expected["changed"].append((err * changed[..., None]).mean())
+                expected["unchanged"].append((err * ~changed[..., None]).mean())
+                expected["fraction"].append(changed.mean())
+
+    class HalfBright(torch.nn.Module):
+        def forward(self, x, c):
+            u8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            out = [truth.get((u8[b].tobytes(), c[b].numpy().tobytes()), u8[b]) for b in range(len(u8))]
+            unit = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).double() / 255 / 2
+            return (unit * 2 - 1).float()
+
+    report = ev.evaluate_generator(HalfBright(), space, stores, options=ev.EvalOptions(batch_size=3), progress=False)
+    hair = report["datasets"]["synth-celeba"]["targets"]["synth-celeba"]["groups"]["hair"]
+    assert 0 < np.mean(expected["fraction"]) < 1
+    assert hair["changed_fraction"] == pytest.approx(np.mean(expected["fraction"]), abs=1e-6)
+    assert hair["counterfactual_l1_changed"] == pytest.approx(np.mean(expected["changed"]), abs=2e-6)
+    assert hair["counterfactual_l1_unchanged"] == pytest.approx(np.mean(expected["unchanged"]), abs=2e-6)
+    assert hair["counterfactual_l1_changed"] + hair["counterfactual_l1_unchanged"] == pytest.approx(
+        hair["counterfactual_l1"], abs=2e-6)
+    assert hair["counterfactual_l1_unchanged"] > hair["counterfactual_l1_changed"] > 0
     store.close()
 
 

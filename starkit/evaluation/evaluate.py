@@ -46,7 +46,18 @@ import numpy as np
 from ..errors import StarkitError
 from ..labels import LabelSpace
 from .classifier import AttributeClassifier, to_model_range
-from .metrics import FID_HINT, LPIPS_HINT, PSNR_CAP_DB, RunningStats, frechet_distance, l1, psnr, to_unit
+from .metrics import (
+    FID_HINT,
+    LPIPS_HINT,
+    PSNR_CAP_DB,
+    RunningStats,
+    changed_pixels,
+    frechet_distance,
+    l1,
+    l1_parts,
+    psnr,
+    to_unit,
+)
 
 EVAL_FORMAT = "starkit.eval"
 EVAL_VERSION = 1
@@ -427,7 +438,9 @@ def _counterfactuals(
     """L1/PSNR of outputs, of the inputs (identity baseline) and of another rendering of the
     same counterfactual (other noise and hair texture: what a perfect translation that cannot
     know the exact noise scores) against the exact counterfactual renderings, for the images
-    that have one."""
+    that have one. The outputs' L1 is also split between the pixels the counterfactual
+    changes and those it leaves as they were (what a translation changed that its target
+    does not concern)."""
     import torch
 
     rows = [b for b, r in enumerate(renderers) if r is not None]
@@ -443,6 +456,11 @@ def _counterfactuals(
     gt = rendered(other_seed=False)
     gt_u, y_u, x_u = to_unit(gt), to_unit(y[rows]), to_unit(x[rows])
     bucket["counterfactual_l1"].add(l1(y_u, gt_u).cpu())
+    changed = changed_pixels(x_u, gt_u)
+    where_changed, where_unchanged = l1_parts(y_u, gt_u, changed)
+    bucket["counterfactual_l1_changed"].add(where_changed.cpu())
+    bucket["counterfactual_l1_unchanged"].add(where_unchanged.cpu())
+    bucket["changed_fraction"].add(changed.flatten(1).float().mean(1).cpu())
     bucket["counterfactual_psnr"].add(psnr(y_u, gt_u).cpu())
     bucket["identity_l1"].add(l1(x_u, gt_u).cpu())
     bucket["identity_psnr"].add(psnr(x_u, gt_u).cpu())
@@ -460,6 +478,9 @@ METRICS = (
     "accuracy",
     "reconstruction_l1",
     "counterfactual_l1",
+    "counterfactual_l1_changed",
+    "counterfactual_l1_unchanged",
+    "changed_fraction",
     "counterfactual_psnr",
     "identity_l1",
     "identity_psnr",

@@ -30,6 +30,11 @@ import numpy as np
 
 from ..errors import StarkitError
 
+#: A pixel "changes" where some channel of two ``[0, 1]`` images differs by more than half an
+#: 8-bit step: images decoded from 8-bit files (shards, renderings) differ by at least a whole
+#: step wherever they differ at all.
+CHANGE_TOLERANCE = 0.5 / 255
+
 #: Per-image PSNR is capped here (dB) before averaging, so identical images give a finite mean.
 PSNR_CAP_DB = 100.0
 
@@ -60,6 +65,25 @@ def l1(a: Any, b: Any) -> Any:
     """Mean absolute difference per image of ``[B, C, H, W]`` tensors in ``[0, 1]`` -> ``[B]``."""
     _same_shape(a, b)
     return (a - b).abs().flatten(1).mean(1)
+
+
+def changed_pixels(before: Any, after: Any, tolerance: float = CHANGE_TOLERANCE) -> Any:
+    """``[B, 1, H, W]`` bool: where some channel of ``after`` differs from ``before`` (both
+    ``[B, C, H, W]`` in ``[0, 1]``) by more than ``tolerance``."""
+    _same_shape(before, after)
+    return (after - before).abs().amax(dim=1, keepdim=True) > tolerance
+
+
+def l1_parts(a: Any, b: Any, where: Any) -> tuple[Any, Any]:
+    """:func:`l1` of ``a`` and ``b`` split by the ``[B, 1, H, W]`` bool mask ``where``: the
+    part from the pixels inside it and the part from those outside, each as a share of the
+    per-image mean, so that the two add up to ``l1(a, b)`` (``[B]`` each)."""
+    _same_shape(a, b)
+    if where.shape != (a.shape[0], 1, *a.shape[2:]):
+        raise ValueError(f"mask of shape {tuple(where.shape)} for images of shape {tuple(a.shape)}")
+    err = (a - b).abs()
+    inside = (err * where.to(err.dtype)).flatten(1).mean(1)
+    return inside, err.flatten(1).mean(1) - inside
 
 
 def psnr(a: Any, b: Any, cap_db: float | None = PSNR_CAP_DB) -> Any:
