@@ -82,8 +82,10 @@ def l1_parts(a: Any, b: Any, where: Any) -> tuple[Any, Any]:
     if where.shape != (a.shape[0], 1, *a.shape[2:]):
         raise ValueError(f"mask of shape {tuple(where.shape)} for images of shape {tuple(a.shape)}")
     err = (a - b).abs()
+    where = where.bool()
     inside = (err * where.to(err.dtype)).flatten(1).mean(1)
-    return inside, err.flatten(1).mean(1) - inside
+    outside = (err * (~where).to(err.dtype)).flatten(1).mean(1)  # not total - inside: never < 0
+    return inside, outside
 
 
 def psnr(a: Any, b: Any, cap_db: float | None = PSNR_CAP_DB) -> Any:
