@@ -377,6 +377,24 @@ def test_identity_generator_scores_exactly_the_identity_baseline(face_root):
         s.close()
 
 
+def _test_targets(store, space):
+    """For each synth-celeba test image and each of its evaluation targets: the image (uint8
+    HWC), the target, its joint label vector and ``rendering(other_seed)``, which renders the
+    exact counterfactual (or, with ``other_seed``, another rendering of it)."""
+    from starkit.evaluation import evaluate as ev
+
+    for i in range(store.count("test")):
+        image, labels, _, meta = store.read("test", i)
+        render, _ = ev.counterfactual_renderer(meta)
+        for t in ev.targets_for(space, "synth-celeba", labels.astype(np.float32)):
+            wanted = dict(zip(space.dataset(t.dataset).attributes, map(int, t.labels)))
+
+            def rendering(other_seed, render=render, t=t, wanted=wanted):
+                return render(t.dataset, wanted, FACE_SIZE, other_seed)
+
+            yield image, t, space.encode(t.dataset, t.labels), rendering
+
+
 @pytest.mark.parametrize("other_seed", [False, True], ids=["exact", "other-seed"])
 def test_counterfactuals_measure_the_distance_to_the_re_rendered_face(face_root, other_seed):
     """A generator that returns the exact counterfactual scores L1 = 0: the pipeline compares
@@ -389,13 +407,8 @@ def test_counterfactuals_measure_the_distance_to_the_re_rendered_face(face_root,
     space = label_space_of(stores)
     store = stores[0]
     truth = {}
-    for i in range(store.count("test")):
-        image, labels, _, meta = store.read("test", i)
-        render, _ = ev.counterfactual_renderer(meta)
-        for t in ev.targets_for(space, "synth-celeba", labels.astype(np.float32)):
-            c = space.encode(t.dataset, t.labels)
-            wanted = dict(zip(space.dataset(t.dataset).attributes, map(int, t.labels)))
-            truth[(image.tobytes(), c.tobytes())] = render(t.dataset, wanted, FACE_SIZE, other_seed)
+    for image, _, c, rendering in _test_targets(store, space):
+        truth[(image.tobytes(), c.tobytes())] = rendering(other_seed)
 
     class Oracle(torch.nn.Module):
         def forward(self, x, c):
@@ -431,20 +444,15 @@ def test_counterfactual_l1_splits_between_pixels_the_target_changes_and_the_rest
     store = stores[0]
     truth = {}
     expected = {"changed": [], "unchanged": [], "fraction": []}
-    for i in range(store.count("test")):
-        image, labels, _, meta = store.read("test", i)
-        render, _ = ev.counterfactual_renderer(meta)
-        for t in ev.targets_for(space, "synth-celeba", labels.astype(np.float32)):
-            c = space.encode(t.dataset, t.labels)
-            wanted = dict(zip(space.dataset(t.dataset).attributes, map(int, t.labels)))
-            gt = render(t.dataset, wanted, FACE_SIZE, False)
-            truth[(image.tobytes(), c.tobytes())] = gt
-            if t.group == "hair":
-                changed = (gt.astype(int) != image.astype(int)).any(-1)
-                err = gt.astype(np.float64) / 255 / 2
-                expected["changed"].append((err * changed[..., None]).mean())
-                expected["unchanged"].append((err * ~changed[..., None]).mean())
-                expected["fraction"].append(changed.mean())
+    for image, t, c, rendering in _test_targets(store, space):
+        gt = rendering(False)
+        truth[(image.tobytes(), c.tobytes())] = gt
+        if t.group == "hair":
+            changed = (gt.astype(int) != image.astype(int)).any(-1)
+            err = gt.astype(np.float64) / 255 / 2
+            expected["changed"].append((err * changed[..., None]).mean())
+            expected["unchanged"].append((err * ~changed[..., None]).mean())
+            expected["fraction"].append(changed.mean())
 
     class HalfBright(torch.nn.Module):
         def forward(self, x, c):
