@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -388,11 +389,7 @@ def _test_targets(store, space):
         render, _ = ev.counterfactual_renderer(meta)
         for t in ev.targets_for(space, "synth-celeba", labels.astype(np.float32)):
             wanted = dict(zip(space.dataset(t.dataset).attributes, map(int, t.labels)))
-
-            def rendering(other_seed, render=render, t=t, wanted=wanted):
-                return render(t.dataset, wanted, FACE_SIZE, other_seed)
-
-            yield image, t, space.encode(t.dataset, t.labels), rendering
+            yield image, t, space.encode(t.dataset, t.labels), partial(render, t.dataset, wanted, FACE_SIZE)
 
 
 @pytest.mark.parametrize("other_seed", [False, True], ids=["exact", "other-seed"])
