@@ -400,6 +400,16 @@ def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_
         check_config({**STARGAN_DEFAULTS, **TINY, "g_colour_map": "global"})
 
 
+def test_skip_connections_are_checked_by_name():
+    from starkit.training.stargan_step import check_config
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    assert STARGAN_DEFAULTS["g_skip"] == "none"  # the paper's generator
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_skip": "unet"})
+    with pytest.raises(ConfigError, match="g_skip: must be one of none, unet, got 'dense'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_skip": "dense"})
+
+
 def test_generator_output_mode_is_checked_by_name():
     from starkit.training.stargan_step import check_config
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS

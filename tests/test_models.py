@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from starkit.errors import StarkitError
@@ -220,6 +221,41 @@ def test_a_colour_map_starts_as_the_identity_and_applies_where_its_mask_says(out
     assert g.recolour.weight.grad.abs().sum() > 0 and g.to_rgb.weight.grad[-1].abs().sum() > 0
 
 
+@pytest.mark.parametrize("upsample, taps", [("transposed", 16), ("resize", 9)])
+def test_unet_skips_feed_the_down_path_features_to_the_up_path_at_their_resolution(upsample, taps):
+    torch.manual_seed(0)
+    plain = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="residual", upsample=upsample, colour_map="global")
+    unet = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="residual", upsample=upsample, colour_map="global",
+                     skip="unet")
+    # The second up-sampling layer reads 8 more channels (the first down-sampling layer's) into
+    # its 4 outputs, the output layer 4 more (the stem's) into its 3 colours and 1 mask.
+    assert count_parameters(unet) == count_parameters(plain) + 8 * 4 * taps + 4 * 4 * 49
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        # The residual output still starts at zero: an untrained G is the identity (up to the
+        # colour map's edge clamp), skips or not.
+        assert torch.allclose(unet(x, c), plain(x, c), atol=1e-6)
+        stem = unet.stem(torch.cat([x, c[:, :, None, None].expand(2, 3, 16, 16)], 1))
+        half = unet.down[0](stem)
+        up = unet.up[1](torch.cat([unet.up[0](unet.bottleneck(unet.down[1](half))), half], 1))
+        # Only the stem's channels drive the output layer: the change is drawn from the
+        # full-resolution features alone.
+        # (The colour map starts as the identity, so the residual starts from x itself.)
+        unet.to_rgb.weight[:3, 4:].normal_(0, 0.1)
+        expected = torch.tanh(F.conv2d(stem, unet.to_rgb.weight[:3, 4:], padding=3) + residual_base(x))
+        assert torch.allclose(unet(x, c), expected, atol=1e-5)
+        # And the second up-sampling layer reads the down path's half-resolution features: the
+        # output moves with its weights on them.
+        unet.to_rgb.weight[:3, :4].normal_(0, 0.1)
+        before = unet(x, c)
+        conv = unet.up[1].conv if upsample == "transposed" else unet.up[1].conv.conv
+        skip_weights = conv.weight[8:] if upsample == "transposed" else conv.weight[:, 8:]
+        skip_weights.zero_()
+        assert (unet(x, c) - before).abs().max() > 1e-3
+        assert up.shape == (2, 4, 16, 16)
+
+
 def test_label_modulated_generator_starts_as_the_paper_generator_and_learns_label_gains():
     torch.manual_seed(0)
     paper = Generator(c_dim=3, conv_dim=4, repeat_num=2)
@@ -377,6 +413,7 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=5, colour_map="global"), ["colour_map='global'", "residual", "attention"]),
         (lambda: Generator(c_dim=5, condition="film"), ["condition", "input, norm", "'film'"]),
         (lambda: Generator(c_dim=5, upsample="bilinear"), ["upsample", "transposed, resize", "'bilinear'"]),
+        (lambda: Generator(c_dim=5, skip="dense"), ["skip", "none, unet", "'dense'"]),
         (lambda: Discriminator(image_size=16, repeat_num=2, condition="concat"), ["condition", "none, projection"]),
     ],
 )

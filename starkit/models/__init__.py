@@ -25,6 +25,7 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_condition": "input",
     "g_upsample": "transposed",
     "g_colour_map": "none",
+    "g_skip": "none",
     "d_condition": "none",
 }
 
@@ -52,6 +53,13 @@ GENERATOR_UPSAMPLES = ("transposed", "resize")
 #: colour is such a map applied to the hair, its texture and shading kept (docs/training.md).
 #: Needs ``g_output`` ``"residual"`` or ``"attention"`` (``"image"`` does not start from its input).
 GENERATOR_COLOUR_MAPS = ("none", "global")
+
+#: Whether G's up-sampling path sees the down-sampling path's features: ``"none"`` — no, every
+#: output pixel is decided from the quarter-resolution bottleneck (the paper); ``"unet"`` — the
+#: first down-sampling layer's features join the second up-sampling layer's input and the
+#: stem's join the output layer's (U-Net skip connections, Ronneberger et al., MICCAI 2015), so
+#: where a change belongs can be drawn at full resolution (docs/training.md).
+GENERATOR_SKIPS = ("none", "unet")
 
 #: Whether D's real/fake score sees the label: ``"none"`` — no, D_src judges the image alone
 #: (the paper); ``"projection"`` — D_src also scores how well the image fits the label the
@@ -93,6 +101,7 @@ __all__ = [
     "GENERATOR_OUTPUTS",
     "GENERATOR_UPSAMPLES",
     "GENERATOR_COLOUR_MAPS",
+    "GENERATOR_SKIPS",
     *_LAZY,
 ]
 

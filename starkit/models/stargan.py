@@ -40,6 +40,7 @@ from . import (
     GENERATOR_COLOUR_MAPS,
     GENERATOR_CONDITIONS,
     GENERATOR_OUTPUTS,
+    GENERATOR_SKIPS,
     GENERATOR_UPSAMPLES,
 )
 
@@ -242,7 +243,8 @@ class Generator(nn.Module):
     """
 
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
-                 condition: str = "input", upsample: str = "transposed", colour_map: str = "none"):
+                 condition: str = "input", upsample: str = "transposed", colour_map: str = "none",
+                 skip: str = "none"):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
@@ -262,6 +264,12 @@ class Generator(nn.Module):
             raise ModelError(f"colour_map={colour_map!r} needs output 'residual' or 'attention': output='image' "
                              "draws the image itself and never starts from its (recoloured) input")
         self.colour_map = colour_map
+        if skip not in GENERATOR_SKIPS:
+            raise ModelError(f"skip must be one of {', '.join(GENERATOR_SKIPS)}, got {skip!r}")
+        self.skip = skip
+        # With U-Net skips the second up-sampling layer and the output layer also read the
+        # features of the same resolution on the way down (concatenated): twice the channels.
+        widen = 2 if skip == "unet" else 1
         mod_dim = c_dim if condition == "norm" else None
 
         d = conv_dim
@@ -277,11 +285,11 @@ class Generator(nn.Module):
                 return ResizeConv(c_in, c_out)
             return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False)
 
-        self.up = nn.Sequential(ConvBlock(up(4 * d, 2 * d), mod_dim), ConvBlock(up(2 * d, d), mod_dim))
+        self.up = nn.Sequential(ConvBlock(up(4 * d, 2 * d), mod_dim), ConvBlock(up(widen * 2 * d, d), mod_dim))
         # Attention mode draws one more channel, the keep-mask's logit; a colour map one more
         # still (the last), the recolour mask's logit.
         channels = 3 + (output == "attention") + (colour_map != "none")
-        self.to_rgb = nn.Conv2d(d, channels, kernel_size=7, stride=1, padding=3, bias=False)
+        self.to_rgb = nn.Conv2d(widen * d, channels, kernel_size=7, stride=1, padding=3, bias=False)
         if output == "residual":
             nn.init.zeros_(self.to_rgb.weight)
         elif output == "attention":
@@ -304,13 +312,19 @@ class Generator(nn.Module):
             raise ModelError(f"Generator: image height and width must be divisible by 4, got {height}×{width}")
         # The domain label enters as extra constant input channels (paper Fig. 3).
         labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
-        h = self.down(self.stem(torch.cat([x, labels], dim=1)))
+        stem = self.stem(torch.cat([x, labels], dim=1))
+        half = self.down[0](stem)
+        h = self.down[1](half)
         for block in self.bottleneck:
             h = block(h, c)  # blocks without label modulation ignore c
         if self.recolour is not None:
             change = self.recolour(torch.cat([h.mean(dim=(2, 3)), c.to(h.dtype)], dim=1))
-        for block in self.up:
-            h = block(h, c)
+        h = self.up[0](h, c)
+        if self.skip == "unet":
+            h = torch.cat([h, half], dim=1)
+        h = self.up[1](h, c)
+        if self.skip == "unet":
+            h = torch.cat([h, stem], dim=1)
         h = self.to_rgb(h)
         base = x
         if self.recolour is not None:
@@ -328,7 +342,7 @@ class Generator(nn.Module):
     def extra_repr(self) -> str:
         return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "
                 f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}, "
-                f"colour_map={self.colour_map!r}")
+                f"colour_map={self.colour_map!r}, skip={self.skip!r}")
 
 
 class Discriminator(nn.Module):
@@ -400,7 +414,7 @@ class Discriminator(nn.Module):
 # ---------------------------------------------------------------------------------- family API
 #: Model config keys that take one of a few names.
 _CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS, "g_upsample": GENERATOR_UPSAMPLES,
-            "g_colour_map": GENERATOR_COLOUR_MAPS,
+            "g_colour_map": GENERATOR_COLOUR_MAPS, "g_skip": GENERATOR_SKIPS,
             "d_condition": DISCRIMINATOR_CONDITIONS}
 
 
@@ -428,7 +442,8 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
     try:
         return {
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
-                           values["g_condition"], values["g_upsample"], values["g_colour_map"]),
+                           values["g_condition"], values["g_upsample"], values["g_colour_map"],
+                           values["g_skip"]),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"],
                 values["d_condition"],
