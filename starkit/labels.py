@@ -236,12 +236,16 @@ class LabelSpace:
         return out
 
     # ------------------------------------------------------------------ losses and predictions
-    def classification_loss(self, logits, labels, name: str):
+    def classification_loss(self, logits, labels, name: str, floor: float = 0.0):
         """Domain-classification loss of ``logits`` ``[B, label_dim]`` (the discriminator's
         head, no mask) against ``name``'s own ``labels`` ``[B, k]``, using only ``name``'s
         slice. Binary groups: BCE summed over attributes, averaged over the batch (as the
         reference code). One-hot groups: cross-entropy averaged over rows whose group is set
-        (rows with no member set carry no signal for that group)."""
+        (rows with no member set carry no signal for that group).
+
+        ``floor`` > 0 counts each image's loss per one-hot group and per binary attribute as
+        at least ``floor``: a term already below it (the classifier gives the label a
+        probability above ``exp(-floor)``) adds a constant and no gradient."""
         import torch
         import torch.nn.functional as F
 
@@ -252,13 +256,21 @@ class LabelSpace:
         for gs in self.group_slices(name):
             lg, lb = logits[:, gs.joint], labels[:, gs.local]
             if gs.group.kind == "binary":
-                total = total + F.binary_cross_entropy_with_logits(lg, lb, reduction="sum") / lg.shape[0]
+                if floor > 0:
+                    terms = F.binary_cross_entropy_with_logits(lg, lb, reduction="none").clamp_min(floor)
+                    total = total + terms.sum() / lg.shape[0]
+                else:
+                    total = total + F.binary_cross_entropy_with_logits(lg, lb, reduction="sum") / lg.shape[0]
             else:
                 known = lb.sum(-1) > 0
-                if bool(known.all()):
+                if not bool(known.any()):
+                    continue
+                if not bool(known.all()):
+                    lg, lb = lg[known], lb[known]
+                if floor > 0:
+                    total = total + F.cross_entropy(lg, lb.argmax(-1), reduction="none").clamp_min(floor).mean()
+                else:
                     total = total + F.cross_entropy(lg, lb.argmax(-1))
-                elif bool(known.any()):
-                    total = total + F.cross_entropy(lg[known], lb[known].argmax(-1))
         return total
 
     def uncertainty_loss(self, logits, name: str):

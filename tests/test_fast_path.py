@@ -707,6 +707,38 @@ def test_negative_classifier_uncertainty_weight_is_refused():
         check_config({**STARGAN_DEFAULTS, **TINY, "lambda_cls_fake": -0.1})
 
 
+def test_a_confidence_for_g_floors_its_classification_loss_and_leaves_d_alone():
+    import math
+
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    assert STARGAN_DEFAULTS["g_cls_confidence"] == 0.0  # the paper: always push
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match="g_cls_confidence: must be in \\[0, 1\\)"):
+            check_config({**STARGAN_DEFAULTS, **TINY, "g_cls_confidence": bad})
+    space = _space()
+    images, labels = _batch()
+    targets = labels.flip(0)
+    results = {}
+    for name, extra in (("plain", {}), ("sure", {"g_cls_confidence": 0.999}), ("floored", {"g_cls_confidence": 0.01})):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **extra)
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)  # a D and a G step
+        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    (plain, g_plain), (sure, g_sure), (floored, g_floored) = results["plain"], results["sure"], results["floored"]
+    # D's step is untouched; a confidence G's untrained translations never reach changes
+    # nothing but rounding; one they always reach leaves G's classification term constant.
+    assert all(torch.equal(sure[k], plain[k]) for k in plain if k.startswith("D/"))
+    assert sure["G/loss_cls"].item() == pytest.approx(plain["G/loss_cls"].item(), rel=1e-5)
+    assert _rel(g_sure, g_plain) < 1e-4
+    # With a confidence of 0.01 every term of an untrained D's logits (near 0: CE ≈ ln 3, BCE ≈
+    # ln 2) lies under the floor -ln 0.01 ≈ 4.6: the term is the floor itself (the hair group and
+    # two binary attributes) and pushes G nowhere.
+    assert floored["G/loss_cls"].item() == pytest.approx(-3 * math.log(0.01), rel=1e-6)
+    assert _rel(g_floored, g_plain) > 1e-3
+
+
 # ---------------------------------------------------------------------------------- mask noise
 def test_mask_noise_changes_what_g_is_given_not_what_it_is_judged_by(monkeypatch):
     import starkit.training.stargan_step as stargan_step

@@ -267,6 +267,32 @@ def test_classification_loss_ignores_unknown_onehot_rows(joint):
     assert loss.item() == pytest.approx(only_first.item() + 2 * np.log(2), rel=1e-5)
 
 
+def test_a_classification_floor_stops_the_push_on_terms_already_below_it(joint):
+    labels = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1]], dtype=torch.float32)
+    logits = torch.zeros(2, 13)
+    logits[0, 0], logits[0, 3] = 5.0, 5.0  # row 1: sure of its hair and of Male
+    logits[1, 4] = 5.0  # row 2: sure of not-Young, unsure of its hair and of Male
+    logits.requires_grad_(True)
+    floor = 0.2
+    loss = joint.classification_loss(logits, labels, "celeba", floor=floor)
+    loss.backward()
+    # Row 1's hair and Male terms (CE ≈ 0.013, BCE ≈ 0.007) count as the floor and push no more.
+    assert logits.grad[0, :4].abs().sum() == 0
+    assert logits.grad[1, :3].abs().sum() > 0 and logits.grad[1, 3] != 0
+    # Young is wrong for row 1 and right for row 2 (BCE ≈ 0.007): only row 1 is pushed.
+    assert logits.grad[0, 4] != 0 and logits.grad[1, 4] == 0
+    ce = torch.nn.functional.cross_entropy(logits.detach()[:, :3], torch.tensor([0, 1]), reduction="none")
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits.detach()[:, 3:5], labels[:, 3:5],
+                                                               reduction="none")
+    expected = ce.clamp_min(floor).mean() + bce.clamp_min(floor).sum() / 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    # Without a floor it is the plain loss, and a floor under every term changes nothing.
+    plain = joint.classification_loss(logits.detach(), labels, "celeba")
+    assert plain.item() == pytest.approx((ce.mean() + bce.sum() / 2).item(), rel=1e-6)
+    assert joint.classification_loss(logits.detach(), labels, "celeba", floor=1e-6).item() == pytest.approx(
+        plain.item(), rel=1e-4)
+
+
 def test_predict_is_valid_labels(joint):
     logits = torch.randn(6, 13)
     pred = joint.predict(logits, "rafd")

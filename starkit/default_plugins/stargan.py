@@ -34,6 +34,10 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     "lambda_cls_gp": 0.0,
     # D's classifier trained to be unsure of what translations show (not in the paper, hence 0).
     "lambda_cls_fake": 0.0,
+    # G's classification loss stops pushing a translation once D's classifier gives its target
+    # this probability (each image's loss per group counted as at least -log of it; not in the
+    # paper, hence 0 = always push). See starkit.labels.LabelSpace.classification_loss.
+    "g_cls_confidence": 0.0,
     # A translation's change to its input, |G(x, c) - x|, and that change's total variation, as
     # G losses (not in the paper, hence 0): see starkit.models.losses.change_l1 and
     # change_total_variation.

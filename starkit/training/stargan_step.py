@@ -44,6 +44,7 @@ the tolerances stated in tests/test_fast_path.py.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import torch
@@ -102,6 +103,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake",
                 "lambda_change", "lambda_change_tv"):
         need(key, config[key] >= 0, "must be >= 0")
+    need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
     need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
@@ -208,6 +210,9 @@ class StarGANStep:
         self.lambda_id = float(config["lambda_id"])
         self.lambda_cls_gp = float(config["lambda_cls_gp"])
         self.lambda_cls_fake = float(config["lambda_cls_fake"])
+        # G's classification loss per image and group counted as at least -log(confidence).
+        confidence = float(config["g_cls_confidence"])
+        self.g_cls_floor = -math.log(confidence) if confidence > 0 else 0.0
         self.lambda_change = float(config["lambda_change"])
         self.lambda_change_tv = float(config["lambda_change_tv"])
         self.target_sampling = config["target_sampling"]
@@ -308,7 +313,7 @@ class StarGANStep:
                     x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
                     out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake, y_trg)
                     g_loss_fake = generator_adversarial_loss(out_src)
-                    g_loss_cls = targets.classification_loss(space, out_cls.float())
+                    g_loss_cls = targets.classification_loss(space, out_cls.float(), self.g_cls_floor)
                     x_rec = self.G_call(x_fake, c_org)
                     g_loss_rec = reconstruction_loss(x_real, x_rec)
                     g_loss = g_loss_fake + self.lambda_rec * g_loss_rec + self.lambda_cls * g_loss_cls

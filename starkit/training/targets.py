@@ -47,10 +47,12 @@ class Targets:
     joint: Tensor
     parts: tuple[TargetPart, ...]
 
-    def classification_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
+    def classification_loss(self, space: LabelSpace, logits: Tensor, floor: float = 0.0) -> Tensor:
         """D's classification of the translations against their targets, each part by its own
-        dataset's slice, weighted by its share of the batch (one part: the paper's loss)."""
-        return self._by_part(logits, lambda part, lg: space.classification_loss(lg, part.labels, part.dataset))
+        dataset's slice, weighted by its share of the batch (one part: the paper's loss).
+        ``floor``: see :meth:`LabelSpace.classification_loss`."""
+        return self._by_part(logits, lambda part, lg: space.classification_loss(lg, part.labels, part.dataset,
+                                                                                 floor))
 
     def uncertainty_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
         """:meth:`LabelSpace.uncertainty_loss` of each part's rows for its dataset's groups,
