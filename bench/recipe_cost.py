@@ -6,7 +6,8 @@ Two StarGAN steps with the quality benchmark's networks (``bench/quality.py``'s 
 profile, 32 px, batch 16, synth-celeba + synth-rafd label space) are built in one process:
 **before** has the departures below off (``lambda_cls_fake``, ``cross_targets`` and
 ``mask_noise`` at 0, ``g_colour_map`` "none"), **now** at the profile's values; ``--keys``
-picks some of them to switch on alone (each its own mode, on top of before). Both train on the same synthetic batches (random images, random valid labels, the
+picks some of them to switch on alone (each its own mode, on top of before); ``--set
+KEY=VALUE`` times the recipe with any StarGAN key changed (a mode of its own, on top of now). Both train on the same synthetic batches (random images, random valid labels, the
 datasets alternating as the joint loader does), single-threaded as the benchmark's jobs are.
 After ``--warmup`` iterations each, every repeat times ``--iters`` iterations per mode, the
 modes taking turns iteration by iteration, so that the machine's load changes hit all alike.
@@ -22,12 +23,28 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as q  # noqa: E402
 
 #: The recipe's later departures and the value that turns each off.
 RECIPE_KEYS = {"lambda_cls_fake": 0.0, "cross_targets": 0.0, "mask_noise": 0.0, "g_colour_map": "none"}
+
+
+def training_override(pair: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` for a StarGAN training key, the value read as the type of its default."""
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    key, sep, text = pair.partition("=")
+    key = key.strip()
+    kind = type(STARGAN_DEFAULTS.get(key))
+    if not sep or kind not in (str, int, float):
+        raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY a StarGAN key taking a name or a number")
+    try:
+        return key, kind(text.strip())
+    except ValueError:
+        raise SystemExit(f"--set {pair!r}: {key} must be of type {kind.__name__}") from None
 
 
 def build_steps(modes: dict[str, dict], seed: int = 0):
@@ -70,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--keys", default="", help="comma-separated recipe keys to time one at a time too")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="also time the recipe with this training key changed (a mode of its own; repeatable)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
@@ -83,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         if key not in RECIPE_KEYS:
             raise SystemExit(f"--keys: {key!r} is not one of {', '.join(RECIPE_KEYS)}")
         modes[f"only {key}"] = {**before, key: getattr(profile, key)}
+    for item in args.set:
+        key, value = training_override(item)
+        modes[f"now, {key}={value}"] = {**modes["now"], key: value}
     space, profile, steps = build_steps(modes)
     data = batches(space, profile, 64)
     iteration = {name: 0 for name in steps}

@@ -43,6 +43,10 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # change_total_variation.
     "lambda_change": 0.0,
     "lambda_change_tv": 0.0,
+    # The change penalty counts each pixel's change as at most change_cap (0: no cap), and its
+    # weight ramps up from 0 over the first change_warmup iterations (0: from the start).
+    "change_cap": 0.0,
+    "change_warmup": 0,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

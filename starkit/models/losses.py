@@ -51,11 +51,17 @@ def reconstruction_loss(x_real: Tensor, x_reconstructed: Tensor) -> Tensor:
     return (x_real.float() - x_reconstructed.float()).abs().mean()
 
 
-def change_l1(x_real: Tensor, x_fake: Tensor) -> Tensor:
+def change_l1(x_real: Tensor, x_fake: Tensor, cap: float = 0.0) -> Tensor:
     """``mean(|G(x, c) - x|)``: how much a translation changes its input (L1 averaged over
     pixels). Not in the paper: weighted by ``lambda_change``, it asks G to leave alone what the
     target does not concern (minimal-change regularisers of counterfactual generation). The same
-    L1 as :func:`reconstruction_loss`, between the input and its translation."""
+    L1 as :func:`reconstruction_loss`, between the input and its translation.
+
+    ``cap`` > 0 counts each pixel's change as at most ``cap``: ``mean(min(|G(x, c) - x|, cap))``.
+    A change larger than that (the target's own) costs no more however large it grows, while
+    small changes spread over the image (a colour cast) cost as in the plain L1."""
+    if cap > 0:
+        return (x_fake.float() - x_real.float()).abs().clamp_max(cap).mean()
     return reconstruction_loss(x_real, x_fake)
 
 

@@ -105,6 +105,8 @@ def check_config(config: Mapping[str, Any]) -> None:
                 "lambda_change", "lambda_change_tv"):
         need(key, config[key] >= 0, "must be >= 0")
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
+    need("change_cap", config["change_cap"] >= 0, "must be >= 0 (0: no cap)")
+    need("change_warmup", config["change_warmup"] >= 0, "must be >= 0 (0: the full weight from the start)")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
     need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
@@ -216,6 +218,8 @@ class StarGANStep:
         confidence = float(config["g_cls_confidence"])
         self.g_cls_floor = -math.log(confidence) if confidence > 0 else 0.0
         self.lambda_change = float(config["lambda_change"])
+        self.change_cap = float(config["change_cap"])
+        self.change_warmup = int(config["change_warmup"])
         self.lambda_change_tv = float(config["lambda_change_tv"])
         self.target_sampling = config["target_sampling"]
         self.cross_targets = float(config["cross_targets"])
@@ -232,6 +236,14 @@ class StarGANStep:
             order = torch.randperm(labels.shape[0], generator=self.rng).to(labels.device)
             return labels[order]
         return self.label_space.random_labels_torch(dataset, labels.shape[0], generator=self.rng, device=labels.device)
+
+    def change_weight(self, iteration: int) -> float:
+        """``lambda_change`` at ``iteration``: ramped up linearly over the first
+        ``change_warmup`` iterations, so that the changes a target asks for can grow from G's
+        start at the identity before the penalty weighs on them."""
+        if self.change_warmup <= 0 or iteration >= self.change_warmup:
+            return self.lambda_change
+        return self.lambda_change * iteration / self.change_warmup
 
     # ------------------------------------------------------------------ one iteration
     def train_step(self, iteration: int, dataset: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
@@ -328,8 +340,8 @@ class StarGANStep:
                     # Not in the paper: the translation should change only what its target
                     # concerns (lambda_change), and change it evenly (lambda_change_tv).
                     if self.lambda_change > 0:
-                        g_loss_change = change_l1(x_real, x_fake)
-                        g_loss = g_loss + self.lambda_change * g_loss_change
+                        g_loss_change = change_l1(x_real, x_fake, self.change_cap)
+                        g_loss = g_loss + self.change_weight(iteration) * g_loss_change
                     if self.lambda_change_tv > 0:
                         g_loss_change_tv = change_total_variation(x_real, x_fake)
                         g_loss = g_loss + self.lambda_change_tv * g_loss_change_tv
