@@ -400,7 +400,7 @@ def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_
         check_config({**STARGAN_DEFAULTS, **TINY, "g_colour_map": "global"})
 
 
-def test_skip_connections_are_checked_by_name():
+def test_skip_connections_and_up_norms_are_checked_by_name():
     from starkit.training.stargan_step import check_config
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
@@ -408,6 +408,10 @@ def test_skip_connections_are_checked_by_name():
     check_config({**STARGAN_DEFAULTS, **TINY, "g_skip": "unet"})
     with pytest.raises(ConfigError, match="g_skip: must be one of none, unet, got 'dense'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_skip": "dense"})
+    assert STARGAN_DEFAULTS["g_up_norm"] == "instance"
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_up_norm": "rms"})
+    with pytest.raises(ConfigError, match="g_up_norm: must be one of instance, rms, got 'batch'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_up_norm": "batch"})
 
 
 def test_generator_output_mode_is_checked_by_name():

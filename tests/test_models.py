@@ -34,6 +34,7 @@ from starkit.models.stargan import (
     ResizeConv,
     RESIDUAL_EDGE,
     ModelError,
+    SpatialRMSNorm,
     build_stargan,
     count_parameters,
     residual_base,
@@ -256,6 +257,44 @@ def test_unet_skips_feed_the_down_path_features_to_the_up_path_at_their_resoluti
         assert up.shape == (2, 4, 16, 16)
 
 
+def test_rms_norm_leaves_a_feature_zero_where_it_is_zero_and_instance_norm_does_not():
+    h = torch.zeros(2, 3, 8, 8)
+    h[:, :, 2:4, 2:5] = torch.rand(2, 3, 2, 3) + 0.5  # a feature only where a change belongs (6 of 64 pixels)
+    rms, inorm = SpatialRMSNorm(3), InstanceNorm(3)
+    with torch.no_grad():
+        rms.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        rms.bias.copy_(torch.tensor([0.0, 0.1, -0.2]))
+        out = rms(h)
+    outside = h == 0
+    # Zero stays at the channel's shift; inside, the values are divided by the channel's RMS.
+    assert torch.allclose(out[outside].view(2, 3, -1), rms.bias.detach()[None, :, None].expand(2, 3, 58))
+    expected = h / h.square().mean((2, 3), keepdim=True).add(1e-5).sqrt() * rms.weight[:, None, None] + rms.bias[:, None, None]
+    assert torch.allclose(out, expected.detach(), atol=1e-6)
+    # Scale-free, like instance norm …
+    with torch.no_grad():
+        assert torch.allclose(rms(3 * h), out, atol=1e-3)
+        # … but instance norm moves the zeros by the feature's mean: after a ReLU of the
+        # negated feature, every pixel outside the region is lit.
+        assert (F.relu(-inorm(h))[outside] > 0.2).all()
+        assert (F.relu(-SpatialRMSNorm(3)(h))[outside] == 0).all()
+
+
+def test_rms_up_norm_replaces_only_the_up_sampling_norms():
+    torch.manual_seed(0)
+    paper = Generator(c_dim=3, conv_dim=4, repeat_num=1)
+    rms = Generator(c_dim=3, conv_dim=4, repeat_num=1, up_norm="rms")
+    assert count_parameters(rms) == count_parameters(paper)
+    assert all(isinstance(block.norm, SpatialRMSNorm) for block in rms.up)
+    assert isinstance(rms.stem.norm, InstanceNorm) and isinstance(rms.bottleneck[0].norm1, InstanceNorm)
+    # Same weights, same state-dict keys apart from the running statistics the reference keeps.
+    missing, unexpected = rms.load_state_dict(paper.state_dict(), strict=False)
+    assert not missing and all(k.startswith("up.") and "running" in k or "num_batches" in k for k in unexpected)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        assert not torch.allclose(rms(x, c), paper(x, c))
+
+
 def test_label_modulated_generator_starts_as_the_paper_generator_and_learns_label_gains():
     torch.manual_seed(0)
     paper = Generator(c_dim=3, conv_dim=4, repeat_num=2)
@@ -414,6 +453,7 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=5, condition="film"), ["condition", "input, norm", "'film'"]),
         (lambda: Generator(c_dim=5, upsample="bilinear"), ["upsample", "transposed, resize", "'bilinear'"]),
         (lambda: Generator(c_dim=5, skip="dense"), ["skip", "none, unet", "'dense'"]),
+        (lambda: Generator(c_dim=5, up_norm="batch"), ["up_norm", "instance, rms", "'batch'"]),
         (lambda: Discriminator(image_size=16, repeat_num=2, condition="concat"), ["condition", "none, projection"]),
     ],
 )

@@ -167,11 +167,12 @@ def test_export_loads_strictly_into_the_reference_layout():
 
 @pytest.mark.parametrize(
     "options", [{"output": "residual"}, {"output": "attention"}, {"output": "residual", "colour_map": "global"},
-                {"condition": "norm"}, {"upsample": "resize"}, {"skip": "unet"}]
+                {"condition": "norm"}, {"upsample": "resize"}, {"skip": "unet"},
+                {"up_norm": "rms"}]
 )
 def test_export_refuses_generators_the_reference_cannot_compute(options):
     g = Generator(c_dim=3, conv_dim=4, repeat_num=1, **options)
-    with pytest.raises(ReferenceCheckpointError, match="no counterpart for output=.*condition=.*upsample=.*colour_map=.*skip="):
+    with pytest.raises(ReferenceCheckpointError, match="no counterpart for output=.*condition=.*upsample=.*colour_map=.*skip=.*up_norm="):
         to_reference_state_dict(g)
 
 

@@ -26,7 +26,7 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_upsample": "transposed",
     "g_colour_map": "none",
     "g_skip": "none",
-    "g_norm": "instance",
+    "g_up_norm": "instance",
     "d_condition": "none",
 }
 
@@ -62,12 +62,13 @@ GENERATOR_COLOUR_MAPS = ("none", "global")
 #: where a change belongs can be drawn at full resolution (docs/training.md).
 GENERATOR_SKIPS = ("none", "unet")
 
-#: How G normalises its features: ``"instance"`` — instance normalisation everywhere (the
-#: paper); ``"scale"`` — each channel divided by its own root mean square over the image, not
-#: centred, everywhere; ``"scale_up"`` — that in the up-sampling layers only. Centring a
-#: feature that is non-zero only where a change belongs moves every other pixel by its mean,
-#: which a later ReLU can pass on as a change of the whole image (docs/training.md).
-GENERATOR_NORMS = ("instance", "scale", "scale_up")
+#: How G's up-sampling layers normalise their features: ``"instance"`` — instance
+#: normalisation (the paper); ``"rms"`` — each channel divided by its own root mean square over
+#: the image, not centred (:class:`~starkit.models.stargan.SpatialRMSNorm`). Centring a feature
+#: that is non-zero only where a change belongs moves every other pixel by the feature's mean,
+#: which the next ReLU can pass on to the output as a change of the whole image
+#: (docs/training.md).
+GENERATOR_UP_NORMS = ("instance", "rms")
 
 #: Whether D's real/fake score sees the label: ``"none"`` — no, D_src judges the image alone
 #: (the paper); ``"projection"`` — D_src also scores how well the image fits the label the
@@ -110,7 +111,7 @@ __all__ = [
     "GENERATOR_UPSAMPLES",
     "GENERATOR_COLOUR_MAPS",
     "GENERATOR_SKIPS",
-    "GENERATOR_NORMS",
+    "GENERATOR_UP_NORMS",
     *_LAZY,
 ]
 

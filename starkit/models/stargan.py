@@ -39,9 +39,9 @@ from . import (
     DISCRIMINATOR_CONDITIONS,
     GENERATOR_COLOUR_MAPS,
     GENERATOR_CONDITIONS,
-    GENERATOR_NORMS,
     GENERATOR_OUTPUTS,
     GENERATOR_SKIPS,
+    GENERATOR_UP_NORMS,
     GENERATOR_UPSAMPLES,
 )
 
@@ -112,11 +112,11 @@ class InstanceNorm(nn.InstanceNorm2d):
         )
 
 
-class ScaleNorm(nn.Module):
+class SpatialRMSNorm(nn.Module):
     """Instance normalisation without the centring: each channel of each image divided by its
-    own root mean square over the image, then scaled and shifted per channel. A feature that is
-    zero outside a region stays zero there, where instance normalisation would move it by the
-    feature's mean (and a constant channel comes out as ±1 rather than 0)."""
+    own root mean square over the image, then scaled and shifted per channel (as
+    :class:`InstanceNorm`'s affine part). A feature that is zero outside a region stays zero
+    there, where instance normalisation would move it by the feature's mean."""
 
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
@@ -127,10 +127,6 @@ class ScaleNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         scale = torch.rsqrt(x.float().square().mean(dim=(2, 3), keepdim=True) + self.eps).to(x.dtype)
         return x * scale * self.weight[:, None, None] + self.bias[:, None, None]
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    return ScaleNorm(channels) if kind == "scale" else InstanceNorm(channels)
 
 
 class LabelModulation(nn.Module):
@@ -180,7 +176,7 @@ class ConvBlock(nn.Module):
                  norm: str = "instance"):
         super().__init__()
         self.conv = conv
-        self.norm = _norm(norm, conv.out_channels)
+        self.norm = SpatialRMSNorm(conv.out_channels) if norm == "rms" else InstanceNorm(conv.out_channels)
         self.mod = LabelModulation(c_dim, conv.out_channels) if c_dim else None
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
@@ -192,12 +188,12 @@ class ResidualBlock(nn.Module):
     bottleneck; no ReLU after the sum, as in the reference). With ``c_dim`` both norms'
     outputs are modulated by the label."""
 
-    def __init__(self, channels: int, c_dim: int | None = None, norm: str = "instance"):
+    def __init__(self, channels: int, c_dim: int | None = None):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False)
-        self.norm1 = _norm(norm, channels)
+        self.norm1 = InstanceNorm(channels)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1, bias=False)
-        self.norm2 = _norm(norm, channels)
+        self.norm2 = InstanceNorm(channels)
         self.mod1 = LabelModulation(c_dim, channels) if c_dim else None
         self.mod2 = LabelModulation(c_dim, channels) if c_dim else None
 
@@ -267,7 +263,7 @@ class Generator(nn.Module):
 
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
                  condition: str = "input", upsample: str = "transposed", colour_map: str = "none",
-                 skip: str = "none", norm: str = "instance"):
+                 skip: str = "none", up_norm: str = "instance"):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
@@ -290,32 +286,29 @@ class Generator(nn.Module):
         if skip not in GENERATOR_SKIPS:
             raise ModelError(f"skip must be one of {', '.join(GENERATOR_SKIPS)}, got {skip!r}")
         self.skip = skip
-        if norm not in GENERATOR_NORMS:
-            raise ModelError(f"norm must be one of {', '.join(GENERATOR_NORMS)}, got {norm!r}")
-        self.norm = norm
-        # The norm of the stem, down-sampling and residual layers, and of the up-sampling ones.
-        norm_in = "scale" if norm == "scale" else "instance"
-        norm_up = "instance" if norm == "instance" else "scale"
+        if up_norm not in GENERATOR_UP_NORMS:
+            raise ModelError(f"up_norm must be one of {', '.join(GENERATOR_UP_NORMS)}, got {up_norm!r}")
+        self.up_norm = up_norm
         # With U-Net skips the second up-sampling layer and the output layer also read the
         # features of the same resolution on the way down (concatenated): twice the channels.
         widen = 2 if skip == "unet" else 1
         mod_dim = c_dim if condition == "norm" else None
 
         d = conv_dim
-        self.stem = ConvBlock(nn.Conv2d(3 + c_dim, d, kernel_size=7, stride=1, padding=3, bias=False), norm=norm_in)
+        self.stem = ConvBlock(nn.Conv2d(3 + c_dim, d, kernel_size=7, stride=1, padding=3, bias=False))
         self.down = nn.Sequential(
-            ConvBlock(nn.Conv2d(d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False), norm=norm_in),
-            ConvBlock(nn.Conv2d(2 * d, 4 * d, kernel_size=4, stride=2, padding=1, bias=False), norm=norm_in),
+            ConvBlock(nn.Conv2d(d, 2 * d, kernel_size=4, stride=2, padding=1, bias=False)),
+            ConvBlock(nn.Conv2d(2 * d, 4 * d, kernel_size=4, stride=2, padding=1, bias=False)),
         )
-        self.bottleneck = nn.Sequential(*(ResidualBlock(4 * d, mod_dim, norm_in) for _ in range(repeat_num)))
+        self.bottleneck = nn.Sequential(*(ResidualBlock(4 * d, mod_dim) for _ in range(repeat_num)))
 
         def up(c_in: int, c_out: int) -> nn.Module:
             if upsample == "resize":
                 return ResizeConv(c_in, c_out)
             return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=False)
 
-        self.up = nn.Sequential(ConvBlock(up(4 * d, 2 * d), mod_dim, norm_up),
-                                ConvBlock(up(widen * 2 * d, d), mod_dim, norm_up))
+        self.up = nn.Sequential(ConvBlock(up(4 * d, 2 * d), mod_dim, up_norm),
+                                ConvBlock(up(widen * 2 * d, d), mod_dim, up_norm))
         # Attention mode draws one more channel, the keep-mask's logit; a colour map one more
         # still (the last), the recolour mask's logit.
         channels = 3 + (output == "attention") + (colour_map != "none")
@@ -372,7 +365,7 @@ class Generator(nn.Module):
     def extra_repr(self) -> str:
         return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "
                 f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}, "
-                f"colour_map={self.colour_map!r}, skip={self.skip!r}, norm={self.norm!r}")
+                f"colour_map={self.colour_map!r}, skip={self.skip!r}, up_norm={self.up_norm!r}")
 
 
 class Discriminator(nn.Module):
@@ -444,7 +437,8 @@ class Discriminator(nn.Module):
 # ---------------------------------------------------------------------------------- family API
 #: Model config keys that take one of a few names.
 _CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS, "g_upsample": GENERATOR_UPSAMPLES,
-            "g_colour_map": GENERATOR_COLOUR_MAPS, "g_skip": GENERATOR_SKIPS, "g_norm": GENERATOR_NORMS,
+            "g_colour_map": GENERATOR_COLOUR_MAPS, "g_skip": GENERATOR_SKIPS,
+            "g_up_norm": GENERATOR_UP_NORMS,
             "d_condition": DISCRIMINATOR_CONDITIONS}
 
 
@@ -473,7 +467,7 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
         return {
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
                            values["g_condition"], values["g_upsample"], values["g_colour_map"],
-                           values["g_skip"], values["g_norm"]),
+                           values["g_skip"], values["g_up_norm"]),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"],
                 values["d_condition"],

@@ -55,9 +55,9 @@ from ..models import (
     DISCRIMINATOR_CONDITIONS,
     GENERATOR_COLOUR_MAPS,
     GENERATOR_CONDITIONS,
-    GENERATOR_NORMS,
     GENERATOR_OUTPUTS,
     GENERATOR_SKIPS,
+    GENERATOR_UP_NORMS,
     GENERATOR_UPSAMPLES,
 )
 from ..models.losses import (
@@ -119,7 +119,7 @@ def check_config(config: Mapping[str, Any]) -> None:
          f"must be one of {', '.join(GENERATOR_COLOUR_MAPS)}")
     need("g_colour_map", config["g_colour_map"] == "none" or config["g_output"] != "image",
          "needs g_output 'residual' or 'attention' (g_output 'image' never starts from its input)")
-    need("g_norm", config["g_norm"] in GENERATOR_NORMS, f"must be one of {', '.join(GENERATOR_NORMS)}")
+    need("g_up_norm", config["g_up_norm"] in GENERATOR_UP_NORMS, f"must be one of {', '.join(GENERATOR_UP_NORMS)}")
     need("g_skip", config["g_skip"] in GENERATOR_SKIPS, f"must be one of {', '.join(GENERATOR_SKIPS)}")
     need("d_condition", config["d_condition"] in DISCRIMINATOR_CONDITIONS,
          f"must be one of {', '.join(DISCRIMINATOR_CONDITIONS)}")
