@@ -649,6 +649,32 @@ def test_change_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key
     assert all(torch.equal(l_pen[k], l_plain[k]) for k in l_plain)  # the other terms are unchanged
 
 
+def test_the_change_penalty_ramps_up_over_its_warmup_and_uses_its_cap():
+    from starkit.models.losses import change_l1
+
+    space = _space()
+    images, labels = _batch()
+    targets = labels.flip(0)
+    step = _step(NAIVE, lambda_change=2.0, change_warmup=100)
+    assert [step.change_weight(i) for i in (0, 25, 99, 100, 5000)] == [0.0, 0.5, 1.98, 2.0, 2.0]
+    assert _step(NAIVE, lambda_change=2.0).change_weight(0) == 2.0  # no warm-up: the full weight
+    # The capped term is what is logged and added.
+    step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, lambda_change=2.0, change_cap=0.01)
+    step.target_labels = lambda dataset, batch_labels: targets
+    losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+    with torch.no_grad():
+        reference = _step(NAIVE)
+        term = change_l1(images, reference.G(images, space.encode("faces", targets)), cap=0.01)
+    assert 0 < losses["G/loss_change"].item() <= 0.01
+    assert losses["G/loss_change"].item() == pytest.approx(term.item(), rel=1e-5)
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    for key in ("change_cap", "change_warmup"):
+        with pytest.raises(ConfigError, match=f"{key}: must be >= 0"):
+            check_config({**STARGAN_DEFAULTS, **TINY, key: -1})
+
+
 @pytest.mark.parametrize("key", ["lambda_change", "lambda_change_tv"])
 def test_negative_change_penalty_is_refused(key):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS

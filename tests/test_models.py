@@ -544,6 +544,23 @@ def test_change_losses_tell_an_even_recolouring_from_speckle():
         change_total_variation(x, shifted).item())
 
 
+def test_a_capped_change_penalty_prices_small_changes_and_caps_large_ones():
+    x = torch.zeros(1, 3, 8, 8)
+    region = torch.zeros(1, 1, 8, 8)
+    region[..., :2, :] = 1  # a quarter of the image
+    recoloured = x + 0.8 * region  # the target's own change: large and local
+    cast = x + 0.04  # a small change everywhere
+    # Plain L1 prices the recolouring 5x the cast; capped at 0.1 it costs 0.1 per pixel, a
+    # quarter of the image: 0.025, while the cast still costs its full 0.04.
+    assert change_l1(x, recoloured).item() == pytest.approx(0.2)
+    assert change_l1(x, recoloured, cap=0.1).item() == pytest.approx(0.025)
+    assert change_l1(x, cast, cap=0.1).item() == pytest.approx(change_l1(x, cast).item()) == pytest.approx(0.04)
+    # A larger change inside the cap's saturation costs nothing more; its gradient is zero there.
+    y = (x + 0.8 * region).requires_grad_(True)
+    change_l1(x, y + 0.04, cap=0.1).backward()
+    assert (y.grad[region.expand_as(y) > 0] == 0).all() and (y.grad[region.expand_as(y) == 0] > 0).all()
+
+
 def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
     real, fake = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
     unit = LinearCritic((1, 3, 8, 8), norm=1.0)
