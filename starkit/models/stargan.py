@@ -223,6 +223,12 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return value
 
 
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ModelError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _check_image(name: str, x: Tensor) -> None:
     if x.dim() != 4 or x.shape[1] != 3:
         raise ModelError(f"{name}: expected images [B, 3, H, W], got shape {list(x.shape)}")
@@ -268,27 +274,15 @@ class Generator(nn.Module):
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
         self.repeat_num = _check_int("repeat_num", repeat_num, 0)
-        if output not in GENERATOR_OUTPUTS:
-            raise ModelError(f"output must be one of {', '.join(GENERATOR_OUTPUTS)}, got {output!r}")
-        self.output = output
-        if condition not in GENERATOR_CONDITIONS:
-            raise ModelError(f"condition must be one of {', '.join(GENERATOR_CONDITIONS)}, got {condition!r}")
-        self.condition = condition
-        if upsample not in GENERATOR_UPSAMPLES:
-            raise ModelError(f"upsample must be one of {', '.join(GENERATOR_UPSAMPLES)}, got {upsample!r}")
-        self.upsample = upsample
-        if colour_map not in GENERATOR_COLOUR_MAPS:
-            raise ModelError(f"colour_map must be one of {', '.join(GENERATOR_COLOUR_MAPS)}, got {colour_map!r}")
+        self.output = _check_choice("output", output, GENERATOR_OUTPUTS)
+        self.condition = _check_choice("condition", condition, GENERATOR_CONDITIONS)
+        self.upsample = _check_choice("upsample", upsample, GENERATOR_UPSAMPLES)
+        self.colour_map = _check_choice("colour_map", colour_map, GENERATOR_COLOUR_MAPS)
         if colour_map != "none" and output == "image":
             raise ModelError(f"colour_map={colour_map!r} needs output 'residual' or 'attention': output='image' "
                              "draws the image itself and never starts from its (recoloured) input")
-        self.colour_map = colour_map
-        if skip not in GENERATOR_SKIPS:
-            raise ModelError(f"skip must be one of {', '.join(GENERATOR_SKIPS)}, got {skip!r}")
-        self.skip = skip
-        if up_norm not in GENERATOR_UP_NORMS:
-            raise ModelError(f"up_norm must be one of {', '.join(GENERATOR_UP_NORMS)}, got {up_norm!r}")
-        self.up_norm = up_norm
+        self.skip = _check_choice("skip", skip, GENERATOR_SKIPS)
+        self.up_norm = _check_choice("up_norm", up_norm, GENERATOR_UP_NORMS)
         # With U-Net skips the second up-sampling layer and the output layer also read the
         # features of the same resolution on the way down (concatenated): twice the channels.
         widen = 2 if skip == "unet" else 1
@@ -389,9 +383,7 @@ class Discriminator(nn.Module):
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.repeat_num = _check_int("repeat_num", repeat_num, 1)
-        if condition not in DISCRIMINATOR_CONDITIONS:
-            raise ModelError(f"condition must be one of {', '.join(DISCRIMINATOR_CONDITIONS)}, got {condition!r}")
-        self.condition = condition
+        self.condition = _check_choice("condition", condition, DISCRIMINATOR_CONDITIONS)
         if image_size % 2**repeat_num:
             raise ModelError(
                 f"image_size {image_size} must be divisible by 2**repeat_num = {2**repeat_num} "
