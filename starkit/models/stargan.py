@@ -169,8 +169,9 @@ class ResizeConv(nn.Module):
 
 
 class ConvBlock(nn.Module):
-    """A (transposed) convolution without bias, instance norm, ReLU: G's stem, down- and
-    up-sampling layers. With ``c_dim`` the norm's output is modulated by the label."""
+    """A (transposed) convolution without bias, instance norm (``norm="rms"``:
+    :class:`SpatialRMSNorm`), ReLU: G's stem, down- and up-sampling layers. With ``c_dim`` the
+    norm's output is modulated by the label."""
 
     def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d | ResizeConv, c_dim: int | None = None,
                  norm: str = "instance"):
@@ -265,6 +266,11 @@ class Generator(nn.Module):
     has ``"input"``: the label channels at the first convolution only). ``upsample="resize"``
     doubles the resolution by nearest-neighbour up-sampling and a 3×3 convolution
     (:class:`ResizeConv`) instead of the paper's 4×4 transposed convolutions (``"transposed"``).
+    ``skip="unet"`` adds U-Net skip connections: the first down-sampling layer's output is
+    concatenated to the second up-sampling layer's input, the stem's to the output layer's, so
+    G's last layers see the input at full resolution (the paper has none: ``"none"``).
+    ``up_norm="rms"`` normalises the up-sampling layers with :class:`SpatialRMSNorm` instead of
+    instance normalisation (``"instance"``, the paper).
     """
 
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
