@@ -145,8 +145,8 @@ class Profile:
     # Noise on the way back (G(G(x, c) + noise, c_org), against a G that hides its input in
     # the translation) kept D's classifier at chance at 0.1 and 0.03: not kept as an option.
     # The L1 penalty capped per pixel and ramped in (training keys change_cap 0.1,
-    # change_warmup 1000) at weight 3: hair-L1 ratio 0.79 / 0.90 against 0.88 / 0.98 at
-    # training seeds 0 / 1, the rest within the spread between seeds (session 14,
+    # change_warmup 1000) at weight 3: hair-L1 ratio 0.79 / 0.90 / 0.87 against 0.88 / 0.98 /
+    # 0.96 at training seeds 0 / 1 / 2, the rest within the spread between seeds (session 14,
     # docs/training.md); not in the recipe until the benchmark has been re-run with it.
     lambda_change: float = 0.0
     lambda_change_tv: float = 0.0
