@@ -650,7 +650,9 @@ def test_change_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key
 
 
 def test_the_change_penalty_ramps_up_over_its_warmup_and_uses_its_cap():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
     from starkit.models.losses import change_l1
+    from starkit.training.stargan_step import check_config
 
     space = _space()
     images, labels = _batch()
@@ -667,9 +669,6 @@ def test_the_change_penalty_ramps_up_over_its_warmup_and_uses_its_cap():
         term = change_l1(images, reference.G(images, space.encode("faces", targets)), cap=0.01)
     assert 0 < losses["G/loss_change"].item() <= 0.01
     assert losses["G/loss_change"].item() == pytest.approx(term.item(), rel=1e-5)
-    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
-
     for key in ("change_cap", "change_warmup"):
         with pytest.raises(ConfigError, match=f"{key}: must be >= 0"):
             check_config({**STARGAN_DEFAULTS, **TINY, key: -1})
