@@ -398,6 +398,15 @@ def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "grid"})
     with pytest.raises(ConfigError, match="g_colour_map: needs g_output 'residual' or 'attention'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_colour_map": "global"})
+    # The map's hidden layer: a width, and only with a map to compute.
+    assert STARGAN_DEFAULTS["g_map_hidden"] == 0
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "global", "g_map_hidden": 32})
+    for bad in (-1, 2.5, True, "32"):
+        with pytest.raises(ConfigError, match="g_map_hidden: must be an integer >= 0"):
+            check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "global",
+                          "g_map_hidden": bad})
+    with pytest.raises(ConfigError, match="g_map_hidden: needs g_colour_map 'global'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_map_hidden": 32})
 
 
 def test_skip_connections_and_up_norms_are_checked_by_name():

@@ -222,6 +222,48 @@ def test_a_colour_map_starts_as_the_identity_and_applies_where_its_mask_says(out
     assert g.recolour.weight.grad.abs().sum() > 0 and g.to_rgb.weight.grad[-1].abs().sum() > 0
 
 
+def test_a_colour_map_through_a_hidden_layer_starts_as_the_identity_and_learns_ratios_a_linear_layer_cannot():
+    torch.manual_seed(0)
+    linear = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="residual", colour_map="global")
+    mlp = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="residual", colour_map="global", map_hidden=8)
+    # (16 pooled features + 3 labels) → 8 ReLU units → 12, instead of (16 + 3) → 12.
+    assert count_parameters(mlp) - count_parameters(linear) == (19 * 8 + 8 + 8 * 12 + 12) - (19 * 12 + 12)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        assert torch.allclose(mlp(x, c), x.clamp(-RESIDUAL_EDGE, RESIDUAL_EDGE), atol=1e-5)
+    # Its last layer starts at zero, so only that layer has a gradient at first; after one
+    # step the hidden layer learns too.
+    mlp(x, c).sub(0.5).pow(2).mean().backward()
+    assert mlp.recolour[2].weight.grad.abs().sum() > 0 and mlp.recolour[0].weight.grad.abs().sum() == 0
+    with torch.no_grad():
+        mlp.recolour[2].weight.normal_(0, 0.1)
+    mlp.zero_grad()
+    mlp(x, c).sub(0.5).pow(2).mean().backward()
+    assert mlp.recolour[0].weight.grad.abs().sum() > 0
+
+    # Why: the gain that takes a source colour to a target is their ratio, which depends on
+    # the pair. Fitted to it from one-hot source and target codes (as built: the last layer at
+    # zero), the hidden layer gets it; the linear layer, a sum of a source term and a target
+    # term, cannot (its least-squares optimum here leaves a mean squared error of 0.23).
+    colours = torch.tensor([0.2, 0.5, 0.9])
+    pairs = torch.cartesian_prod(torch.arange(3), torch.arange(3))
+    codes = torch.cat([F.one_hot(pairs[:, 0], 16).float(), F.one_hot(pairs[:, 1], 3).float()], 1)
+    gain = (colours[pairs[:, 1]] / colours[pairs[:, 0]])[:, None]
+    errors = {}
+    for hidden in (0, 16):
+        torch.manual_seed(0)
+        net = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="residual", colour_map="global", map_hidden=hidden)
+        opt = torch.optim.Adam(net.recolour.parameters(), lr=0.01)
+        for _ in range(1500):
+            opt.zero_grad()
+            loss = (net.recolour(codes)[:, :1] - gain).pow(2).mean()
+            loss.backward()
+            opt.step()
+        errors[hidden] = loss.item()
+    assert errors[16] < 1e-4 and errors[0] > 0.2
+
+
 @pytest.mark.parametrize("upsample, taps", [("transposed", 16), ("resize", 9)])
 def test_unet_skips_feed_the_down_path_features_to_the_up_path_at_their_resolution(upsample, taps):
     torch.manual_seed(0)
@@ -453,6 +495,8 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=5, condition="film"), ["condition", "input, norm", "'film'"]),
         (lambda: Generator(c_dim=5, upsample="bilinear"), ["upsample", "transposed, resize", "'bilinear'"]),
         (lambda: Generator(c_dim=5, skip="dense"), ["skip", "none, unet", "'dense'"]),
+        (lambda: Generator(c_dim=5, output="residual", map_hidden=8), ["map_hidden=8", "colour_map 'global'"]),
+        (lambda: Generator(c_dim=5, output="residual", colour_map="global", map_hidden=-1), ["map_hidden"]),
         (lambda: Generator(c_dim=5, up_norm="batch"), ["up_norm", "instance, rms", "'batch'"]),
         (lambda: Discriminator(image_size=16, repeat_num=2, condition="concat"), ["condition", "none, projection"]),
     ],

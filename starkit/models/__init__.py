@@ -25,6 +25,7 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_condition": "input",
     "g_upsample": "transposed",
     "g_colour_map": "none",
+    "g_map_hidden": 0,
     "g_skip": "none",
     "g_up_norm": "instance",
     "d_condition": "none",

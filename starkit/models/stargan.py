@@ -260,6 +260,10 @@ class Generator(nn.Module):
     the output modes then start from ``x' = x + M·(T(x) − x)`` instead of ``x``. A new hair
     colour is such a map applied where the hair is, with the input's texture and shading
     carried over, which a colour painted pixel by pixel only approximates (docs/training.md).
+    ``map_hidden`` > 0 computes the map through a hidden layer of that many ReLU units instead
+    of one linear layer: the map a recolouring needs is the target colour *relative to* the
+    source's (roughly their ratio), which a sum of a term for the features and a term for the
+    label cannot express.
 
     ``condition="norm"`` also feeds the label to every instance norm of the residual and
     up-sampling blocks, as a per-channel scale and shift (:class:`LabelModulation`; the paper
@@ -275,7 +279,7 @@ class Generator(nn.Module):
 
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
                  condition: str = "input", upsample: str = "transposed", colour_map: str = "none",
-                 skip: str = "none", up_norm: str = "instance"):
+                 skip: str = "none", up_norm: str = "instance", map_hidden: int = 0):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
@@ -287,6 +291,10 @@ class Generator(nn.Module):
         if colour_map != "none" and output == "image":
             raise ModelError(f"colour_map={colour_map!r} needs output 'residual' or 'attention': output='image' "
                              "draws the image itself and never starts from its (recoloured) input")
+        self.map_hidden = _check_int("map_hidden", map_hidden, 0)
+        if map_hidden and colour_map == "none":
+            raise ModelError(f"map_hidden={map_hidden} needs a colour map (colour_map 'global'): "
+                             "with colour_map='none' there is no map to compute")
         self.skip = _check_choice("skip", skip, GENERATOR_SKIPS)
         self.up_norm = _check_choice("up_norm", up_norm, GENERATOR_UP_NORMS)
         # With U-Net skips the second up-sampling layer and the output layer also read the
@@ -319,12 +327,17 @@ class Generator(nn.Module):
             with torch.no_grad():
                 self.to_rgb.weight[3:].zero_()
         # The colour map's change from the identity (9 matrix entries, 3 offsets), from the
-        # pooled bottleneck and the label.
-        self.recolour: nn.Linear | None = None
+        # pooled bottleneck and the label: one linear layer, or an MLP with map_hidden units.
+        # Its last layer starts at zero, so the map starts as the identity.
+        self.recolour: nn.Module | None = None
         if colour_map != "none":
-            self.recolour = nn.Linear(4 * d + c_dim, 12)
-            nn.init.zeros_(self.recolour.weight)
-            nn.init.zeros_(self.recolour.bias)
+            if map_hidden:
+                last = nn.Linear(map_hidden, 12)
+                self.recolour = nn.Sequential(nn.Linear(4 * d + c_dim, map_hidden), nn.ReLU(), last)
+            else:
+                self.recolour = last = nn.Linear(4 * d + c_dim, 12)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         _check_image("Generator input", x)
@@ -365,7 +378,8 @@ class Generator(nn.Module):
     def extra_repr(self) -> str:
         return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "
                 f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}, "
-                f"colour_map={self.colour_map!r}, skip={self.skip!r}, up_norm={self.up_norm!r}")
+                f"colour_map={self.colour_map!r}, map_hidden={self.map_hidden}, skip={self.skip!r}, "
+                f"up_norm={self.up_norm!r}")
 
 
 class Discriminator(nn.Module):
@@ -465,7 +479,7 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
         return {
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
                            values["g_condition"], values["g_upsample"], values["g_colour_map"],
-                           values["g_skip"], values["g_up_norm"]),
+                           values["g_skip"], values["g_up_norm"], values["g_map_hidden"]),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"],
                 values["d_condition"],

@@ -119,6 +119,10 @@ def check_config(config: Mapping[str, Any]) -> None:
          f"must be one of {', '.join(GENERATOR_COLOUR_MAPS)}")
     need("g_colour_map", config["g_colour_map"] == "none" or config["g_output"] != "image",
          "needs g_output 'residual' or 'attention' (g_output 'image' never starts from its input)")
+    need("g_map_hidden", not isinstance(config["g_map_hidden"], bool) and isinstance(config["g_map_hidden"], int)
+         and config["g_map_hidden"] >= 0, "must be an integer >= 0 (0: one linear layer)")
+    need("g_map_hidden", config["g_map_hidden"] == 0 or config["g_colour_map"] != "none",
+         "needs g_colour_map 'global' (there is no map to compute)")
     need("g_up_norm", config["g_up_norm"] in GENERATOR_UP_NORMS, f"must be one of {', '.join(GENERATOR_UP_NORMS)}")
     need("g_skip", config["g_skip"] in GENERATOR_SKIPS, f"must be one of {', '.join(GENERATOR_SKIPS)}")
     need("d_condition", config["d_condition"] in DISCRIMINATOR_CONDITIONS,
