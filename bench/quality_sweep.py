@@ -93,6 +93,10 @@ def prepare(profile: q.Profile, work: Path) -> None:
     marker.unlink(missing_ok=True)
     print("== ingest and judge", file=sys.stderr, flush=True)
     q.ingest_datasets(profile, work / "data")
+    # One thread, as bench/quality.py's judge job: with more, the reduction order and so the
+    # judge's weights differ, and with them its verdicts (by 0.03 in expression accuracy on one
+    # generator, session 15): the sweep's numbers would not be the benchmark's.
+    q._single_thread()
     q.train_judge(profile, work / "data", work / "classifier.pt", progress=False)
     q._write_json(marker, key)
 
