@@ -683,6 +683,34 @@ def test_the_change_penalty_ramps_up_over_its_warmup_and_uses_its_cap():
             check_config({**STARGAN_DEFAULTS, **TINY, key: -1})
 
 
+def test_the_way_backs_gradient_reaches_the_translation_in_the_share_asked():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    assert STARGAN_DEFAULTS["rec_fake_grad"] == 1.0  # the paper
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="rec_fake_grad: must be in \\[0, 1\\]"):
+            check_config({**STARGAN_DEFAULTS, **TINY, "rec_fake_grad": bad})
+    images, labels = _batch()
+    targets = labels.flip(0)
+    results = {}
+    for share in (0.0, 0.5, 1.0):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, rec_fake_grad=share)
+        with torch.no_grad():  # a G that changes its input, so the way back has work to do
+            for p in step.G.parameters():
+                p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        results[share] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    # The losses are the same numbers; G's gradient is the way back's own part plus the share
+    # asked of the part that flows through the translation: linear in the share.
+    for share in (0.0, 0.5):
+        assert all(torch.equal(results[share][0][k], results[1.0][0][k]) for k in results[1.0][0])
+    g0, g_half, g1 = (results[s][1] for s in (0.0, 0.5, 1.0))
+    assert _rel(g1 - g0, g1) > 1e-2
+    assert _rel(g_half, (g0 + g1) / 2) < 1e-4
+
+
 @pytest.mark.parametrize("key", ["lambda_change", "lambda_change_tv"])
 def test_negative_change_penalty_is_refused(key):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS

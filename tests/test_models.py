@@ -23,6 +23,7 @@ from starkit.models.losses import (
     generator_adversarial_loss,
     gradient_penalty,
     reconstruction_loss,
+    scale_gradient,
 )
 from starkit.models.stargan import (
     Discriminator,
@@ -586,6 +587,16 @@ def test_change_losses_tell_an_even_recolouring_from_speckle():
     # Only the change counts, not the image's own edges.
     assert change_total_variation(x + 3 * region, shifted + 3 * region).item() == pytest.approx(
         change_total_variation(x, shifted).item())
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.3, 1.0])
+def test_scale_gradient_keeps_the_value_and_scales_what_flows_back(scale):
+    x = torch.randn(2, 3, requires_grad=True)
+    y = scale_gradient(x, scale)
+    assert torch.equal(y, x)
+    weights = torch.arange(6.0).reshape(2, 3)
+    ((y * weights).sum() + x.sum()).backward()  # x's own term keeps a path at scale 0
+    assert torch.allclose(x.grad, scale * weights + 1)
 
 
 def test_a_capped_change_penalty_prices_small_changes_and_caps_large_ones():

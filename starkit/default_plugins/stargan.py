@@ -28,6 +28,10 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     "lambda_cls": 1.0,
     "lambda_rec": 10.0,
     "lambda_gp": 10.0,
+    # How much of the reconstruction loss's gradient flows back through the translation
+    # G(x, c) into G's forward translation (1: all of it, the paper; 0: the way back learns to
+    # invert and the translation is not pulled back toward its input). See docs/training.md.
+    "rec_fake_grad": 1.0,
     # Identity loss |x - G(x, c_org)| (not in the paper, hence 0): see docs/training.md.
     "lambda_id": 0.0,
     # Input-gradient penalty on D's classification of real images (not in the paper, hence 0).

@@ -51,6 +51,17 @@ def reconstruction_loss(x_real: Tensor, x_reconstructed: Tensor) -> Tensor:
     return (x_real.float() - x_reconstructed.float()).abs().mean()
 
 
+def scale_gradient(x: Tensor, scale: float) -> Tensor:
+    """``x`` unchanged on the way forward; on the way back, the gradient reaching ``x`` is
+    multiplied by ``scale`` (0: ``x`` detached; 1: ``x`` itself)."""
+    if scale == 1:
+        return x
+    if scale == 0:
+        return x.detach()
+    frozen = x.detach()
+    return frozen + scale * (x - frozen)
+
+
 def change_l1(x_real: Tensor, x_fake: Tensor, cap: float = 0.0) -> Tensor:
     """``mean(|G(x, c) - x|)``: how much a translation changes its input (L1 averaged over
     pixels). Not in the paper: weighted by ``lambda_change``, it asks G to leave alone what the

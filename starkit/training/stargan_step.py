@@ -69,6 +69,7 @@ from ..models.losses import (
     gradient_penalty,
     interpolation_weights,
     reconstruction_loss,
+    scale_gradient,
 )
 from ..models.stargan import build_stargan
 from .config import ConfigError
@@ -105,6 +106,7 @@ def check_config(config: Mapping[str, Any]) -> None:
                 "lambda_change", "lambda_change_tv"):
         need(key, config[key] >= 0, "must be >= 0")
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
+    need("rec_fake_grad", 0 <= config["rec_fake_grad"] <= 1, "must be in [0, 1] (1: the paper)")
     need("change_cap", config["change_cap"] >= 0, "must be >= 0 (0: no cap)")
     need("change_warmup", config["change_warmup"] >= 0, "must be >= 0 (0: the full weight from the start)")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
@@ -214,6 +216,7 @@ class StarGANStep:
         self.n_critic = int(config["n_critic"])
         self.lambda_cls = float(config["lambda_cls"])
         self.lambda_rec = float(config["lambda_rec"])
+        self.rec_fake_grad = float(config["rec_fake_grad"])
         self.lambda_gp = float(config["lambda_gp"])
         self.lambda_id = float(config["lambda_id"])
         self.lambda_cls_gp = float(config["lambda_cls_gp"])
@@ -332,7 +335,10 @@ class StarGANStep:
                     out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake, y_trg)
                     g_loss_fake = generator_adversarial_loss(out_src)
                     g_loss_cls = targets.classification_loss(space, out_cls.float(), self.g_cls_floor)
-                    x_rec = self.G_call(x_fake, c_org)
+                    # The way back: with rec_fake_grad < 1 (not in the paper) less of its
+                    # loss reaches the forward translation, which it otherwise pulls back
+                    # toward the input (an easier way back), against the classification term.
+                    x_rec = self.G_call(scale_gradient(x_fake, self.rec_fake_grad), c_org)
                     g_loss_rec = reconstruction_loss(x_real, x_rec)
                     g_loss = g_loss_fake + self.lambda_rec * g_loss_rec + self.lambda_cls * g_loss_cls
                     if self.lambda_id > 0:
