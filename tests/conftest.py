@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +121,23 @@ def toy_data_root(tmp_path_factory):
     for spec in toy_specs():
         ingest(spec, None, root / spec.name, image_size=TOY_IMAGE_SIZE, workers=1, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def bench_script():
+    """``bench_script("quality")``: the script ``bench/quality.py`` as a module, loaded once per
+    session and registered in ``sys.modules`` (as ``bench_quality``; dataclasses look their
+    module up while the script runs)."""
+    loaded = {}
+
+    def load(name):
+        if name not in loaded:
+            path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+            spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            loaded[name] = module
+        return loaded[name]
+
+    return load

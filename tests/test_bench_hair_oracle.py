@@ -3,21 +3,13 @@ counterfactual has its structure, and touch only the pixels that change."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "hair_oracle.py"
-
 
 @pytest.fixture(scope="module")
-def oracle():
-    spec = importlib.util.spec_from_file_location("bench_hair_oracle", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def oracle(bench_script):
+    return bench_script("hair_oracle")
 
 
 def _face(rng):

@@ -3,23 +3,16 @@ input and one that goes exactly half-way to the exact counterfactual."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "hair_pull.py"
-
 
 @pytest.fixture(scope="module")
-def pull():
-    spec = importlib.util.spec_from_file_location("bench_hair_pull", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def pull(bench_script):
+    return bench_script("hair_pull")
 
 
 @pytest.fixture(scope="module")

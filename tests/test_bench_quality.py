@@ -4,8 +4,6 @@ the field's type, and mistakes must be refused by name."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +12,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
 
 
 @pytest.fixture(scope="module")
-def quality():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
-    spec.loader.exec_module(module)
-    return module
+def quality(bench_script):
+    return bench_script("quality")
 
 
 def test_overrides_take_each_fields_type(quality):
@@ -98,15 +92,12 @@ def test_the_readme_demo_trains_the_benchmarks_recipe(quality):
             assert value == getattr(profile, name, STARGAN_DEFAULTS[name]), name
 
 
-def test_recipe_cost_times_the_recipe_keys_on_equal_footing(tmp_path):
+def test_recipe_cost_times_the_recipe_keys_on_equal_footing(tmp_path, bench_script):
     """bench/recipe_cost.py: 'before' and 'now' differ only in the recipe's keys, start from the
     same weights, and the run writes a ratio per mode."""
     import json
 
-    spec = importlib.util.spec_from_file_location("bench_recipe_cost", SCRIPT.parent / "recipe_cost.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = bench_script("recipe_cost")
     profile = module.q.PROFILES["cpu20"]
     now = {k: getattr(profile, k) for k in module.RECIPE_KEYS}
     assert any(now.values())  # the benchmark's recipe uses them
