@@ -132,6 +132,8 @@ def _ratio(value: Any) -> float:
 def gradient_pull(translator: Any, store: Any, faces: int, lambda_rec: float) -> dict[str, Any]:
     import torch
 
+    from starkit.models.losses import generator_adversarial_loss, reconstruction_loss
+
     G, D, space = translator.G, translator.D, translator.label_space
     if D is None:
         raise SystemExit("the checkpoint holds no discriminator: the gradients need D")
@@ -143,12 +145,14 @@ def gradient_pull(translator: Any, store: Any, faces: int, lambda_rec: float) ->
             continue
         gt_t = torch.from_numpy(gt).permute(2, 0, 1)[None].to(x.device) * 2 - 1
         y = G(x, c).detach().requires_grad_(True)
+        # Images in [-1, 1] here: twice the threshold in [0, 1] units.
         changed = ((gt_t - x).abs().amax(1, keepdim=True) > 2 * CHANGED).expand_as(x)
-        src, cls = D(y)
+        # A projection critic is told the target, as in the training step (others ignore it).
+        src, cls = D(y, space.centered_labels(wanted, CELEBA))
         terms = {
-            "adversarial": -src.mean(),
+            "adversarial": generator_adversarial_loss(src),
             "classification": space.classification_loss(cls, wanted, CELEBA),
-            "reconstruction": lambda_rec * (G(y, c_org) - x).abs().mean(),
+            "reconstruction": lambda_rec * reconstruction_loss(x, G(y, c_org)),
         }
         back, forward = (x - y).detach()[changed], (gt_t - y).detach()[changed]
         for name, loss in terms.items():
