@@ -56,6 +56,8 @@ def hair_translations(translator: Any, store: Any, faces: int):
         if render is None:
             raise SystemExit(f"{CELEBA} test image {index}: no exact counterfactual ({reason or 'not synthetic'})")
         x = to_model_range(torch.from_numpy(image[None]).permute(0, 3, 1, 2)).to(translator.device)
+        x_unit = image.astype(np.float32) / 255
+        c_org = torch.from_numpy(space.encode(CELEBA, labels[None])).to(translator.device)
         source = next((a for a, v in zip(attrs, labels) if v == 1 and a.endswith("_Hair")), "?")
         for target in targets_for(space, CELEBA, labels):
             if target.group != "hair":
@@ -63,8 +65,7 @@ def hair_translations(translator: Any, store: Any, faces: int):
             wanted = {a: int(v) for a, v in zip(attrs, target.labels)}
             gt = render(CELEBA, wanted, x.shape[-1]).astype(np.float32) / 255
             c = torch.from_numpy(condition(space, [target], CELEBA)).to(translator.device)
-            c_org = torch.from_numpy(space.encode(CELEBA, labels[None])).to(translator.device)
-            yield (source, target.attribute, x, image.astype(np.float32) / 255, gt, c_org, c,
+            yield (source, target.attribute, x, x_unit, gt, c_org, c,
                    torch.from_numpy(target.labels[None]).to(translator.device))
 
 
