@@ -148,8 +148,10 @@ def _config(data_root, **extra):
         {"g_condition": "norm", "g_upsample": "resize", "g_output": "attention", "d_condition": "projection",
          "d_cls_augment": "framing"},
         # A colour map's layers (its hidden layer, G's extra output channel), the wider layers
-        # behind U-Net skips and the up-sampling layers' RMS norms are saved and rebuilt.
-        {"g_output": "residual", "g_colour_map": "global", "g_map_hidden": 8, "g_skip": "unet", "g_up_norm": "rms"},
+        # behind U-Net skips and the up-sampling layers' RMS norms are saved and rebuilt; the
+        # labels only the map sees are hidden from the convolutions again after the resume.
+        {"g_output": "residual", "g_colour_map": "global", "g_map_hidden": 8, "g_skip": "unet", "g_up_norm": "rms",
+         "g_map_only": "hair"},
         # Cross-dataset targets draw rows, datasets and labels from the step's generator.
         {"cross_targets": 0.5, "lambda_cls_fake": 0.3, "mask_noise": 0.5, "d_condition": "projection"},
     ],

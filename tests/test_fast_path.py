@@ -407,6 +407,14 @@ def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_
                           "g_map_hidden": bad})
     with pytest.raises(ConfigError, match="g_map_hidden: needs g_colour_map 'global'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_map_hidden": 32})
+    # Labels only the map sees: group names, and only with a map.
+    assert STARGAN_DEFAULTS["g_map_only"] == ""
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "global", "g_map_only": "hair"})
+    with pytest.raises(ConfigError, match="g_map_only: must be a string"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "global",
+                      "g_map_only": ["hair"]})
+    with pytest.raises(ConfigError, match="g_map_only: needs g_colour_map 'global'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_map_only": "hair"})
 
 
 def test_skip_connections_and_up_norms_are_checked_by_name():

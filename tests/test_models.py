@@ -265,6 +265,57 @@ def test_a_colour_map_through_a_hidden_layer_starts_as_the_identity_and_learns_r
     assert errors[16] < 1e-4 and errors[0] > 0.2
 
 
+@pytest.mark.parametrize("condition", ["input", "norm"])
+def test_labels_only_the_colour_map_sees_reach_the_output_only_where_the_recolour_mask_is(condition):
+    torch.manual_seed(0)
+    g = Generator(c_dim=5, conv_dim=4, repeat_num=1, output="residual", condition=condition, colour_map="global",
+                  map_hidden=8, map_only=(0, 1, 2))
+    assert g.map_only == (0, 1, 2) and g.conv_labels.tolist() == [0, 0, 0, 1, 1]
+    # The column mask is not part of the weights: it follows from the config.
+    assert "conv_labels" not in g.state_dict()
+    with torch.no_grad():
+        for p in g.parameters():
+            p.normal_(0, 0.3)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    a = torch.tensor([[1.0, 0, 0, 1, 0], [1.0, 0, 0, 0, 1]])
+    b = torch.tensor([[0.0, 0, 1, 1, 0], [0.0, 1, 0, 0, 1]])  # the same but for columns 0-2
+    features = {}
+    g.up[1].register_forward_hook(lambda module, args, out: features.setdefault(len(features), out))
+    with torch.no_grad():
+        ya, yb = g(x, a), g(x, b)
+    # Every convolution computed the same for both labels (so the recolour mask is the same);
+    # only the map, and with it the output, differs.
+    assert torch.equal(features[0], features[1])
+    assert (ya - yb).abs().max() > 1e-3
+    # A label the convolutions do see changes their features as usual.
+    features.clear()
+    with torch.no_grad():
+        g(x, a), g(x, torch.tensor([[1.0, 0, 0, 0, 1], [1.0, 0, 0, 1, 0]]))
+    assert not torch.equal(features[0], features[1])
+    # Where the recolour mask is shut (its logit forced to -60), those labels change nothing.
+    g.to_rgb.bias = nn.Parameter(torch.tensor([0.0, 0.0, 0.0, -60.0]))
+    with torch.no_grad():
+        g.to_rgb.weight[-1].zero_()
+        assert torch.allclose(g(x, a), g(x, b), atol=1e-6)
+
+
+def test_map_only_columns_follow_group_names_across_datasets():
+    from starkit.models.stargan import map_only_columns
+
+    space = LabelSpace.from_groups([CELEBA, RAFD])
+    hair = [g for g in space.group_slices("celeba") if g.group.name == "hair"][0]
+    assert map_only_columns(space, "") == ()
+    assert map_only_columns(space, "hair") == tuple(range(hair.start, hair.stop))
+    assert map_only_columns(space, " hair , hair,") == tuple(range(hair.start, hair.stop))
+    with pytest.raises(ModelError, match="g_map_only: no attribute group 'hat'.*groups: .*hair"):
+        map_only_columns(space, "hair,hat")
+    G = build_stargan(space, {"g_output": "residual", "g_colour_map": "global", "g_map_only": "hair",
+                              "g_conv_dim": 4, "g_repeat_num": 0})["G"]
+    assert G.map_only == tuple(range(hair.start, hair.stop))
+    with pytest.raises(ModelError, match="'g_map_only' must be a string"):
+        build_stargan(space, {"g_output": "residual", "g_colour_map": "global", "g_map_only": ["hair"]})
+
+
 @pytest.mark.parametrize("upsample, taps", [("transposed", 16), ("resize", 9)])
 def test_unet_skips_feed_the_down_path_features_to_the_up_path_at_their_resolution(upsample, taps):
     torch.manual_seed(0)
@@ -498,6 +549,9 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=5, skip="dense"), ["skip", "none, unet", "'dense'"]),
         (lambda: Generator(c_dim=5, output="residual", map_hidden=8), ["map_hidden=8", "colour_map 'global'"]),
         (lambda: Generator(c_dim=5, output="residual", colour_map="global", map_hidden=-1), ["map_hidden"]),
+        (lambda: Generator(c_dim=5, output="residual", map_only=(0,)), ["map_only=[0]", "colour_map 'global'"]),
+        (lambda: Generator(c_dim=5, output="residual", colour_map="global", map_only=(5,)), ["map_only", "[0, 5)"]),
+        (lambda: Generator(c_dim=5, output="residual", colour_map="global", map_only=(1, 1)), ["map_only", "distinct"]),
         (lambda: Generator(c_dim=5, up_norm="batch"), ["up_norm", "instance, rms", "'batch'"]),
         (lambda: Discriminator(image_size=16, repeat_num=2, condition="concat"), ["condition", "none, projection"]),
     ],

@@ -26,6 +26,7 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_upsample": "transposed",
     "g_colour_map": "none",
     "g_map_hidden": 0,
+    "g_map_only": "",
     "g_skip": "none",
     "g_up_norm": "instance",
     "d_condition": "none",
@@ -55,6 +56,13 @@ GENERATOR_UPSAMPLES = ("transposed", "resize")
 #: colour is such a map applied to the hair, its texture and shading kept (docs/training.md).
 #: Needs ``g_output`` ``"residual"`` or ``"attention"`` (``"image"`` does not start from its input).
 GENERATOR_COLOUR_MAPS = ("none", "global")
+
+#: ``g_map_only``, a comma-separated list of attribute-group names (``"hair"``; ``""``: none, the
+#: paper) whose labels only the colour map sees: G's convolutions get the label vector with those
+#: columns zeroed, so a change of those labels can reach the output only as a recolouring of the
+#: input where the recolour mask says, never as a change the convolutions draw (a colour cast,
+#: say). Needs ``g_colour_map = "global"``; a name matches that group in every dataset that has
+#: it (docs/training.md).
 
 #: Whether G's up-sampling path sees the down-sampling path's features: ``"none"`` — no, every
 #: output pixel is decided from the quarter-resolution bottleneck (the paper); ``"unet"`` — the

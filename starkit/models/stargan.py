@@ -27,7 +27,7 @@ memory format: the networks run under ``torch.autocast`` and in ``channels_last`
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -264,6 +264,10 @@ class Generator(nn.Module):
     of one linear layer: the map a recolouring needs is the target colour *relative to* the
     source's (roughly their ratio), which a sum of a term for the features and a term for the
     label cannot express.
+    ``map_only`` lists label columns (of ``c``) that only the colour map sees: G's convolutions
+    get ``c`` with those columns zeroed, so those labels can change the output only through the
+    map and its mask. The mask is then drawn without knowing them: it must mark where such a
+    recolouring would go (the hair), and the map decides what it does there.
 
     ``condition="norm"`` also feeds the label to every instance norm of the residual and
     up-sampling blocks, as a per-channel scale and shift (:class:`LabelModulation`; the paper
@@ -279,7 +283,8 @@ class Generator(nn.Module):
 
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
                  condition: str = "input", upsample: str = "transposed", colour_map: str = "none",
-                 skip: str = "none", up_norm: str = "instance", map_hidden: int = 0):
+                 skip: str = "none", up_norm: str = "instance", map_hidden: int = 0,
+                 map_only: Sequence[int] = ()):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
@@ -295,6 +300,19 @@ class Generator(nn.Module):
         if map_hidden and colour_map == "none":
             raise ModelError(f"map_hidden={map_hidden} needs a colour map (colour_map 'global'): "
                              "with colour_map='none' there is no map to compute")
+        self.map_only = tuple(map_only)
+        if self.map_only:
+            if colour_map == "none":
+                raise ModelError(f"map_only={list(self.map_only)} needs a colour map (colour_map 'global'): "
+                                 "with colour_map='none' no part of G would see those labels")
+            bad = [i for i in self.map_only if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < c_dim]
+            if bad or len(set(self.map_only)) != len(self.map_only):
+                raise ModelError(f"map_only: expected distinct label columns in [0, {c_dim}), got {list(self.map_only)}")
+        # 1 where G's convolutions see the label column, 0 where only the colour map does. Not
+        # saved: it follows from the model config, which every checkpoint records.
+        conv_labels = torch.ones(c_dim)
+        conv_labels[list(self.map_only)] = 0.0
+        self.register_buffer("conv_labels", conv_labels, persistent=False)
         self.skip = _check_choice("skip", skip, GENERATOR_SKIPS)
         self.up_norm = _check_choice("up_norm", up_norm, GENERATOR_UP_NORMS)
         # With U-Net skips the second up-sampling layer and the output layer also read the
@@ -346,6 +364,9 @@ class Generator(nn.Module):
             raise ModelError(f"Generator: expected labels [{batch}, {self.c_dim}], got shape {list(c.shape)}")
         if height % 4 or width % 4:
             raise ModelError(f"Generator: image height and width must be divisible by 4, got {height}×{width}")
+        c_full = c
+        if self.map_only:
+            c = c * self.conv_labels.to(c.dtype)  # the convolutions never see these columns
         # The domain label enters as extra constant input channels (paper Fig. 3).
         labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
         stem = self.stem(torch.cat([x, labels], dim=1))
@@ -354,7 +375,7 @@ class Generator(nn.Module):
         for block in self.bottleneck:
             h = block(h, c)  # blocks without label modulation ignore c
         if self.recolour is not None:
-            change = self.recolour(torch.cat([h.mean(dim=(2, 3)), c.to(h.dtype)], dim=1))
+            change = self.recolour(torch.cat([h.mean(dim=(2, 3)), c_full.to(h.dtype)], dim=1))
         h = self.up[0](h, c)
         if self.skip == "unet":
             h = torch.cat([h, half], dim=1)
@@ -378,7 +399,8 @@ class Generator(nn.Module):
     def extra_repr(self) -> str:
         return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "
                 f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}, "
-                f"colour_map={self.colour_map!r}, map_hidden={self.map_hidden}, skip={self.skip!r}, "
+                f"colour_map={self.colour_map!r}, map_hidden={self.map_hidden}, map_only={list(self.map_only)}, "
+                f"skip={self.skip!r}, "
                 f"up_norm={self.up_norm!r}")
 
 
@@ -456,6 +478,10 @@ _CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_condition": GENERATOR_CONDITIONS, 
 
 def _config_value(config: Mapping[str, Any], key: str) -> Any:
     value = config.get(key, DEFAULT_MODEL_CONFIG[key])
+    if key == "g_map_only":
+        if not isinstance(value, str):
+            raise ModelError(f"model config {key!r} must be a string of group names, got {value!r}")
+        return value
     choices = _CHOICES.get(key)
     if choices is not None:
         if value not in choices:
@@ -464,6 +490,22 @@ def _config_value(config: Mapping[str, Any], key: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ModelError(f"model config {key!r} must be an integer, got {value!r}")
     return value
+
+
+def map_only_columns(label_space: Any, names: str) -> tuple[int, ...]:
+    """The joint label columns of the attribute groups named in ``names`` (comma-separated;
+    ``""``: none), in every dataset of ``label_space`` that has a group of that name."""
+    columns: list[int] = []
+    for name in (n.strip() for n in names.split(",")):
+        if not name:
+            continue
+        found = [g for d in label_space.names for g in label_space.group_slices(d) if g.group.name == name]
+        if not found:
+            known = sorted({g.group.name for d in label_space.names for g in label_space.group_slices(d)})
+            raise ModelError(f"g_map_only: no attribute group {name!r} in the label space "
+                             f"(groups: {', '.join(known)})")
+        columns.extend(i for g in found for i in range(g.start, g.stop) if i not in columns)
+    return tuple(columns)
 
 
 def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> dict[str, nn.Module]:
@@ -479,7 +521,8 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
         return {
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
                            values["g_condition"], values["g_upsample"], values["g_colour_map"],
-                           values["g_skip"], values["g_up_norm"], values["g_map_hidden"]),
+                           values["g_skip"], values["g_up_norm"], values["g_map_hidden"],
+                           map_only_columns(label_space, values["g_map_only"])),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"],
                 values["d_condition"],

@@ -125,6 +125,10 @@ def check_config(config: Mapping[str, Any]) -> None:
          and config["g_map_hidden"] >= 0, "must be an integer >= 0 (0: one linear layer)")
     need("g_map_hidden", config["g_map_hidden"] == 0 or config["g_colour_map"] != "none",
          "needs g_colour_map 'global' (there is no map to compute)")
+    need("g_map_only", isinstance(config["g_map_only"], str),
+         "must be a string: comma-separated attribute-group names (\"\": none)")
+    need("g_map_only", not str(config["g_map_only"]).strip(" ,") or config["g_colour_map"] != "none",
+         "needs g_colour_map 'global' (only the colour map would see those labels)")
     need("g_up_norm", config["g_up_norm"] in GENERATOR_UP_NORMS, f"must be one of {', '.join(GENERATOR_UP_NORMS)}")
     need("g_skip", config["g_skip"] in GENERATOR_SKIPS, f"must be one of {', '.join(GENERATOR_SKIPS)}")
     need("d_condition", config["d_condition"] in DISCRIMINATOR_CONDITIONS,
