@@ -308,11 +308,6 @@ class Generator(nn.Module):
             bad = [i for i in self.map_only if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < c_dim]
             if bad or len(set(self.map_only)) != len(self.map_only):
                 raise ModelError(f"map_only: expected distinct label columns in [0, {c_dim}), got {list(self.map_only)}")
-        # 1 where G's convolutions see the label column, 0 where only the colour map does. Not
-        # saved: it follows from the model config, which every checkpoint records.
-        conv_labels = torch.ones(c_dim)
-        conv_labels[list(self.map_only)] = 0.0
-        self.register_buffer("conv_labels", conv_labels, persistent=False)
         self.skip = _check_choice("skip", skip, GENERATOR_SKIPS)
         self.up_norm = _check_choice("up_norm", up_norm, GENERATOR_UP_NORMS)
         # With U-Net skips the second up-sampling layer and the output layer also read the
@@ -366,7 +361,10 @@ class Generator(nn.Module):
             raise ModelError(f"Generator: image height and width must be divisible by 4, got {height}×{width}")
         c_full = c
         if self.map_only:
-            c = c * self.conv_labels.to(c.dtype)  # the convolutions never see these columns
+            # The convolutions never see these columns. (Not a buffer: a network built on the
+            # meta device and loaded from a checkpoint would get it uninitialised.)
+            c = c.clone()
+            c[:, list(self.map_only)] = 0
         # The domain label enters as extra constant input channels (paper Fig. 3).
         labels = c.to(x.dtype)[:, :, None, None].expand(batch, self.c_dim, height, width)
         stem = self.stem(torch.cat([x, labels], dim=1))
