@@ -51,6 +51,11 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # weight ramps up from 0 over the first change_warmup iterations (0: from the start).
     "change_cap": 0.0,
     "change_warmup": 0,
+    # Path consistency (not in the paper, hence 0): a translation straight to a target should
+    # equal one by way of another target, G(x, c) = G(G(x, c_mid), c), on path_fraction of
+    # every batch. See starkit.models.losses.path_consistency.
+    "lambda_path": 0.0,
+    "path_fraction": 0.25,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

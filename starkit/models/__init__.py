@@ -104,6 +104,7 @@ _LAZY: dict[str, str] = {
     "reconstruction_loss": "losses",
     "change_l1": "losses",
     "change_total_variation": "losses",
+    "path_consistency": "losses",
     # reference weights
     "ReferenceCheckpointError": "reference_import",
     "convert_reference_state_dict": "reference_import",

@@ -68,6 +68,7 @@ from ..models.losses import (
     generator_adversarial_loss,
     gradient_penalty,
     interpolation_weights,
+    path_consistency,
     reconstruction_loss,
     scale_gradient,
 )
@@ -108,6 +109,8 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
     need("rec_fake_grad", 0 <= config["rec_fake_grad"] <= 1, "must be in [0, 1] (1: the paper)")
     need("change_cap", config["change_cap"] >= 0, "must be >= 0 (0: no cap)")
+    need("lambda_path", config["lambda_path"] >= 0, "must be >= 0 (0: the paper)")
+    need("path_fraction", 0 < config["path_fraction"] <= 1, "must be in (0, 1]")
     need("change_warmup", config["change_warmup"] >= 0, "must be >= 0 (0: the full weight from the start)")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
@@ -232,6 +235,8 @@ class StarGANStep:
         self.change_cap = float(config["change_cap"])
         self.change_warmup = int(config["change_warmup"])
         self.lambda_change_tv = float(config["lambda_change_tv"])
+        self.lambda_path = float(config["lambda_path"])
+        self.path_fraction = float(config["path_fraction"])
         self.target_sampling = config["target_sampling"]
         self.cross_targets = float(config["cross_targets"])
         self.mask_noise = float(config["mask_noise"])
@@ -359,6 +364,9 @@ class StarGANStep:
                     if self.lambda_change_tv > 0:
                         g_loss_change_tv = change_total_variation(x_real, x_fake)
                         g_loss = g_loss + self.lambda_change_tv * g_loss_change_tv
+                    if self.lambda_path > 0:
+                        g_loss_path = self._path_consistency(x_real, x_fake, c_trg, dataset, labels)
+                        g_loss = g_loss + self.lambda_path * g_loss_path
                 opt_g = self.optimizers["G"]
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
@@ -381,7 +389,23 @@ class StarGANStep:
                 losses["G/loss_change"] = g_loss_change.detach()
             if self.lambda_change_tv > 0:
                 losses["G/loss_change_tv"] = g_loss_change_tv.detach()
+            if self.lambda_path > 0:
+                losses["G/loss_path"] = g_loss_path.detach()
         return losses
+
+    def _path_consistency(self, x_real: Tensor, x_fake: Tensor, c_trg: Tensor, dataset: str, labels: Tensor) -> Tensor:
+        """The path-consistency loss on the first ``path_fraction`` of the batch's rows (the
+        loader shuffles them): their translations ``x_fake`` against ``G(G(x, c_mid), c_trg)``,
+        with intermediate targets ``c_mid`` drawn as the step draws its targets (own or, with
+        ``cross_targets``, another dataset's labels; with ``mask_noise``, noise off the mask)."""
+        space = self.label_space
+        rows = max(1, round(self.path_fraction * x_real.shape[0]))
+        middle = with_cross_targets(space, dataset, self.target_labels(dataset, labels), self.cross_targets, self.rng)
+        c_mid = middle.joint
+        if self.mask_noise > 0:
+            c_mid = with_off_mask_noise(space, c_mid, self.mask_noise, self.rng)
+        by_way_of = self.G_call(self.G_call(x_real[:rows], c_mid[:rows]), c_trg[:rows])
+        return path_consistency(x_fake[:rows], by_way_of)
 
     def _gradient_penalty(self, real: Tensor, fake: Tensor, y_org: Tensor | None, y_trg: Tensor | None) -> Tensor:
         """WGAN-GP on images between real and fake. A conditional critic is 1-Lipschitz in the
