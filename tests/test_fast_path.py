@@ -719,6 +719,87 @@ def test_the_way_backs_gradient_reaches_the_translation_in_the_share_asked():
     assert _rel(g_half, (g0 + g1) / 2) < 1e-4
 
 
+# ---------------------------------------------------------------------------------- path consistency
+def test_path_consistency_adds_exactly_its_term_to_g_on_its_share_of_the_batch():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.models.losses import path_consistency
+
+    assert STARGAN_DEFAULTS["lambda_path"] == 0.0  # the paper's objective
+    space = _space()
+    images, labels = _batch(4)
+    targets, middles = labels.flip(0), labels.roll(1, 0)
+    c_trg, c_mid = space.encode("faces", targets), space.encode("faces", middles)
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    with torch.no_grad():  # a G that changes its input, so that the two paths differ
+        for p in reference.G.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    perturbed = {k: v.clone() for k, v in reference.G.state_dict().items()}
+    reference.G.zero_grad()
+    # path_fraction 0.5 of 4 rows: the first two.
+    term = path_consistency(reference.G(images, c_trg)[:2], reference.G(reference.G(images[:2], c_mid[:2]), c_trg[:2]))
+    (1.5 * term).backward()
+    expected_extra = torch.cat([p.grad.flatten() for p in reference.G.parameters()])
+    assert term.item() > 0 and expected_extra.abs().sum() > 0
+
+    results = {}
+    for name, extra in (("plain", {}), ("path", {"lambda_path": 1.5, "path_fraction": 0.5})):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **extra)
+        step.G.load_state_dict(perturbed)
+        drawn = iter([targets, middles])  # the step's targets, then (with the loss) the middles
+        step.target_labels = lambda dataset, batch_labels: next(drawn)
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    (l_plain, g_plain), (l_path, g_path) = results["plain"], results["path"]
+    assert "G/loss_path" not in l_plain
+    assert l_path["G/loss_path"].item() == pytest.approx(term.item(), rel=1e-5)
+    assert _rel(g_path - g_plain, expected_extra) < 1e-3
+    assert all(torch.equal(l_path[k], l_plain[k]) for k in l_plain)  # the other terms are unchanged
+
+
+def test_path_consistency_is_zero_only_for_a_translation_that_goes_all_the_way():
+    """The loss's reason, on a translator whose answer is known: each call moves every value a
+    share ``w`` of the way from where it is to the target's. Straight there and by way of
+    another target agree only at w = 1 (w = 0 aside), and between 0.5 and 1 the loss falls as
+    w rises: its gradient asks for the rest of the way."""
+    from starkit.models.losses import path_consistency
+
+    gen = torch.Generator().manual_seed(0)
+    x, target, middle = (torch.rand(64, generator=gen) for _ in range(3))
+
+    def translate(v, to, w):
+        return v + w * (to - v)
+
+    def loss(w):
+        return path_consistency(translate(x, target, w), translate(translate(x, middle, w), target, w))
+
+    assert loss(torch.tensor(1.0)).item() == pytest.approx(0.0, abs=1e-7)
+    values = [loss(torch.tensor(w)).item() for w in (0.6, 0.7, 0.8, 0.9)]
+    assert all(v > 0 for v in values) and values == sorted(values, reverse=True)
+    w = torch.tensor(0.75, requires_grad=True)
+    loss(w).backward()
+    assert w.grad < 0
+
+
+def test_path_consistency_is_checked_and_resumes_from_the_steps_generator():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    check_config({**STARGAN_DEFAULTS, **TINY, "lambda_path": 3.0, "path_fraction": 1.0})
+    with pytest.raises(ConfigError, match="lambda_path: must be >= 0"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_path": -1.0})
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match=r"path_fraction: must be in \(0, 1\]"):
+            check_config({**STARGAN_DEFAULTS, **TINY, "path_fraction": bad})
+    # Off, it draws nothing: the step's random stream is the one it always was.
+    images, labels = _batch(4)
+    states = []
+    for extra in ({}, {"lambda_path": 0.0, "path_fraction": 0.5}, {"lambda_path": 1.0}):
+        step = _step(NAIVE, **extra)
+        step.train_step(step.n_critic - 1, "faces", images, labels)
+        states.append(step.rng.get_state())
+    assert torch.equal(states[0], states[1]) and not torch.equal(states[0], states[2])
+
+
 @pytest.mark.parametrize("key", ["lambda_change", "lambda_change_tv"])
 def test_negative_change_penalty_is_refused(key):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
