@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -731,3 +732,42 @@ def test_gradient_penalty_trains_the_discriminator_only():
 def test_gradient_penalty_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="differ in shape"):
         gradient_penalty(lambda x: x.sum(), torch.zeros(2, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"g_output": "residual", "g_condition": "norm", "g_upsample": "resize"},
+        {"g_output": "attention", "g_colour_map": "global", "g_map_hidden": 8, "g_skip": "unet", "g_up_norm": "rms"},
+        {"g_output": "residual", "g_colour_map": "global", "g_map_only": "hair", "d_condition": "projection"},
+    ],
+    ids=["paper", "residual_norm_resize", "attention_map_unet_rms", "map_only_projection"],
+)
+def test_every_network_option_loads_from_its_weights_as_translate_and_eval_load_it(config):
+    """`starkit translate` and `starkit eval` build the networks on the meta device and fill
+    them from the checkpoint's state dicts: anything a module keeps outside its state dict
+    (a non-persistent buffer, say) would come back uninitialised. Loaded that way, G and D
+    must compute what they computed."""
+    space = LabelSpace.from_groups([CELEBA, RAFD])
+    config = {"image_size": 16, "g_conv_dim": 4, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 3, **config}
+    torch.manual_seed(0)
+    built = build_stargan(space, config)
+    with torch.no_grad():
+        for net in built.values():
+            for p in net.parameters():
+                p.normal_(0, 0.2)
+    with torch.device("meta"):
+        skeletons = build_stargan(space, config)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.from_numpy(space.encode("celeba", np.array([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1]], dtype=np.float32)))
+    y = space.centered_labels(torch.tensor([[1.0, 0, 0, 1, 0], [0, 0, 1, 1, 1]]), "celeba")
+    for name, net in built.items():
+        loaded = skeletons[name].to_empty(device="cpu")
+        loaded.load_state_dict(net.state_dict())
+        with torch.no_grad():
+            if name == "G":
+                assert torch.equal(loaded(x, c), net(x, c))
+            else:
+                for a, b in zip(loaded(x, y), net(x, y)):
+                    assert torch.equal(a, b)
