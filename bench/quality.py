@@ -102,6 +102,8 @@ class Profile:
     lambda_id: float = 0.0
     # "attention" (GANimation-style colour + mask): hair-L1 ratio 0.78 / 0.80 (two training
     # seeds; residual 1.03 / 1.05) but expressions 0.47 / 0.51 (docs/training.md).
+    # With U-Net skips and resize up-sampling as well (session 16): 0.65 / 0.77 with
+    # expressions 0.74 / 0.61 at training seeds 0 / 1 (docs/training.md).
     g_output: str = "residual"
     # The label inside G too ("norm": conditional instance norm) gave 0.662; resize
     # up-sampling ("resize") 0.618. With attention, "norm", "resize" and lambda_cls 0.5 the
