@@ -58,11 +58,11 @@ GENERATOR_UPSAMPLES = ("transposed", "resize")
 GENERATOR_COLOUR_MAPS = ("none", "global")
 
 # The config key ``g_map_only`` (free text, not one of a few names) is a comma-separated list of
-# attribute-group names (``"hair"``; ``""``: none, the paper) whose labels only the colour map sees: G's convolutions get the label vector with those
-# columns zeroed, so a change of those labels can reach the output only as a recolouring of the
-# input where the recolour mask says, never as a change the convolutions draw (a colour cast,
-# say). Needs ``g_colour_map = "global"``; a name matches that group in every dataset that has
-# it (docs/training.md).
+# attribute-group names (``"hair"``; ``""``: none, the paper) whose labels only the colour map
+# sees: G's convolutions get the label vector with those columns zeroed, so a change of those
+# labels can reach the output only as a recolouring of the input where the recolour mask says,
+# never as a change the convolutions draw (a colour cast, say). Needs ``g_colour_map = "global"``;
+# a name matches that group in every dataset that has it (docs/training.md).
 
 #: Whether G's up-sampling path sees the down-sampling path's features: ``"none"`` — no, every
 #: output pixel is decided from the quarter-resolution bottleneck (the paper); ``"unet"`` — the
