@@ -81,7 +81,7 @@ from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
 from .framing import D_CLS_AUGMENTATIONS, random_framing
 from .gemm_convs import use_gemm_convs
 from .nnpack_convs import use_nnpack_convs
-from .targets import with_cross_targets, with_off_mask_noise
+from .targets import Targets, with_cross_targets, with_off_mask_noise
 
 TARGET_SAMPLING = ("permute", "random")
 
@@ -261,21 +261,29 @@ class StarGANStep:
             return self.lambda_change
         return self.lambda_change * iteration / self.change_warmup
 
+    def draw_targets(self, dataset: str, labels: Tensor) -> tuple[Targets, Tensor]:
+        """Targets for a batch of ``dataset`` with ``labels``: their own labels drawn as
+        ``target_sampling`` says, a ``cross_targets`` share of the rows re-targeted to other
+        datasets; and the joint vectors G is given for them — with ``mask_noise``, some rows'
+        unknown parts filled with random labels, which G must learn to ignore (the losses
+        still see the true targets)."""
+        targets = with_cross_targets(
+            self.label_space, dataset, self.target_labels(dataset, labels), self.cross_targets, self.rng
+        )
+        joint = targets.joint
+        if self.mask_noise > 0:
+            joint = with_off_mask_noise(self.label_space, joint, self.mask_noise, self.rng)
+        return targets, joint
+
     # ------------------------------------------------------------------ one iteration
     def train_step(self, iteration: int, dataset: str, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         space = self.label_space
         fast = self.fast
         autocast = fast.autocast(images.device)
         x_real = fast.prepare_input(images)
-        targets = with_cross_targets(
-            space, dataset, self.target_labels(dataset, labels), self.cross_targets, self.rng
-        )
+        targets, c_trg = self.draw_targets(dataset, labels)
         c_org = space.encode(dataset, labels)
-        c_trg = targets.joint
         if self.mask_noise > 0:
-            # What G is given: the unknown parts of some rows filled with random labels, which
-            # G must learn to ignore (the losses still see the true targets).
-            c_trg = with_off_mask_noise(space, c_trg, self.mask_noise, self.rng)
             c_org = with_off_mask_noise(space, c_org, self.mask_noise, self.rng)
         # What a conditional critic is told each image is (None: D_src judges images alone).
         y_org, y_trg = (
@@ -398,12 +406,8 @@ class StarGANStep:
         loader shuffles them): their translations ``x_fake`` against ``G(G(x, c_mid), c_trg)``,
         with intermediate targets ``c_mid`` drawn as the step draws its targets (own or, with
         ``cross_targets``, another dataset's labels; with ``mask_noise``, noise off the mask)."""
-        space = self.label_space
         rows = max(1, round(self.path_fraction * x_real.shape[0]))
-        middle = with_cross_targets(space, dataset, self.target_labels(dataset, labels), self.cross_targets, self.rng)
-        c_mid = middle.joint
-        if self.mask_noise > 0:
-            c_mid = with_off_mask_noise(space, c_mid, self.mask_noise, self.rng)
+        _, c_mid = self.draw_targets(dataset, labels)
         by_way_of = self.G_call(self.G_call(x_real[:rows], c_mid[:rows]), c_trg[:rows])
         return path_consistency(x_fake[:rows], by_way_of)
 
