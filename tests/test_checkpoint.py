@@ -156,8 +156,12 @@ def _config(data_root, **extra):
         # so do the path-consistency loss's intermediate targets.
         {"cross_targets": 0.5, "lambda_cls_fake": 0.3, "mask_noise": 0.5, "d_condition": "projection",
          "lambda_path": 1.0},
+        # The colour critic is a third trained network with its own optimiser, and its
+        # gradient penalty draws from the step's generator.
+        {"lambda_hist": 1.0, "hist_bins": 4},
     ],
-    ids=["permute", "random", "d_augment", "g_ema", "network_options", "colour_map", "cross_targets"],
+    ids=["permute", "random", "d_augment", "g_ema", "network_options", "colour_map", "cross_targets",
+         "colour_critic"],
 )
 def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
     """N + M iterations in one go equal N, an interruption, a resume and M more."""
@@ -185,7 +189,9 @@ def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
         assert a["networks"][net].keys() == b["networks"][net].keys()
         for key, value in a["networks"][net].items():
             assert torch.equal(value, b["networks"][net][key]), f"{net}.{key}"
-    for net in ("G", "D"):
+    if "lambda_hist" in extra:
+        assert set(a["optimizers"]) == {"G", "D", "H"} and "H" in a["networks"]
+    for net in a["optimizers"]:
         for key, state in a["optimizers"][net]["state"].items():
             for name, value in state.items():
                 assert torch.equal(value, b["optimizers"][net]["state"][key][name]), f"{net} optimiser {name}"

@@ -56,6 +56,11 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # every batch. See starkit.models.losses.path_consistency.
     "lambda_path": 0.0,
     "path_fraction": 0.25,
+    # A second critic that sees only colour histograms and labels (not in the paper, hence 0):
+    # G's adversarial loss against it is weighted by lambda_hist; hist_bins colour bins per
+    # channel. See starkit.models.colour_critic.
+    "lambda_hist": 0.0,
+    "hist_bins": 8,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

@@ -123,7 +123,7 @@ def gradient_penalty(
     """WGAN-GP penalty ``mean_i((‖∇_x̂ D_src(x̂_i)‖₂ - 1)²)`` (Gulrajani et al.; paper Eq. 8).
 
     ``x̂ = α·real + (1 - α)·fake`` with α ~ U[0, 1] per sample (from ``generator``, or given as
-    ``alpha`` ``[B, 1, 1, 1]``). ``critic`` is a :class:`Discriminator` (its first output, D_src,
+    ``alpha``, one per sample: ``[B, 1, 1, 1]`` or ``[B, 1]``), for inputs of any shape ``[B, ...]``. ``critic`` is a :class:`Discriminator` (its first output, D_src,
     is used) or any callable returning the critic's scores. ``real`` and ``fake`` are detached:
     the penalty trains D only. The graph of the gradient is kept (``create_graph=True``) so that
     calling ``backward`` on the result reaches D's parameters. Multiply by λ_gp yourself.
@@ -132,6 +132,8 @@ def gradient_penalty(
         raise ValueError(f"gradient_penalty: real {list(real.shape)} and fake {list(fake.shape)} differ in shape")
     if alpha is None:
         alpha = interpolation_weights(real.shape[0], real, generator)
+    # One weight per sample, broadcast over the rest (images [B, C, H, W] or features [B, F]).
+    alpha = alpha.reshape(real.shape[0], *([1] * (real.dim() - 1)))
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(x_hat)
     if isinstance(scores, (tuple, list)):

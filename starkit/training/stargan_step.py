@@ -72,6 +72,7 @@ from ..models.losses import (
     reconstruction_loss,
     scale_gradient,
 )
+from ..models.colour_critic import ColourCritic, colour_features
 from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
@@ -111,6 +112,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("change_cap", config["change_cap"] >= 0, "must be >= 0 (0: no cap)")
     need("lambda_path", config["lambda_path"] >= 0, "must be >= 0 (0: the paper)")
     need("path_fraction", 0 < config["path_fraction"] <= 1, "must be in (0, 1]")
+    need("lambda_hist", config["lambda_hist"] >= 0, "must be >= 0 (0: no colour critic, the paper)")
+    need("hist_bins", not isinstance(config["hist_bins"], bool) and isinstance(config["hist_bins"], int)
+         and 2 <= config["hist_bins"] <= 32, "must be an integer in [2, 32] (bins per colour channel)")
     need("change_warmup", config["change_warmup"] >= 0, "must be >= 0 (0: the full weight from the start)")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
@@ -197,12 +201,22 @@ class StarGANStep:
         self.g_ema = WeightAverage(self.G, float(config["g_ema"])) if config["g_ema"] > 0 else None
         if self.g_ema is not None:
             self.networks["G_ema"] = self.g_ema.module
+        # The colour critic (lambda_hist > 0; not in the paper): a second critic, "H", trained
+        # beside D with D's learning rate, that sees only colour histograms and labels.
+        self.lambda_hist = float(config["lambda_hist"])
+        self.H: ColourCritic | None = None
+        if self.lambda_hist > 0:
+            self.H = ColourCritic(label_space.label_dim, int(config["hist_bins"])).to(device)
+            self.networks["H"] = self.H
         betas = (float(config["beta1"]), float(config["beta2"]))
         self.base_lrs = {"G": float(config["g_lr"]), "D": float(config["d_lr"])}
         self.optimizers = {
             "G": make_adam(self.G.parameters(), self.base_lrs["G"], betas, self.fast.adam_impl),
             "D": make_adam(self.D.parameters(), self.base_lrs["D"], betas, self.fast.adam_impl),
         }
+        if self.H is not None:
+            self.base_lrs["H"] = self.base_lrs["D"]
+            self.optimizers["H"] = make_adam(self.H.parameters(), self.base_lrs["H"], betas, self.fast.adam_impl)
         # One CPU generator for every draw of the step: CPU and GPU runs draw the same numbers,
         # and its state is part of the checkpoint.
         self.rng = torch.Generator(device="cpu")
@@ -211,6 +225,7 @@ class StarGANStep:
         # The modules to call when gradients must be averaged across processes.
         self.G_train = runtime.wrap(self.G)
         self.D_train = runtime.wrap(self.D)
+        self.H_train = runtime.wrap(self.H) if self.H is not None else None
         # The generator as the step calls it: compiled when asked (D is differentiated twice by
         # the gradient penalty, which compiled graphs do not support, so it stays eager).
         self.G_call = CompiledOrEager(self.G_train) if self.fast.compile else self.G_train
@@ -340,12 +355,18 @@ class StarGANStep:
             losses["D/loss_cls_gp"] = d_loss_cls_gp.detach()
         if self.lambda_cls_fake > 0:
             losses["D/loss_cls_fake"] = d_loss_cls_fake.detach()
+        if self.H is not None:
+            with autocast:
+                h_loss_real, h_loss_fake, h_loss_gp = self._colour_critic_step(x_real, x_fake, dataset, labels, targets)
+            losses.update({"H/loss_real": h_loss_real, "H/loss_fake": h_loss_fake, "H/loss_gp": h_loss_gp})
 
         # ---- generator, every n_critic-th iteration
         if g_step:
             # D is frozen and called unwrapped: its gradients would be discarded anyway, and
             # skipping them also keeps DistributedDataParallel from waiting for them.
             self.D.requires_grad_(False)
+            if self.H is not None:
+                self.H.requires_grad_(False)
             try:
                 with autocast:
                     x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
@@ -375,6 +396,9 @@ class StarGANStep:
                     if self.lambda_path > 0:
                         g_loss_path = self._path_consistency(x_real, x_fake, c_trg, dataset, labels)
                         g_loss = g_loss + self.lambda_path * g_loss_path
+                    if self.H is not None:
+                        g_loss_hist = generator_adversarial_loss(self.H.score(x_fake, targets.centered(space)))
+                        g_loss = g_loss + self.lambda_hist * g_loss_hist
                 opt_g = self.optimizers["G"]
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
@@ -384,6 +408,8 @@ class StarGANStep:
                     self.g_ema.update(self.G, updates=(iteration + 1) // self.n_critic)
             finally:
                 self.D.requires_grad_(True)
+                if self.H is not None:
+                    self.H.requires_grad_(True)
             losses.update(
                 {
                     "G/loss_fake": g_loss_fake.detach(),
@@ -399,6 +425,8 @@ class StarGANStep:
                 losses["G/loss_change_tv"] = g_loss_change_tv.detach()
             if self.lambda_path > 0:
                 losses["G/loss_path"] = g_loss_path.detach()
+            if self.H is not None:
+                losses["G/loss_hist"] = g_loss_hist.detach()
         return losses
 
     def _path_consistency(self, x_real: Tensor, x_fake: Tensor, c_trg: Tensor, dataset: str, labels: Tensor) -> Tensor:
@@ -410,6 +438,28 @@ class StarGANStep:
         _, c_mid = self.draw_targets(dataset, labels)
         by_way_of = self.G_call(self.G_call(x_real[:rows], c_mid[:rows]), c_trg[:rows])
         return path_consistency(x_fake[:rows], by_way_of)
+
+    def _colour_critic_step(self, x_real: Tensor, x_fake: Tensor, dataset: str, labels: Tensor,
+                            targets: Targets) -> tuple[Tensor, Tensor, Tensor]:
+        """One update of the colour critic H: WGAN-GP on the colour-histogram features of the
+        real images (with their own labels) and of their translations (with their targets).
+        The penalty's in-between features are scored with the label of the end they are nearer
+        to, as a conditional D's are (:meth:`_gradient_penalty`). Returns the three terms."""
+        space = self.label_space
+        y_org, y_trg = space.centered_labels(labels, dataset), targets.centered(space)
+        with torch.no_grad():
+            f_real, f_fake = colour_features(x_real, self.H.bins), colour_features(x_fake, self.H.bins)
+        loss_real = critic_real_loss(self.H_train(f_real, y_org))
+        loss_fake = critic_fake_loss(self.H_train(f_fake, y_trg))
+        alpha = interpolation_weights(f_real.shape[0], f_real, self.rng).flatten(1)
+        y_mid = torch.where(alpha >= 0.5, y_org, y_trg)
+        loss_gp = gradient_penalty(lambda f: self.H_train(f, y_mid), f_real, f_fake, alpha=alpha)
+        loss = loss_real + loss_fake + self.lambda_gp * loss_gp
+        opt = self.optimizers["H"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss_real.detach(), loss_fake.detach(), loss_gp.detach()
 
     def _gradient_penalty(self, real: Tensor, fake: Tensor, y_org: Tensor | None, y_trg: Tensor | None) -> Tensor:
         """WGAN-GP on images between real and fake. A conditional critic is 1-Lipschitz in the

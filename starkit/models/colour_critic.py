@@ -1,0 +1,98 @@
+"""A second critic that sees only an image's colours: its soft colour histogram, and its labels.
+
+Not in StarGAN. The paper's critic judges patches of pixels; a translation that D's classifier
+already reads as its target is pushed no further, and at small budgets the critic's real/fake
+score says little about a colour that went only part of the way (docs/training.md, sessions 15
+and 16: G takes a new hair colour 58–89 % of the way). Colours are where such a translation
+differs most plainly from real images of its target: its pixels land in colour bins that no
+real image with those labels fills, and a colour cast moves every pixel's mass a little.
+
+``H(x, y)`` scores the square roots of ``x``'s soft colour histogram (a Hellinger embedding:
+small masses where real images have none count for more than their size) with a small MLP,
+conditioned on the labels ``y`` by projection (Miyato & Koyama, ICLR 2018), as
+:class:`~starkit.models.stargan.Discriminator` can be. Trained as a WGAN-GP critic beside D,
+its gradient points each pixel's colour toward the bins real images of the target fill.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+#: Added to the histogram's masses before the square root, so its gradient stays finite at an
+#: empty bin (sqrt(m + eps) − sqrt(eps) is 0 at 0 and ~sqrt(m) for masses well above eps).
+SQRT_EPS = 1e-3
+
+
+def soft_histogram(images: Tensor, bins: int) -> Tensor:
+    """Soft colour histograms ``[B, bins**3]`` of images ``[B, 3, H, W]`` in [-1, 1], in fp32.
+
+    ``bins`` centres per channel, evenly spaced from -1 to 1; each pixel spreads its unit mass
+    over the 8 nearest centres of the colour cube by trilinear (tent) weights, so every row
+    sums to 1, a pixel at a centre puts all its mass there, and the histogram is
+    differentiable in the pixels' colours. Values outside [-1, 1] count at the nearest edge."""
+    if bins < 2:
+        raise ValueError(f"bins must be >= 2, got {bins}")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images [B, 3, H, W], got shape {list(images.shape)}")
+    batch = images.shape[0]
+    x = images.float().clamp(-1.0, 1.0).flatten(2)  # [B, 3, P]
+    step = 2.0 / (bins - 1)
+    centres = torch.linspace(-1.0, 1.0, bins, device=x.device)
+    # Tent weights per channel: [B, 3, P, bins], each pixel's weights summing to 1 per channel.
+    weights = (1.0 - (x[..., None] - centres).abs() / step).clamp_min(0.0)
+    r, g, b = weights.unbind(1)
+    hist = torch.einsum("bpi,bpj,bpk->bijk", r, g, b) / x.shape[-1]
+    return hist.reshape(batch, bins**3)
+
+
+def colour_features(images: Tensor, bins: int) -> Tensor:
+    """What :class:`ColourCritic` scores: ``sqrt(hist + eps) − sqrt(eps)`` of the images' soft
+    colour histograms (:func:`soft_histogram`), ``[B, bins**3]``, fp32."""
+    return (soft_histogram(images, bins) + SQRT_EPS).sqrt() - SQRT_EPS**0.5
+
+
+class ColourCritic(nn.Module):
+    """``H(f, y)``: a WGAN critic of an image's colour histogram, conditioned on its labels.
+
+    ``f = colour_features(x, bins)`` → Linear → LeakyReLU(0.2) → Linear →
+    LeakyReLU(0.2) → ``φ``; the score is ``w·φ + (E·y)·φ``. ``E`` starts at zero (an
+    unconditional critic at first). ``y`` ``[B, c_dim]`` are the labels the image is said to
+    have (:meth:`starkit.labels.LabelSpace.centered_labels`); ``None`` leaves the projection
+    out. It takes features, not images, so that the gradient penalty can interpolate them and
+    every call goes through the same ``forward`` (one wrapper under DistributedDataParallel);
+    :meth:`score` scores images."""
+
+    def __init__(self, c_dim: int, bins: int = 8, hidden: int = 128):
+        super().__init__()
+        if c_dim < 1 or bins < 2 or hidden < 1:
+            raise ValueError(f"ColourCritic: need c_dim >= 1, bins >= 2, hidden >= 1; "
+                             f"got {c_dim}, {bins}, {hidden}")
+        self.c_dim, self.bins, self.hidden = c_dim, bins, hidden
+        self.body = nn.Sequential(
+            nn.Linear(bins**3, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Linear(hidden, 1)
+        self.embed = nn.Linear(c_dim, hidden, bias=False)
+        nn.init.zeros_(self.embed.weight)
+
+    def forward(self, features: Tensor, y: Tensor | None = None) -> Tensor:
+        """Scores ``[B]`` of features ``[B, bins**3]`` with labels ``y`` (or none)."""
+        if features.dim() != 2 or features.shape[1] != self.bins**3:
+            raise ValueError(f"ColourCritic: expected features [B, {self.bins**3}], got shape {list(features.shape)}")
+        phi = self.body(features)
+        score = self.head(phi).squeeze(1)
+        if y is not None:
+            if y.dim() != 2 or y.shape != (features.shape[0], self.c_dim):
+                raise ValueError(f"ColourCritic: expected labels [{features.shape[0]}, {self.c_dim}], "
+                                 f"got shape {list(y.shape)}")
+            score = score + (self.embed(y.to(phi.dtype)) * phi).sum(1)
+        return score
+
+    def score(self, images: Tensor, y: Tensor | None = None) -> Tensor:
+        """Scores ``[B]`` of images ``[B, 3, H, W]`` in [-1, 1]."""
+        return self(colour_features(images, self.bins), y)
+
+    def extra_repr(self) -> str:
+        return f"c_dim={self.c_dim}, bins={self.bins}, hidden={self.hidden}"
