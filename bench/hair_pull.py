@@ -16,7 +16,10 @@ is the hair-L1 ratio of ``bench/quality.py`` (on these faces):
   what is left when only the per-image colour is wrong; ``..._after_target_shift``: after one
   colour shift per target colour instead;
 - per (source, target) pair: the mean error per channel on the changed pixels, and ``way``: how
-  far G's mean colour there went from the source's toward the counterfactual's (1: all the way).
+  far G's mean colour there went from the source's toward the counterfactual's (1: all the way);
+- ``unchanged_near_part`` / ``unchanged_far_part``: the unchanged part split between the pixels
+  within ``NEAR`` pixels of a changed one (the hair's edges) and the rest; with ``--heatmap``, a
+  PNG of the mean error on unchanged pixels per position (white: 0.1 or more, in [0, 1] units).
 
 With ``--grad-faces`` > 0 it also reads the gradients of G's three losses (adversarial,
 classification, reconstruction at ``lambda_rec``) with respect to the translation, on the
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 
 CHANGED = 0.03  # as starkit.evaluation.metrics.CHANGE_TOLERANCE, in [0, 1] units
+NEAR = 2  # pixels: how far from a changed pixel an unchanged one counts as "near"
 CELEBA = "synth-celeba"
 
 
@@ -69,11 +73,23 @@ def hair_translations(translator: Any, store: Any, faces: int):
                    torch.from_numpy(target.labels[None]).to(translator.device))
 
 
+def near(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels within ``radius`` (Chebyshev distance) of a true pixel of ``mask`` ``[H, W]``."""
+    h, w = mask.shape
+    padded = np.pad(mask, radius)
+    out = np.zeros_like(mask)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            out |= padded[dy:dy + h, dx:dx + w]
+    return out
+
+
 def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
     import torch
 
     totals = dict.fromkeys(("identity", "changed", "unchanged", "n_changed", "missed", "missed_error",
-                            "affine_fix", "own"), 0.0)
+                            "affine_fix", "own", "near"), 0.0)
+    heat = heat_count = 0.0
     pairs: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
     kept = []
     for source, target, x, xu, gt, _, c, _ in hair_translations(translator, store, faces):
@@ -86,6 +102,9 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
         totals["identity"] += np.abs(xu - gt).mean(-1).sum()
         totals["changed"] += error[changed].sum()
         totals["unchanged"] += error[~changed].sum()
+        totals["near"] += error[~changed & near(changed, NEAR)].sum()
+        heat = heat + np.where(changed, 0.0, error)
+        heat_count = heat_count + (~changed)
         totals["n_changed"] += changed.sum()
         totals["missed"] += missed.sum()
         totals["missed_error"] += error[missed].sum()
@@ -117,12 +136,15 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
         "hair_l1_ratio": _ratio((totals["changed"] + totals["unchanged"]) / base),
         "changed_part": _ratio(totals["changed"] / base),
         "unchanged_part": _ratio(totals["unchanged"] / base),
+        "unchanged_near_part": _ratio(totals["near"] / base),
+        "unchanged_far_part": _ratio((totals["unchanged"] - totals["near"]) / base),
         "own_colour_share": _ratio(totals["own"] / (totals["changed"] + totals["unchanged"])),
         "missed_pixels": _ratio(totals["missed"] / totals["n_changed"]),
         "missed_share_of_changed_part": _ratio(totals["missed_error"] / totals["changed"]),
         "changed_part_after_affine_fix": _ratio(totals["affine_fix"] / base),
         "changed_part_after_target_shift": _ratio((totals["changed"] - unshifted + shifted) / base),
         "pairs": per_pair,
+        "unchanged_heatmap": heat / np.maximum(heat_count, 1),
     }
 
 
@@ -183,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=60, help="synth-celeba test faces for the error split")
     parser.add_argument("--grad-faces", type=int, default=40, help="faces for the gradient reading (0: skip it)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--heatmap", type=Path, default=None,
+                        help="write the mean error on unchanged pixels per position here (PNG)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -192,12 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     lambda_rec = float(read_run_config(args.run).get("lambda_rec", 10.0))
     store = open_datasets([CELEBA], args.data)[0]
     try:
-        report: dict[str, Any] = {"run": str(args.run), "faces": args.faces,
-                                  "split": error_split(translator, store, args.faces)}
+        split = error_split(translator, store, args.faces)
+        heatmap = split.pop("unchanged_heatmap")
+        report: dict[str, Any] = {"run": str(args.run), "faces": args.faces, "split": split}
         if args.grad_faces > 0:
             report["gradients"] = gradient_pull(translator, store, args.grad_faces, lambda_rec)
     finally:
         store.close()
+    if args.heatmap:
+        from torchvision.utils import save_image
+
+        save_image(torch.from_numpy(np.clip(heatmap / 0.1, 0, 1)).float()[None], args.heatmap)
     text = json.dumps(report, indent=2)
     if args.json:
         args.json.write_text(text + "\n", encoding="utf-8")

@@ -98,3 +98,33 @@ def test_the_way_back_of_a_generator_that_returns_its_input_pulls_toward_the_inp
     rec = readings["reconstruction"]
     assert rec["translations"] > 0 and rec["cos_toward_input"] > 0.5 and rec["cos_toward_counterfactual"] < -0.5
     assert all(-1 <= r["cos_toward_input"] <= 1 for r in readings.values())
+
+
+def test_near_marks_the_pixels_within_its_radius(pull):
+    import numpy as np
+
+    mask = np.zeros((7, 7), dtype=bool)
+    mask[3, 3] = True
+    ring = pull.near(mask, 2)
+    assert ring.sum() == 25 and ring[1:6, 1:6].all() and not ring[0].any() and not ring[:, 6].any()
+
+
+def test_a_uniform_cast_is_split_between_the_hair_s_edges_and_the_rest(pull, store):
+    """A generator that changes nothing but adds one grey cast everywhere: all its unchanged
+    error is the cast, split by distance to the hair, and the heat map shows it everywhere the
+    counterfactual leaves alone."""
+    translator = _translator(pull, store, 0.0)
+
+    class Cast(nn.Module):
+        def forward(self, x, c):
+            return (x + 0.1).clamp(-1, 1)
+
+    translator.G = Cast()
+    split = pull.error_split(translator, store, faces=6)
+    assert split["unchanged_part"] > 0
+    assert split["unchanged_near_part"] > 0 and split["unchanged_far_part"] > split["unchanged_near_part"]
+    assert split["unchanged_near_part"] + split["unchanged_far_part"] == pytest.approx(split["unchanged_part"], abs=2e-4)
+    heat = split["unchanged_heatmap"]
+    # The cast is 0.05 in [0, 1] units; an unchanged pixel may differ from the counterfactual by
+    # up to the 0.03 tolerance as well.
+    assert heat.shape == (16, 16) and 0.03 < float(heat.max()) <= 0.08 + 1e-6
