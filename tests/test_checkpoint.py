@@ -191,6 +191,11 @@ def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
             assert torch.equal(value, b["networks"][net][key]), f"{net}.{key}"
     if "lambda_hist" in extra:
         assert set(a["optimizers"]) == {"G", "D", "H"} and "H" in a["networks"]
+        # translate and eval load G (and D) from such a checkpoint and leave H alone.
+        from starkit.translate import Translator
+
+        translator = Translator.from_run(tmp_path / "straight", "cpu", registry=registry)
+        assert torch.equal(translator.G.state_dict()["to_rgb.weight"], a["networks"]["G"]["to_rgb.weight"])
     for net in a["optimizers"]:
         for key, state in a["optimizers"][net]["state"].items():
             for name, value in state.items():

@@ -147,6 +147,15 @@ def test_colour_critic_is_off_by_default_and_adds_exactly_its_term_to_g():
     assert step.optimizers["H"].state
 
 
+def test_the_family_builds_the_colour_critic_only_when_it_is_on():
+    from starkit.default_plugins.stargan import build
+
+    assert set(build(_space(), TINY)) == {"G", "D"}
+    networks = build(_space(), {**TINY, "lambda_hist": 0.5, "hist_bins": 4})
+    assert set(networks) == {"G", "D", "H"} and networks["H"].bins == 4
+    assert networks["H"].c_dim == _space().label_dim  # labels without the mask, as D classifies
+
+
 def test_colour_critic_config_is_checked():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
     from starkit.training.stargan_step import check_config

@@ -166,9 +166,13 @@ def _max_depth(size: int) -> int:
 
 def build_networks(label_space: LabelSpace, config: Mapping[str, Any]) -> dict[str, nn.Module]:
     """G (conditioned on ``label_space.dim``, mask included) and D (classifying
-    ``label_space.label_dim``), after checking the config."""
+    ``label_space.label_dim``), after checking the config; with ``lambda_hist`` > 0 also the
+    colour critic H (:mod:`starkit.models.colour_critic`)."""
     check_config(config)
-    return build_stargan(label_space, config)
+    networks = build_stargan(label_space, config)
+    if config["lambda_hist"] > 0:
+        networks["H"] = ColourCritic(label_space.label_dim, int(config["hist_bins"]))
+    return networks
 
 
 class StarGANStep:
@@ -204,9 +208,8 @@ class StarGANStep:
         # The colour critic (lambda_hist > 0; not in the paper): a second critic, "H", trained
         # beside D with D's learning rate, that sees only colour histograms and labels.
         self.lambda_hist = float(config["lambda_hist"])
-        self.H: ColourCritic | None = None
-        if self.lambda_hist > 0:
-            self.H = ColourCritic(label_space.label_dim, int(config["hist_bins"])).to(device)
+        self.H: ColourCritic | None = nets["H"].to(device) if "H" in nets else None
+        if self.H is not None:
             self.networks["H"] = self.H
         betas = (float(config["beta1"]), float(config["beta2"]))
         self.base_lrs = {"G": float(config["g_lr"]), "D": float(config["d_lr"])}
