@@ -155,11 +155,11 @@ class Profile:
     lambda_change: float = 0.0
     lambda_change_tv: float = 0.0
     # A second critic that sees only each image's colour histogram and labels (session 17;
-    # starkit.models.colour_critic): JNT at training seeds 0 / 1, expressions 0.81 / 0.80
-    # against 0.81 / 0.79 without, on synth-rafd faces 0.90 / 0.89 against 0.83 / 0.84, Male
-    # 0.98 / 0.95 against 0.93 / 0.90, hair-L1 ratio 0.80 / 0.87 against 0.88 / 0.98 (weight
-    # 3: 0.81 / 0.78 at seed 0). With the attention G, U-Net skips and resize up-sampling it
-    # gave hair 0.67 / 0.66 but expressions 0.81 / 0.77 (docs/training.md).
+    # starkit.models.colour_critic). JNT at training seeds 0 / 1, against the recipe without it
+    # on the same machine: hair-L1 ratio 0.80 / 0.87 against 0.81 / 0.96, expressions 0.81 /
+    # 0.80 against 0.82 / 0.79, on synth-rafd faces 0.90 / 0.89 against 0.89 / 0.86 (weight 3:
+    # 0.78 / 0.81 at seed 0). With the attention G, U-Net skips and resize up-sampling: hair
+    # 0.67 / 0.66, expressions 0.81 / 0.77 (docs/training.md).
     lambda_hist: float = 1.0
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
