@@ -9,6 +9,9 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
     G step:  L_G = -mean D_src(G(x, c_trg)) + λ_cls·L_cls(D_cls(G(x, c_trg)), c_trg)
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
                    [+ λ_change·|G(x, c_trg) - x|₁ + λ_change_tv·TV(G(x, c_trg) - x)]
+                   [- λ_hist·mean H(G(x, c_trg), c_trg)]
+    H step (after the D step, with λ_hist > 0):
+             L_H = -mean H(x, c_org) + mean H(G(x, c_trg), c_trg) + λ_gp·GP(features)
 
 Terms in brackets are optional and off by default (not in the paper); ``U`` is
 :meth:`~starkit.labels.LabelSpace.uncertainty_loss`, the cross-entropy of D's classification of a
@@ -303,11 +306,12 @@ class StarGANStep:
         c_org = space.encode(dataset, labels)
         if self.mask_noise > 0:
             c_org = with_off_mask_noise(space, c_org, self.mask_noise, self.rng)
-        # What a conditional critic is told each image is (None: D_src judges images alone).
-        y_org, y_trg = (
-            (space.centered_labels(labels, dataset), targets.centered(space))
-            if self.conditional_d else (None, None)
-        )
+        # What the images are said to be, as a conditional critic (D_src with projection, and
+        # the colour critic H) is told: real images their own labels, translations their targets.
+        said = ((space.centered_labels(labels, dataset), targets.centered(space))
+                if self.conditional_d or self.H is not None else (None, None))
+        # None: D_src judges images alone.
+        y_org, y_trg = said if self.conditional_d else (None, None)
         g_step = (iteration + 1) % self.n_critic == 0
 
         # ---- discriminator
@@ -360,7 +364,7 @@ class StarGANStep:
             losses["D/loss_cls_fake"] = d_loss_cls_fake.detach()
         if self.H is not None:
             with autocast:
-                h_loss_real, h_loss_fake, h_loss_gp = self._colour_critic_step(x_real, x_fake, dataset, labels, targets)
+                h_loss_real, h_loss_fake, h_loss_gp = self._colour_critic_step(x_real, x_fake, *said)
             losses.update({"H/loss_real": h_loss_real, "H/loss_fake": h_loss_fake, "H/loss_gp": h_loss_gp})
 
         # ---- generator, every n_critic-th iteration
@@ -400,7 +404,7 @@ class StarGANStep:
                         g_loss_path = self._path_consistency(x_real, x_fake, c_trg, dataset, labels)
                         g_loss = g_loss + self.lambda_path * g_loss_path
                     if self.H is not None:
-                        g_loss_hist = generator_adversarial_loss(self.H.score(x_fake, targets.centered(space)))
+                        g_loss_hist = generator_adversarial_loss(self.H.score(x_fake, said[1]))
                         g_loss = g_loss + self.lambda_hist * g_loss_hist
                 opt_g = self.optimizers["G"]
                 opt_g.zero_grad(set_to_none=True)
@@ -442,14 +446,12 @@ class StarGANStep:
         by_way_of = self.G_call(self.G_call(x_real[:rows], c_mid[:rows]), c_trg[:rows])
         return path_consistency(x_fake[:rows], by_way_of)
 
-    def _colour_critic_step(self, x_real: Tensor, x_fake: Tensor, dataset: str, labels: Tensor,
-                            targets: Targets) -> tuple[Tensor, Tensor, Tensor]:
+    def _colour_critic_step(self, x_real: Tensor, x_fake: Tensor, y_org: Tensor,
+                            y_trg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One update of the colour critic H: WGAN-GP on the colour-histogram features of the
         real images (with their own labels) and of their translations (with their targets).
         The penalty's in-between features are scored with the label of the end they are nearer
         to, as a conditional D's are (:meth:`_gradient_penalty`). Returns the three terms."""
-        space = self.label_space
-        y_org, y_trg = space.centered_labels(labels, dataset), targets.centered(space)
         with torch.no_grad():
             f_real, f_fake = colour_features(x_real, self.H.bins), colour_features(x_fake, self.H.bins)
         loss_real = critic_real_loss(self.H_train(f_real, y_org))
