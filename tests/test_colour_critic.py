@@ -184,3 +184,19 @@ def test_soft_histogram_equals_the_dense_product_of_tent_weights():
     (grad_dense,) = torch.autograd.grad((dense * probe).sum(), x)
     (grad_fast,) = torch.autograd.grad((fast * probe).sum(), x)
     assert torch.allclose(grad_fast, grad_dense, atol=1e-5)
+
+
+def test_the_speed_script_runs_and_reports_each_timing(bench_script, capsys):
+    import json
+
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert bench_script("colour_critic_speed").main(["--batch", "2", "--size", "8", "--bins", "4",
+                                                         "--repeats", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads(capsys.readouterr().out)
+    assert report["bins"] == 4 and report["threads"] == 1
+    assert all(report[k] > 0 for k in ("critic_scatter_ms", "critic_dense_ms", "generator_ms"))
