@@ -61,6 +61,12 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # channel. See starkit.models.colour_critic.
     "lambda_hist": 0.0,
     "hist_bins": 8,
+    # Class-conditional colour matching (not in the paper, hence 0): the colours of G's
+    # translations to each attribute value are pushed toward those of real images with that
+    # value (an MMD between the two colour distributions, kept as running means over batches
+    # with decay colour_match_decay). See starkit.models.colour_moments.
+    "lambda_colour_match": 0.0,
+    "colour_match_decay": 0.99,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

@@ -10,8 +10,13 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
                    + λ_rec·|x - G(G(x, c_trg), c_org)|₁  [+ λ_id·|x - G(x, c_org)|₁]
                    [+ λ_change·|G(x, c_trg) - x|₁ + λ_change_tv·TV(G(x, c_trg) - x)]
                    [- λ_hist·mean H(G(x, c_trg), c_trg)]
+                   [+ λ_colour_match·L_M(G(x, c_trg), c_trg)]
     H step (after the D step, with λ_hist > 0):
              L_H = -mean H(x, c_org) + mean H(G(x, c_trg), c_trg) + λ_gp·GP(features)
+    Colour moments (every iteration, with λ_colour_match > 0): the running class-conditional
+             mean embeddings of the pixel colours of x (by c_org) and of G(x, c_trg) (by c_trg)
+             take in the batch; L_M moves the translations' colours toward the real ones
+             (:mod:`starkit.models.colour_moments`).
 
 Terms in brackets are optional and off by default (not in the paper); ``U`` is
 :meth:`~starkit.labels.LabelSpace.uncertainty_loss`, the cross-entropy of D's classification of a
@@ -76,6 +81,7 @@ from ..models.losses import (
     scale_gradient,
 )
 from ..models.colour_critic import ColourCritic, colour_features
+from ..models.colour_moments import ColourMoments
 from ..models.stargan import build_stargan
 from .config import ConfigError
 from .device import Runtime, rank_seed
@@ -88,6 +94,25 @@ from .nnpack_convs import use_nnpack_convs
 from .targets import Targets, with_cross_targets, with_off_mask_noise
 
 TARGET_SAMPLING = ("permute", "random")
+
+def _own_part(targets: Targets, dataset: str) -> tuple[Tensor | None, Tensor] | None:
+    """The rows of a batch of ``dataset`` translated to its own labels (``None``: all of them)
+    and those targets, or ``None`` when every row was re-targeted to another dataset."""
+    for part in targets.parts:
+        if part.dataset == dataset:
+            return part.rows, part.labels
+    return None
+
+
+def _known(space: LabelSpace, dataset: str, labels: Tensor) -> Tensor:
+    """``[n, k]``: which of ``dataset``'s labels say something (all binary attributes; a
+    one-hot group's members only where one of them is set)."""
+    known = torch.ones_like(labels, dtype=torch.bool)
+    for gs in space.group_slices(dataset):
+        if gs.group.kind != "binary":
+            known[:, gs.local] = (labels[:, gs.local].sum(-1, keepdim=True) > 0)
+    return known
+
 
 # The paper's hyper-parameter values are the family's defaults:
 # starkit.default_plugins.stargan.STARGAN_DEFAULTS.
@@ -118,6 +143,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("lambda_hist", config["lambda_hist"] >= 0, "must be >= 0 (0: no colour critic, the paper)")
     need("hist_bins", not isinstance(config["hist_bins"], bool) and isinstance(config["hist_bins"], int)
          and 2 <= config["hist_bins"] <= 32, "must be an integer in [2, 32] (bins per colour channel)")
+    need("lambda_colour_match", config["lambda_colour_match"] >= 0,
+         "must be >= 0 (0: no colour matching, the paper)")
+    need("colour_match_decay", 0 <= config["colour_match_decay"] < 1, "must be in [0, 1)")
     need("change_warmup", config["change_warmup"] >= 0, "must be >= 0 (0: the full weight from the start)")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
@@ -170,11 +198,15 @@ def _max_depth(size: int) -> int:
 def build_networks(label_space: LabelSpace, config: Mapping[str, Any]) -> dict[str, nn.Module]:
     """G (conditioned on ``label_space.dim``, mask included) and D (classifying
     ``label_space.label_dim``), after checking the config; with ``lambda_hist`` > 0 also the
-    colour critic H (:mod:`starkit.models.colour_critic`)."""
+    colour critic H (:mod:`starkit.models.colour_critic`); with ``lambda_colour_match`` > 0 the
+    running colour moments M (:mod:`starkit.models.colour_moments`; buffers, no parameters)."""
     check_config(config)
     networks = build_stargan(label_space, config)
     if config["lambda_hist"] > 0:
         networks["H"] = ColourCritic(label_space.label_dim, int(config["hist_bins"]))
+    if config["lambda_colour_match"] > 0:
+        networks["M"] = ColourMoments(label_space.label_dim, int(config["hist_bins"]),
+                                      float(config["colour_match_decay"]))
     return networks
 
 
@@ -214,6 +246,12 @@ class StarGANStep:
         self.H: ColourCritic | None = nets["H"].to(device) if "H" in nets else None
         if self.H is not None:
             self.networks["H"] = self.H
+        # Class-conditional colour matching (lambda_colour_match > 0; not in the paper): running
+        # means, saved in checkpoints as "M", never trained by an optimiser.
+        self.lambda_colour_match = float(config["lambda_colour_match"])
+        self.M: ColourMoments | None = nets["M"].to(device) if "M" in nets else None
+        if self.M is not None:
+            self.networks["M"] = self.M
         betas = (float(config["beta1"]), float(config["beta2"]))
         self.base_lrs = {"G": float(config["g_lr"]), "D": float(config["d_lr"])}
         self.optimizers = {
@@ -366,6 +404,12 @@ class StarGANStep:
             with autocast:
                 h_loss_real, h_loss_fake, h_loss_gp = self._colour_critic_step(x_real, x_fake, *said)
             losses.update({"H/loss_real": h_loss_real, "H/loss_fake": h_loss_fake, "H/loss_gp": h_loss_gp})
+        own = _own_part(targets, dataset)
+        if self.M is not None:
+            # The real images' colours, every iteration (the translations' in the G step).
+            with torch.no_grad():
+                real_colours = self.M.embed(x_real)
+            self._observe_colours("real", real_colours, labels, dataset)
 
         # ---- generator, every n_critic-th iteration
         if g_step:
@@ -406,6 +450,16 @@ class StarGANStep:
                     if self.H is not None:
                         g_loss_hist = generator_adversarial_loss(self.H.score(x_fake, said[1]))
                         g_loss = g_loss + self.lambda_hist * g_loss_hist
+                    if self.M is not None and own is not None:
+                        # Translations to another dataset's labels are left out: they keep this
+                        # dataset's look, which that dataset's real images do not have.
+                        rows, own_labels = own
+                        fakes = x_fake if rows is None else x_fake[rows]
+                        sources = real_colours if rows is None else real_colours[rows]
+                        fake_colours = self.M.embed(fakes)
+                        g_loss_match = self.M.loss(fake_colours, sources, own_labels, space.slice(dataset),
+                                                   _known(space, dataset, own_labels))
+                        g_loss = g_loss + self.lambda_colour_match * g_loss_match
                 opt_g = self.optimizers["G"]
                 opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
@@ -434,7 +488,29 @@ class StarGANStep:
                 losses["G/loss_path"] = g_loss_path.detach()
             if self.H is not None:
                 losses["G/loss_hist"] = g_loss_hist.detach()
+            if self.M is not None:
+                if own is not None:
+                    losses["G/loss_colour_match"] = g_loss_match.detach()
+                    self._observe_colours("fake", fake_colours.detach(), own[1], dataset)
+                else:
+                    self._observe_colours("fake", None, None, dataset)
+                # How far apart the running means of translations and real images are (MMD²).
+                losses["M/distance"] = self.M.distance()
         return losses
+
+    def _observe_colours(self, kind: str, embedded: Tensor | None, labels: Tensor | None, dataset: str) -> None:
+        """Add embedded images of ``dataset`` with ``labels`` (its own layout) to the running
+        colour moments of ``kind``; ``None``: this process has no such rows (under torchrun it
+        still takes part in the all-reduce)."""
+        space, M = self.label_space, self.M
+        columns = space.slice(dataset)
+        reduce = self.runtime.all_reduce_mean if self.runtime.distributed else None
+        if embedded is None:
+            if reduce is None:
+                return
+            width = columns.stop - columns.start
+            embedded, labels = torch.zeros((0, M.dim), device=M.real_sum.device), torch.zeros((0, width))
+        M.observe(kind, embedded, labels, columns, _known(space, dataset, labels), reduce)
 
     def _path_consistency(self, x_real: Tensor, x_fake: Tensor, c_trg: Tensor, dataset: str, labels: Tensor) -> Tensor:
         """The path-consistency loss on the first ``path_fraction`` of the batch's rows (the
