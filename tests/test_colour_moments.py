@@ -136,12 +136,13 @@ def test_the_direction_depends_on_what_translations_changed_not_on_what_their_im
         assert torch.allclose(fakes.grad, expected.expand(3, 8) / 3, atol=1e-6)
 
 
-def test_descending_the_loss_takes_a_part_way_colour_the_rest_of_the_way_and_leaves_the_rest():
-    """The reason for the loss: real images with a label have a colour; translations to it that
-    went only part of the way land between, looking like a darker real one. Re-observing as
-    the step does, descent on the loss moves the part-way pixels on to the real colour, while
-    translations that were right stay, and pixels whose colour the real images share (the
-    background), free to move as well, stay where they are."""
+def test_descending_the_loss_takes_a_part_way_recolouring_the_rest_of_the_way():
+    """The reason for the loss: real images with a label have a colour; translations to it
+    that went only part of the way land between, looking like a darker real one. Here a
+    stand-in for G recolours hair by a share ``way`` of the difference between two colours
+    (per channel) and shifts hair that already had the target colour by ``keep``; real images
+    of either colour come in every step, as in training. Descent on the loss, re-observing as
+    the step does, takes ``way`` from 40 % to the whole way and leaves ``keep`` near zero."""
     gen = torch.Generator().manual_seed(0)
     source, target = torch.tensor([-0.6, -0.6, -0.7]), torch.tensor([0.7, 0.5, 0.1])
 
@@ -151,29 +152,31 @@ def test_descending_the_loss_takes_a_part_way_colour_the_rest_of_the_way_and_lea
         return x
 
     m = ColourMoments(columns=1, bins=8)
-    # Eight translations to the target: four of images that had it, four part-way from the source.
-    start = torch.stack([target] * 4 + [source + 0.4 * (target - source)] * 4)
-    hair = start[:, :, None, None].expand(8, 3, 4, 8).clone().requires_grad_(True)
-    field = torch.full((8, 3, 4, 8), 0.9, requires_grad=True)
-    opt = torch.optim.SGD([hair, field], lr=50.0)
-    first_distance = None
+    way = torch.full((3,), 0.4, requires_grad=True)
+    keep = torch.zeros(3, requires_grad=True)
+    opt = torch.optim.SGD([way, keep], lr=1.0)
     ones, zeros = torch.ones(8, 1), torch.zeros(8, 1)
-    for _ in range(300):
-        real = torch.cat([images(target, 8), images(source, 8)])
-        m.observe("real", m.embed(real), torch.cat([ones, zeros]), slice(0, 1))
-        sources = m.embed(torch.cat([images(target, 4), images(source, 4)]))
-        fake = torch.cat([hair, field], dim=2)
-        embedded = m.embed(fake)
+    first_distance = None
+    for _ in range(400):
+        m.observe("real", m.embed(torch.cat([images(target, 8), images(source, 8)])), torch.cat([ones, zeros]),
+                  slice(0, 1))
+        # Eight translations to the target: four of images that had it, four from the source.
+        x = torch.cat([images(target, 4), images(source, 4)])
+        shift = torch.cat([keep.expand(4, 3), (way * (target - source)).expand(4, 3)])
+        fake = x.clone()
+        fake[:, :, :4] = fake[:, :, :4] + shift[:, :, None, None]
+        embedded = m.embed(fake.clamp(-1, 1))
         m.observe("fake", embedded.detach(), ones, slice(0, 1))
         first_distance = first_distance if first_distance is not None else m.distance().item()
-        loss = m.loss(embedded, sources, ones, slice(0, 1))
+        loss = m.loss(embedded, m.embed(x), ones, slice(0, 1))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    reached = hair.detach().mean((2, 3))
-    assert (reached - target).abs().max() < 0.03, reached
-    assert (field.detach() - 0.9).abs().max() < 0.02
-    assert m.distance().item() < 0.01 * first_distance
+    # The kernel (about 0.4 wide) cannot tell two colours 0.1 apart well: the two kinds of
+    # translation may share a small error, not a large one.
+    assert (way.detach() - 1).abs().max() < 0.15, way
+    assert keep.detach().abs().max() < 0.2, keep
+    assert m.distance().item() < 0.05 * first_distance
 
 
 # ------------------------------------------------------------------------------ in the step

@@ -31,9 +31,13 @@ stops gradients) has the gradient of an MMD² estimate, which per pixel is that 
 function ``f(c) = ⟨m_fake − m_real, φ(c)⟩``: each translated pixel
 moves from colours translations have more of than real images toward colours they have less
 of. Colours both sides have equally (the skin, the background of a translation that left them
-alone) sit where the witness is flat, and a push away from them is pushed back — unlike a loss
-on the mean colour, which would recolour the whole image. The kernel's pull reaches about two
-widths across the colour cube: a colour some way short of every real one still feels it.
+alone) add nothing to the difference, and a pixel pushed away from them is pulled back — a
+loss on the mean colour would instead recolour the whole image. But the kernel is wide (it
+reaches about two widths across the colour cube, so a colour some way short of every real one
+still feels the pull), and a pixel of a shared colour near one that translations lack feels
+that pull too: what holds it is the pull back and G's other losses. Nor can the kernel tell
+apart colours much closer than its width: it corrects what translations to a value get wrong
+on average, not each image's exact shade.
 
 Tried first and not kept: the colour critic's tent-weighted histogram (a translated colour
 one bin short of the real one was pushed *away* from it, out of the bin it over-filled: the
