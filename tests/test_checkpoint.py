@@ -159,9 +159,12 @@ def _config(data_root, **extra):
         # The colour critic is a third trained network with its own optimiser, and its
         # gradient penalty draws from the step's generator.
         {"lambda_hist": 1.0, "hist_bins": 4},
+        # The colour moments are running means (buffers, no optimiser) that every iteration
+        # updates: resumed, they continue from the checkpoint's.
+        {"lambda_colour_match": 30.0, "hist_bins": 4, "cross_targets": 0.5},
     ],
     ids=["permute", "random", "d_augment", "g_ema", "network_options", "colour_map", "cross_targets",
-         "colour_critic"],
+         "colour_critic", "colour_match"],
 )
 def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
     """N + M iterations in one go equal N, an interruption, a resume and M more."""
@@ -189,9 +192,11 @@ def test_resume_continues_bit_for_bit(toy_data_root, tmp_path, registry, extra):
         assert a["networks"][net].keys() == b["networks"][net].keys()
         for key, value in a["networks"][net].items():
             assert torch.equal(value, b["networks"][net][key]), f"{net}.{key}"
-    if "lambda_hist" in extra:
-        assert set(a["optimizers"]) == {"G", "D", "H"} and "H" in a["networks"]
-        # translate and eval load G (and D) from such a checkpoint and leave H alone.
+    if "lambda_colour_match" in extra:
+        assert set(a["optimizers"]) == {"G", "D"} and a["networks"]["M"]["real_weight"].sum() > 0
+    if "lambda_hist" in extra or "lambda_colour_match" in extra:
+        assert set(a["optimizers"]) <= {"G", "D", "H"} and ("H" in a["networks"]) == ("lambda_hist" in extra)
+        # translate and eval load G (and D) from such a checkpoint and leave H and M alone.
         from starkit.translate import Translator
 
         translator = Translator.from_run(tmp_path / "straight", "cpu", registry=registry)
