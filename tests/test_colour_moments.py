@@ -179,6 +179,18 @@ def test_descending_the_loss_takes_a_part_way_recolouring_the_rest_of_the_way():
     assert m.distance().item() < 0.05 * first_distance
 
 
+def test_the_gate_keeps_values_and_passes_gradient_only_where_the_translation_changed():
+    images = torch.zeros(1, 3, 1, 4)
+    translations = torch.tensor([[[[0.0, 0.04, 0.1, 0.5]], [[0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, -0.2]]]])
+    translations.requires_grad_(True)
+    gated = ColourMoments.gate(translations, images, 0.05)
+    assert torch.equal(gated, translations)
+    gated.sum().backward()
+    # Largest channel change 0, 0.04, 0.1, 0.5: weights 0, 0, 0.5, 1 (linear from 0.05 to 0.15).
+    assert torch.allclose(translations.grad[0, :, 0], torch.tensor([0.0, 0.0, 0.5, 1.0]).expand(3, 4))
+    assert ColourMoments.gate(translations, images, 0.0) is translations
+
+
 # ------------------------------------------------------------------------------ in the step
 def test_colour_matching_is_off_by_default_and_adds_exactly_its_term_to_g():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
@@ -213,7 +225,7 @@ def test_colour_matching_is_off_by_default_and_adds_exactly_its_term_to_g():
     # G's extra gradient is lambda_colour_match times the gradient of the term.
     step.G.zero_grad()
     fake = step.G(images, space.encode("faces", targets))
-    term = step.M.loss(step.M.embed(fake), step.M.embed(images), targets, columns)
+    term = step.M.loss(step.M.embed(ColourMoments.gate(fake, images, 0.05)), step.M.embed(images), targets, columns)
     assert term.item() == pytest.approx(l_match["G/loss_colour_match"].item(), rel=1e-5)
     (3.0 * term).backward()
     expected = torch.cat([p.grad.flatten() for p in step.G.parameters()])
@@ -243,6 +255,8 @@ def test_the_family_builds_the_moments_only_when_they_are_on_and_checks_the_conf
     networks = build(_space(), {**TINY, "lambda_colour_match": 0.5, "colour_match_decay": 0.9})
     assert networks["M"].columns == _space().label_dim and networks["M"].decay == 0.9
     assert not list(networks["M"].parameters())
+    with pytest.raises(ConfigError, match=r"colour_match_gate: must be in \[0, 2\)"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "colour_match_gate": -0.1})
     with pytest.raises(ConfigError, match="lambda_colour_match: must be >= 0"):
         check_config({**STARGAN_DEFAULTS, **TINY, "lambda_colour_match": -1.0})
     for bad in (-0.1, 1.0):

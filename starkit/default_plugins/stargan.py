@@ -67,6 +67,9 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # with decay colour_match_decay). See starkit.models.colour_moments.
     "lambda_colour_match": 0.0,
     "colour_match_decay": 0.99,
+    # Its push reaches only the pixels a translation changed by more than colour_match_gate
+    # (model units, largest channel; full at 3x; 0: every pixel).
+    "colour_match_gate": 0.05,
     # "permute": targets are the batch's own labels shuffled (the reference implementation);
     # "random": uniformly random valid labels (one member of each one-hot group).
     "target_sampling": "permute",

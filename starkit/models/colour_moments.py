@@ -190,6 +190,24 @@ class ColourMoments(nn.Module):
         return (per_image / counted).mean()
 
     @staticmethod
+    def gate(translations: Tensor, images: Tensor, threshold: float) -> Tensor:
+        """``translations`` with the same values, whose gradient reaches only the pixels they
+        changed: scaled by 0 where a pixel's largest channel change from ``images`` is below
+        ``threshold``, rising linearly to 1 at 3 × ``threshold`` (``threshold`` 0: every pixel).
+
+        The colour-matching loss says which colours translations lack, not where to paint them;
+        ungated, its pull recruits whatever pixels are near a lacking colour (the skin, for a
+        lacking blond) and casts the whole face. Gated, it corrects the colours of what the
+        translation already changes, and leaves *where* to D and the classifier."""
+        if threshold <= 0:
+            return translations
+        with torch.no_grad():
+            change = (translations - images).abs().amax(1, keepdim=True).float()
+            weight = ((change - threshold) / (2 * threshold)).clamp(0, 1).to(translations.dtype)
+        frozen = translations.detach()
+        return frozen + weight * (translations - frozen)
+
+    @staticmethod
     def _one_hot_values(labels: Tensor, known: Tensor | None) -> Tensor:
         """``[n, k, 2]``: 1 at ``[i, j, labels[i, j]]`` where the label is known, else 0."""
         lb = labels.float()

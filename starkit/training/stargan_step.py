@@ -146,6 +146,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("lambda_colour_match", config["lambda_colour_match"] >= 0,
          "must be >= 0 (0: no colour matching, the paper)")
     need("colour_match_decay", 0 <= config["colour_match_decay"] < 1, "must be in [0, 1)")
+    need("colour_match_gate", 0 <= config["colour_match_gate"] < 2, "must be in [0, 2) (0: every pixel is pushed)")
     need("change_warmup", config["change_warmup"] >= 0, "must be >= 0 (0: the full weight from the start)")
     need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
     need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
@@ -249,6 +250,7 @@ class StarGANStep:
         # Class-conditional colour matching (lambda_colour_match > 0; not in the paper): running
         # means, saved in checkpoints as "M", never trained by an optimiser.
         self.lambda_colour_match = float(config["lambda_colour_match"])
+        self.colour_match_gate = float(config["colour_match_gate"])
         self.M: ColourMoments | None = nets["M"].to(device) if "M" in nets else None
         if self.M is not None:
             self.networks["M"] = self.M
@@ -456,7 +458,8 @@ class StarGANStep:
                         rows, own_labels = own
                         fakes = x_fake if rows is None else x_fake[rows]
                         sources = real_colours if rows is None else real_colours[rows]
-                        fake_colours = self.M.embed(fakes)
+                        fake_colours = self.M.embed(ColourMoments.gate(
+                            fakes, x_real if rows is None else x_real[rows], self.colour_match_gate))
                         g_loss_match = self.M.loss(fake_colours, sources, own_labels, space.slice(dataset),
                                                    _known(space, dataset, own_labels))
                         g_loss = g_loss + self.lambda_colour_match * g_loss_match
