@@ -193,10 +193,10 @@ def test_the_speed_script_runs_and_reports_each_timing(bench_script, capsys):
 
     threads = torch.get_num_threads()
     try:
-        assert bench_script("colour_critic_speed").main(["--batch", "2", "--size", "8", "--bins", "4",
+        assert bench_script("colour_losses_speed").main(["--batch", "2", "--size", "8", "--bins", "4",
                                                          "--repeats", "1"]) == 0
     finally:
         torch.set_num_threads(threads)
     report = json.loads(capsys.readouterr().out)
     assert report["bins"] == 4 and report["threads"] == 1
-    assert all(report[k] > 0 for k in ("critic_scatter_ms", "critic_dense_ms", "generator_ms"))
+    assert all(report[k] > 0 for k in ("critic_scatter_ms", "critic_dense_ms", "colour_moments_ms", "generator_ms"))
