@@ -323,6 +323,8 @@ def _ddp_worker(rank, world_size, port, out, config):
     def dump(trainer):
         if trainer.iteration == trainer.total:
             params = {f"{n}.{k}": p.detach().clone() for n, m in trainer.step.networks.items() for k, p in m.named_parameters()}
+            if "M" in trainer.step.networks:  # the colour moments: buffers that every rank updates
+                params.update({f"M.{k}": b.clone() for k, b in trainer.step.networks["M"].named_buffers()})
             torch.save(params, Path(out) / f"params-rank{rank}.pt")
 
     train(out, config, registry=PluginRegistry(load_entry_points=False), progress=False, callbacks=[dump],
@@ -339,15 +341,18 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path
     # rank; the conditional critic's label embedding is a parameter only some D calls use.
     # With G's moving average too: each rank averages its own replica, and they must stay equal.
     # Cross-dataset targets and mask noise draw per rank; the classifier's doubt on translations
-    # trains D through the fakes' half of the batched D call.
+    # trains D through the fakes' half of the batched D call. The colour moments average each
+    # batch's sums over the ranks, so their running means stay equal too.
     config = tiny_config(toy_data_root, iters=10, device="cpu", sample_every=10, lambda_cls_gp=0.3,
                          d_augment=["translation", "cutout"], g_ema=0.9, d_condition="projection",
-                         d_cls_augment="framing", lambda_cls_fake=0.3, cross_targets=0.5, mask_noise=0.5)
+                         d_cls_augment="framing", lambda_cls_fake=0.3, cross_targets=0.5, mask_noise=0.5,
+                         lambda_colour_match=30.0)
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), config), nprocs=2, join=True)
     rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
     rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
     assert rank0.keys() == rank1.keys() and "G_ema.stem.conv.weight" in rank0
     assert rank0["D.embed.weight"].abs().sum() > 0  # the embedding trained, identically on both ranks
+    assert rank0["M.real_weight"].sum() > 0 and rank0["M.fake_weight"].sum() > 0
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     checkpoint = load_checkpoint(out / "checkpoints" / "latest.pt")

@@ -95,6 +95,7 @@ from .targets import Targets, with_cross_targets, with_off_mask_noise
 
 TARGET_SAMPLING = ("permute", "random")
 
+
 def _own_part(targets: Targets, dataset: str) -> tuple[Tensor | None, Tensor] | None:
     """The rows of a batch of ``dataset`` translated to its own labels (``None``: all of them)
     and those targets, or ``None`` when every row was re-targeted to another dataset."""
@@ -406,7 +407,7 @@ class StarGANStep:
             with autocast:
                 h_loss_real, h_loss_fake, h_loss_gp = self._colour_critic_step(x_real, x_fake, *said)
             losses.update({"H/loss_real": h_loss_real, "H/loss_fake": h_loss_fake, "H/loss_gp": h_loss_gp})
-        own = _own_part(targets, dataset)
+        own = _own_part(targets, dataset) if self.M is not None else None
         if self.M is not None:
             # The real images' colours, every iteration (the translations' in the G step).
             with torch.no_grad():
@@ -512,7 +513,8 @@ class StarGANStep:
             if reduce is None:
                 return
             width = columns.stop - columns.start
-            embedded, labels = torch.zeros((0, M.dim), device=M.real_sum.device), torch.zeros((0, width))
+            device = M.real_sum.device
+            embedded, labels = torch.zeros((0, M.dim), device=device), torch.zeros((0, width), device=device)
         M.observe(kind, embedded, labels, columns, _known(space, dataset, labels), reduce)
 
     def _path_consistency(self, x_real: Tensor, x_fake: Tensor, c_trg: Tensor, dataset: str, labels: Tensor) -> Tensor:
