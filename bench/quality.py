@@ -202,6 +202,27 @@ PROFILES = {
 
 
 # ------------------------------------------------------------------------------ stages
+def cpu_description() -> dict[str, str | None]:
+    """The CPU's model name and the vector instructions torch's CPU kernels use here.
+
+    Recorded with every result because they change the numbers: float results differ between
+    CPUs (one training seed gave JNT expressions 0.82 on an Intel Xeon with AVX-512 and 0.76-0.78
+    on an AMD EPYC with AVX-512; docs/training.md, sessions 17 and 18), and the kernel version
+    in ``platform`` was the same on both."""
+    import torch
+
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"model": model or platform.processor() or None,
+            "capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5)
@@ -624,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": commit,
         "config": asdict(profile),
         "machine": {"cpus": os.cpu_count(), "threads_per_job": 1, "python": platform.python_version(),
-                    "torch": torch.__version__, "platform": platform.platform()},
+                    "torch": torch.__version__, "platform": platform.platform(), "cpu": cpu_description()},
         "datasets": ingested,
         "chance": {"expression": 1 / 8, "hair": 1 / 3, "binary": 1 / 2},
         "sng": sng,

@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "base": asdict(base),
         "precision": args.precision,
         "git_commit": commit,
-        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
+        "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "cpu": q.cpu_description(),
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "wall_s": round(time.perf_counter() - started, 1),
         "variants": rows,

@@ -129,3 +129,14 @@ def test_recipe_cost_times_the_recipe_keys_on_equal_footing(tmp_path, bench_scri
     assert all(v > 0 for v in result["ratio_to_before_median"].values())
     with pytest.raises(SystemExit, match="not one of"):
         module.main(["--keys", "lambda_cls"])
+
+
+def test_results_name_the_cpu_they_ran_on(quality):
+    """Float results differ between CPUs, so every results file says which one computed it."""
+    import torch
+
+    cpu = quality.cpu_description()
+    assert cpu["capability"] == torch.backends.cpu.get_cpu_capability()
+    info = Path("/proc/cpuinfo")
+    if info.exists() and "model name" in info.read_text():
+        assert cpu["model"] and cpu["model"] in info.read_text()
