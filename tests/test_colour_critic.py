@@ -12,7 +12,7 @@ from starkit.models.colour_critic import ColourCritic, colour_features, soft_his
 from starkit.training.config import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_fast_path import NAIVE, TINY, _batch, _rel, _space, _step  # noqa: E402
+from test_fast_path import TINY, _batch, _rel, _space, _with_and_without  # noqa: E402
 
 
 def _solid(colours: list[tuple[float, float, float]], size: int = 4) -> torch.Tensor:
@@ -115,21 +115,9 @@ def test_colour_critic_is_off_by_default_and_adds_exactly_its_term_to_g():
     images, labels = _batch(4)
     targets = labels.flip(0)
     space = _space()
-    plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    results = _with_and_without({"lambda_hist": 2.0, "hist_bins": 4}, images, labels, targets)
+    (plain, l_plain, g_plain), (step, l_hist, g_hist) = results["plain"], results["extra"]
     assert "H" not in plain.networks and "H" not in plain.optimizers
-    with torch.no_grad():  # a G that changes its input
-        for p in plain.G.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    weights = {k: v.clone() for k, v in plain.G.state_dict().items()}
-
-    results = {}
-    for name, extra in (("plain", {}), ("hist", {"lambda_hist": 2.0, "hist_bins": 4})):
-        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **extra)
-        step.G.load_state_dict(weights)
-        step.target_labels = lambda dataset, batch_labels: targets
-        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
-        results[name] = step, losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
-    (_, l_plain, g_plain), (step, l_hist, g_hist) = results["plain"], results["hist"]
     assert set(step.networks) == {"G", "D", "H"} and set(step.optimizers) == {"G", "D", "H"}
     assert step.base_lrs["H"] == step.base_lrs["D"]
     assert {"H/loss_real", "H/loss_fake", "H/loss_gp", "G/loss_hist"} <= set(l_hist)

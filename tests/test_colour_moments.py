@@ -13,7 +13,7 @@ from starkit.models.colour_moments import ColourMoments
 from starkit.training.config import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_fast_path import NAIVE, TINY, _batch, _rel, _space, _step  # noqa: E402
+from test_fast_path import NAIVE, TINY, _batch, _rel, _space, _step, _with_and_without  # noqa: E402
 
 
 def _hist(values: list[float], dim: int = 512) -> torch.Tensor:
@@ -199,21 +199,9 @@ def test_colour_matching_is_off_by_default_and_adds_exactly_its_term_to_g():
     images, labels = _batch(4)
     targets = labels.flip(0)
     space = _space()
-    plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    results = _with_and_without({"lambda_colour_match": 3.0}, images, labels, targets)
+    (plain, l_plain, g_plain), (step, l_match, g_match) = results["plain"], results["extra"]
     assert "M" not in plain.networks
-    with torch.no_grad():  # a G that changes its input
-        for p in plain.G.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
-    weights = {k: v.clone() for k, v in plain.G.state_dict().items()}
-
-    results = {}
-    for name, extra in (("plain", {}), ("match", {"lambda_colour_match": 3.0})):
-        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **extra)
-        step.G.load_state_dict(weights)
-        step.target_labels = lambda dataset, batch_labels: targets
-        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
-        results[name] = step, losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
-    (_, l_plain, g_plain), (step, l_match, g_match) = results["plain"], results["match"]
     assert set(step.networks) == {"G", "D", "M"} and set(step.optimizers) == {"G", "D"}
     assert {"M/distance", "G/loss_colour_match"} <= set(l_match)
     assert all(torch.equal(l_match[k], l_plain[k]) for k in l_plain)  # the other terms unchanged

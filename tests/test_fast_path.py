@@ -76,6 +76,26 @@ def _one_g_iteration(fast: FastPath, lr: float = 1e-12):
     return losses, grads, step
 
 
+def _with_and_without(extra: dict, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor):
+    """One G iteration of the same G — perturbed so that it changes its input — on ``images``
+    with fixed ``targets``, without and with the config keys ``extra``: ``{"plain": ..., "extra":
+    ...}``, each ``(step, losses, G's flattened gradient)``. For tests that an optional loss
+    adds exactly its own term."""
+    plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
+    with torch.no_grad():
+        for p in plain.G.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    weights = {k: v.clone() for k, v in plain.G.state_dict().items()}
+    results = {}
+    for name, keys in (("plain", {}), ("extra", extra)):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **keys)
+        step.G.load_state_dict(weights)
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        results[name] = step, losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    return results
+
+
 @pytest.fixture(scope="module")
 def naive_result():
     return _one_g_iteration(NAIVE)
