@@ -161,6 +161,12 @@ class Profile:
     # 0.78 / 0.81 at seed 0). With the attention G, U-Net skips and resize up-sampling: hair
     # 0.67 / 0.66, expressions 0.81 / 0.77 (docs/training.md).
     lambda_hist: float = 1.0
+    # Class-conditional colour matching (session 18; starkit.models.colour_moments, the training
+    # key lambda_colour_match): not in the recipe. On an AMD EPYC with AVX-512, seed 0, hair-L1
+    # ratio 0.79 (gated, weight 100) / 0.89 (ungated) against 0.81: it takes the hair further
+    # but recruits skin; with the attention G, U-Net skips and resize 0.72 against 0.65. The
+    # attention G with hair only through the colour map: expressions 0.86 / 0.83 / 0.74 and
+    # hair-L1 0.76 / 0.88 / 0.78 at seeds 0 / 1 / 2, Male at chance at seed 1 (docs/training.md).
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with
