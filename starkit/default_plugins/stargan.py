@@ -42,6 +42,10 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # this probability (each image's loss per group counted as at least -log of it; not in the
     # paper, hence 0 = always push). See starkit.labels.LabelSpace.classification_loss.
     "g_cls_confidence": 0.0,
+    # G's classification loss weighted per attribute group, "group=weight,…" (e.g. "hair=0.5";
+    # groups not named: 1; not in the paper, hence ""). D's classifier learns every group at
+    # full weight. See starkit.labels.LabelSpace.classification_loss.
+    "g_cls_group_weights": "",
     # A translation's change to its input, |G(x, c) - x|, and that change's total variation, as
     # G losses (not in the paper, hence 0): see starkit.models.losses.change_l1 and
     # change_total_variation.

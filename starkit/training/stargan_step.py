@@ -18,6 +18,8 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
              take in the batch; L_M moves the translations' colours toward the real ones
              (:mod:`starkit.models.colour_moments`).
 
+G's ``L_cls`` may weight its attribute groups (``g_cls_group_weights``, e.g. ``"hair=0.5"``: a
+weaker push toward a hair colour than toward an expression; not in the paper, every weight 1).
 Terms in brackets are optional and off by default (not in the paper); ``U`` is
 :meth:`~starkit.labels.LabelSpace.uncertainty_loss`, the cross-entropy of D's classification of a
 translation against "no idea" (uniform over each one-hot group, 0.5 for each binary attribute):
@@ -58,7 +60,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..labels import LabelSpace
+from ..labels import LabelError, LabelSpace, parse_group_weights
 from ..models import (
     DISCRIMINATOR_CONDITIONS,
     GENERATOR_COLOUR_MAPS,
@@ -137,6 +139,10 @@ def check_config(config: Mapping[str, Any]) -> None:
                 "lambda_change", "lambda_change_tv"):
         need(key, config[key] >= 0, "must be >= 0")
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
+    try:
+        parse_group_weights(config["g_cls_group_weights"], key="g_cls_group_weights")
+    except LabelError as exc:
+        raise ConfigError(str(exc)) from None
     need("rec_fake_grad", 0 <= config["rec_fake_grad"] <= 1, "must be in [0, 1] (1: the paper)")
     need("change_cap", config["change_cap"] >= 0, "must be >= 0 (0: no cap)")
     need("lambda_path", config["lambda_path"] >= 0, "must be >= 0 (0: the paper)")
@@ -293,6 +299,12 @@ class StarGANStep:
         # G's classification loss per image and group counted as at least -log(confidence).
         confidence = float(config["g_cls_confidence"])
         self.g_cls_floor = -math.log(confidence) if confidence > 0 else 0.0
+        # G's classification loss weighted per attribute group (D's classifier is not).
+        try:
+            self.g_cls_weights = parse_group_weights(config["g_cls_group_weights"], label_space,
+                                                     "g_cls_group_weights") or None
+        except LabelError as exc:
+            raise ConfigError(str(exc)) from None
         self.lambda_change = float(config["lambda_change"])
         self.change_cap = float(config["change_cap"])
         self.change_warmup = int(config["change_warmup"])
@@ -426,7 +438,8 @@ class StarGANStep:
                     x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
                     out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake, y_trg)
                     g_loss_fake = generator_adversarial_loss(out_src)
-                    g_loss_cls = targets.classification_loss(space, out_cls.float(), self.g_cls_floor)
+                    g_loss_cls = targets.classification_loss(space, out_cls.float(), self.g_cls_floor,
+                                                             self.g_cls_weights)
                     # The way back: with rec_fake_grad < 1 (not in the paper) less of its
                     # loss reaches the forward translation, which it otherwise pulls back
                     # toward the input (an easier way back), against the classification term.

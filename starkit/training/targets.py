@@ -21,7 +21,7 @@ drawn: the batch's targets are the paper's, computed exactly as before. The same
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -47,12 +47,13 @@ class Targets:
     joint: Tensor
     parts: tuple[TargetPart, ...]
 
-    def classification_loss(self, space: LabelSpace, logits: Tensor, floor: float = 0.0) -> Tensor:
+    def classification_loss(self, space: LabelSpace, logits: Tensor, floor: float = 0.0,
+                            weights: Mapping[str, float] | None = None) -> Tensor:
         """D's classification of the translations against their targets, each part by its own
         dataset's slice, weighted by its share of the batch (one part: the paper's loss).
-        ``floor``: see :meth:`LabelSpace.classification_loss`."""
+        ``floor``, ``weights``: see :meth:`LabelSpace.classification_loss`."""
         return self._by_part(logits, lambda part, lg: space.classification_loss(lg, part.labels, part.dataset,
-                                                                                 floor))
+                                                                                 floor, weights))
 
     def uncertainty_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
         """:meth:`LabelSpace.uncertainty_loss` of each part's rows for its dataset's groups,
