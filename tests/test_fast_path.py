@@ -914,6 +914,33 @@ def test_a_confidence_for_g_floors_its_classification_loss_and_leaves_d_alone():
     assert _rel(g_floored, g_plain) > 1e-3
 
 
+def test_group_weights_for_g_weight_its_classification_loss_and_leave_d_alone():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    assert STARGAN_DEFAULTS["g_cls_group_weights"] == ""  # the paper: every group at full weight
+    with pytest.raises(ConfigError, match="g_cls_group_weights: 'hair=-1' is not group=weight"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_cls_group_weights": "hair=-1"})
+    with pytest.raises(ConfigError, match="g_cls_group_weights: no attribute group 'hat'"):
+        _step(NAIVE, g_cls_group_weights="hat=0.5")
+    images, labels = _batch()
+    targets = labels.flip(0)
+    results = {}
+    for name, weights in (("plain", ""), ("no_hair", "hair=0"), ("half_hair", "hair=0.5")):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, g_cls_group_weights=weights)
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)  # a D and a G step
+        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    (plain, g_plain), (no_hair, g_no_hair), (half, g_half) = results["plain"], results["no_hair"], results["half_hair"]
+    assert all(torch.equal(half[k], plain[k]) for k in plain if k.startswith("D/"))
+    hair = plain["G/loss_cls"].item() - no_hair["G/loss_cls"].item()
+    assert hair > 0.5  # an untrained D: about ln 3 for a three-way group
+    assert half["G/loss_cls"].item() == pytest.approx(no_hair["G/loss_cls"].item() + 0.5 * hair, rel=1e-5)
+    # G's gradient is linear in the weight: half-way between without and with the hair term.
+    assert _rel(g_half, 0.5 * (g_plain + g_no_hair)) < 1e-3
+    assert _rel(g_no_hair, g_plain) > 1e-3
+
+
 # ---------------------------------------------------------------------------------- mask noise
 def test_mask_noise_changes_what_g_is_given_not_what_it_is_judged_by(monkeypatch):
     import starkit.training.stargan_step as stargan_step
