@@ -151,7 +151,7 @@ def _config(data_root, **extra):
         # behind U-Net skips and the up-sampling layers' RMS norms are saved and rebuilt; the
         # labels only the map sees are hidden from the convolutions again after the resume.
         {"g_output": "residual", "g_colour_map": "global", "g_map_hidden": 8, "g_skip": "unet", "g_up_norm": "rms",
-         "g_map_only": "hair"},
+         "g_map_only": "hair", "g_out_kernel": 3},
         # Cross-dataset targets draw rows, datasets and labels from the step's generator, and
         # so do the path-consistency loss's intermediate targets.
         {"cross_targets": 0.5, "lambda_cls_fake": 0.3, "mask_noise": 0.5, "d_condition": "projection",

@@ -427,6 +427,12 @@ def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_
                           "g_map_hidden": bad})
     with pytest.raises(ConfigError, match="g_map_hidden: needs g_colour_map 'global'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_map_hidden": 32})
+    # The output convolution's kernel: 7 (the paper), or a smaller odd size.
+    assert STARGAN_DEFAULTS["g_out_kernel"] == 7
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_out_kernel": 3})
+    for bad in (0, 2, 9, 3.0, True):
+        with pytest.raises(ConfigError, match="g_out_kernel: must be an odd integer from 1 to 7"):
+            check_config({**STARGAN_DEFAULTS, **TINY, "g_out_kernel": bad})
     # Labels only the map sees: group names, and only with a map.
     assert STARGAN_DEFAULTS["g_map_only"] == ""
     check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "global", "g_map_only": "hair"})

@@ -370,6 +370,40 @@ def test_unet_skips_feed_the_down_path_features_to_the_up_path_at_their_resoluti
         assert up.shape == (2, 4, 16, 16)
 
 
+@pytest.mark.parametrize("output", ["residual", "attention"])
+def test_a_smaller_output_kernel_decides_each_pixel_from_its_own_neighbourhood(output):
+    torch.manual_seed(0)
+    paper = Generator(c_dim=3, conv_dim=4, repeat_num=1, output=output, skip="unet")
+    small = Generator(c_dim=3, conv_dim=4, repeat_num=1, output=output, skip="unet", out_kernel=3)
+    channels = 4 if output == "attention" else 3
+    # Only the output layer shrinks: 8 input channels (4 up, 4 from the stem) per output channel.
+    assert count_parameters(paper) - count_parameters(small) == 8 * channels * (49 - 9)
+    assert small.to_rgb.weight.shape == (channels, 8, 3, 3)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        # It starts where the paper's does: the residual G as the identity, the attention G
+        # keeping 98 % of its input.
+        assert (small(x, c) - x).abs().max() < (0.05 if output == "attention" else 2e-3)  # atanh edge
+        # A change of the output layer's input features at one position reaches the output
+        # within 1 pixel of it (3 with the paper's 7×7 kernel).
+        for net, reach in ((small, 1), (paper, 3)):
+            net.to_rgb.weight.normal_(0, 0.3)
+            h = torch.randn(1, 8, 16, 16)
+            bumped = h.clone()
+            bumped[0, :, 8, 8] += 5
+            moved = (net.to_rgb(bumped) - net.to_rgb(h)).abs().amax(1)[0] > 0
+            rows, cols = moved.nonzero(as_tuple=True)
+            assert rows.min() == cols.min() == 8 - reach and rows.max() == cols.max() == 8 + reach
+    for bad in (0, 2, 9):
+        with pytest.raises(ModelError, match="out_kernel"):
+            Generator(c_dim=3, conv_dim=4, repeat_num=1, out_kernel=bad)
+    space = LabelSpace.from_groups([CELEBA, RAFD])
+    assert build_stargan(space, {"g_out_kernel": 5, "g_conv_dim": 4})["G"].to_rgb.kernel_size == (5, 5)
+    with pytest.raises(ModelError, match="'g_out_kernel' must be an integer"):
+        build_stargan(space, {"g_out_kernel": "3"})
+
+
 def test_rms_norm_leaves_a_feature_zero_where_it_is_zero_and_instance_norm_does_not():
     h = torch.zeros(2, 3, 8, 8)
     h[:, :, 2:4, 2:5] = torch.rand(2, 3, 2, 3) + 0.5  # a feature only where a change belongs (6 of 64 pixels)
@@ -740,7 +774,8 @@ def test_gradient_penalty_rejects_mismatched_shapes():
         {},
         {"g_output": "residual", "g_condition": "norm", "g_upsample": "resize"},
         {"g_output": "attention", "g_colour_map": "global", "g_map_hidden": 8, "g_skip": "unet", "g_up_norm": "rms"},
-        {"g_output": "residual", "g_colour_map": "global", "g_map_only": "hair", "d_condition": "projection"},
+        {"g_output": "residual", "g_colour_map": "global", "g_map_only": "hair", "d_condition": "projection",
+         "g_out_kernel": 3},
     ],
     ids=["paper", "residual_norm_resize", "attention_map_unet_rms", "map_only_projection"],
 )

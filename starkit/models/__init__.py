@@ -29,6 +29,7 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "g_map_only": "",
     "g_skip": "none",
     "g_up_norm": "instance",
+    "g_out_kernel": 7,
     "d_condition": "none",
 }
 
@@ -78,6 +79,11 @@ GENERATOR_SKIPS = ("none", "unet")
 #: which the next ReLU can pass on to the output as a change of the whole image
 #: (docs/training.md).
 GENERATOR_UP_NORMS = ("instance", "rms")
+
+# The config key ``g_out_kernel`` is the size of G's output convolution's square kernel (an odd
+# number from 1 to 7): the paper's 7, or smaller, so that each output pixel — and where
+# ``g_output = "attention"`` opens its mask — is decided from a smaller neighbourhood of the
+# full-resolution features (docs/training.md).
 
 #: Whether D's real/fake score sees the label: ``"none"`` — no, D_src judges the image alone
 #: (the paper); ``"projection"`` — D_src also scores how well the image fits the label the

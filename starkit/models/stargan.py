@@ -277,6 +277,8 @@ class Generator(nn.Module):
     ``skip="unet"`` adds U-Net skip connections: the first down-sampling layer's output is
     concatenated to the second up-sampling layer's input, the stem's to the output layer's, so
     G's last layers see the input at full resolution (the paper has none: ``"none"``).
+    ``out_kernel`` is the output convolution's kernel size (the paper's 7; 3 or 1 decide each
+    output pixel, and an attention mask's opening, from fewer neighbouring positions).
     ``up_norm="rms"`` normalises the up-sampling layers with :class:`SpatialRMSNorm` instead of
     instance normalisation (``"instance"``, the paper).
     """
@@ -284,7 +286,7 @@ class Generator(nn.Module):
     def __init__(self, c_dim: int, conv_dim: int = 64, repeat_num: int = 6, output: str = "image",
                  condition: str = "input", upsample: str = "transposed", colour_map: str = "none",
                  skip: str = "none", up_norm: str = "instance", map_hidden: int = 0,
-                 map_only: Sequence[int] = ()):
+                 map_only: Sequence[int] = (), out_kernel: int = 7):
         super().__init__()
         self.c_dim = _check_int("c_dim", c_dim, 1)
         self.conv_dim = _check_int("conv_dim", conv_dim, 1)
@@ -308,6 +310,9 @@ class Generator(nn.Module):
             bad = [i for i in self.map_only if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < c_dim]
             if bad or len(set(self.map_only)) != len(self.map_only):
                 raise ModelError(f"map_only: expected distinct label columns in [0, {c_dim}), got {list(self.map_only)}")
+        self.out_kernel = _check_int("out_kernel", out_kernel, 1)
+        if out_kernel % 2 == 0 or out_kernel > 7:
+            raise ModelError(f"out_kernel: expected an odd kernel size from 1 to 7, got {out_kernel}")
         self.skip = _check_choice("skip", skip, GENERATOR_SKIPS)
         self.up_norm = _check_choice("up_norm", up_norm, GENERATOR_UP_NORMS)
         # With U-Net skips the second up-sampling layer and the output layer also read the
@@ -333,7 +338,8 @@ class Generator(nn.Module):
         # Attention mode draws one more channel, the keep-mask's logit; a colour map one more
         # still (the last), the recolour mask's logit.
         channels = 3 + (output == "attention") + (colour_map != "none")
-        self.to_rgb = nn.Conv2d(widen * d, channels, kernel_size=7, stride=1, padding=3, bias=False)
+        self.to_rgb = nn.Conv2d(widen * d, channels, kernel_size=out_kernel, stride=1, padding=out_kernel // 2,
+                                bias=False)
         if output == "residual":
             nn.init.zeros_(self.to_rgb.weight)
         elif output == "attention":
@@ -398,8 +404,7 @@ class Generator(nn.Module):
         return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "
                 f"output={self.output!r}, condition={self.condition!r}, upsample={self.upsample!r}, "
                 f"colour_map={self.colour_map!r}, map_hidden={self.map_hidden}, map_only={list(self.map_only)}, "
-                f"skip={self.skip!r}, "
-                f"up_norm={self.up_norm!r}")
+                f"skip={self.skip!r}, up_norm={self.up_norm!r}, out_kernel={self.out_kernel}")
 
 
 class Discriminator(nn.Module):
@@ -520,7 +525,7 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
                            values["g_condition"], values["g_upsample"], values["g_colour_map"],
                            values["g_skip"], values["g_up_norm"], values["g_map_hidden"],
-                           map_only_columns(label_space, values["g_map_only"])),
+                           map_only_columns(label_space, values["g_map_only"]), values["g_out_kernel"]),
             "D": Discriminator(
                 values["image_size"], values["d_conv_dim"], label_space.label_dim, values["d_repeat_num"],
                 values["d_condition"],

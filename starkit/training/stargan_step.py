@@ -176,6 +176,8 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("g_map_only", not str(config["g_map_only"]).strip(" ,") or config["g_colour_map"] != "none",
          "needs g_colour_map 'global' (only the colour map would see those labels)")
     need("g_up_norm", config["g_up_norm"] in GENERATOR_UP_NORMS, f"must be one of {', '.join(GENERATOR_UP_NORMS)}")
+    need("g_out_kernel", not isinstance(config["g_out_kernel"], bool) and isinstance(config["g_out_kernel"], int)
+         and config["g_out_kernel"] in (1, 3, 5, 7), "must be an odd integer from 1 to 7 (7: the paper)")
     need("g_skip", config["g_skip"] in GENERATOR_SKIPS, f"must be one of {', '.join(GENERATOR_SKIPS)}")
     need("d_condition", config["d_condition"] in DISCRIMINATOR_CONDITIONS,
          f"must be one of {', '.join(DISCRIMINATOR_CONDITIONS)}")
