@@ -416,7 +416,7 @@ def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": mode, "g_colour_map": "global"})
     with pytest.raises(ConfigError, match="g_colour_map: must be one of none, global, got 'grid'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "grid"})
-    with pytest.raises(ConfigError, match="g_colour_map: needs g_output 'residual' or 'attention'"):
+    with pytest.raises(ConfigError, match="g_colour_map: needs g_output 'residual', 'attention' or 'gated'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_colour_map": "global"})
     # The map's hidden layer: a width, and only with a map to compute.
     assert STARGAN_DEFAULTS["g_map_hidden"] == 0

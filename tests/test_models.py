@@ -167,6 +167,38 @@ def test_attention_generator_starts_near_the_identity_and_blends_by_its_mask():
     assert g.to_rgb.weight.grad[3:].abs().sum() > 0
 
 
+def test_gated_generator_changes_its_input_where_its_mask_opens():
+    torch.manual_seed(0)
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="gated")
+    # The attention mode's layers: one more output channel than the paper's G.
+    assert count_parameters(g) == count_parameters(Generator(c_dim=3, conv_dim=4, repeat_num=1)) + 4 * 49
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+
+    def head(net):
+        return net.to_rgb(net.up(net.bottleneck(net.down(net.stem(torch.cat(
+            [x, c[:, :, None, None].expand(2, 3, 16, 16)], 1))))))
+
+    with torch.no_grad():
+        keep = torch.sigmoid(torch.tensor(KEEP_PRIOR))
+        change = head(g)[:, :3]
+        assert change.abs().max() > 0.05  # its change is drawn from the start, as attention's colour
+        changed = torch.tanh(change + residual_base(x))
+        assert torch.allclose(g(x, c), keep * x + (1 - keep) * changed, atol=1e-6)
+        # Where the mask opens, G changes x rather than painting over it: with no change drawn
+        # the output is x itself however far the mask opens (the attention mode would paint
+        # tanh(0) = mid-grey there).
+        g.to_rgb.weight[:3].zero_()
+        g.to_rgb.weight[3].normal_(0, 0.5)
+        assert torch.allclose(g(x, c), x, atol=2e-3)  # the atanh edge
+        attention = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="attention")
+        attention.load_state_dict(g.state_dict())
+        assert (attention(x, c) - x).abs().max() > 0.1
+        g.to_rgb.weight.normal_(0, 0.1)
+    g(x, c).sub(0.5).pow(2).mean().backward()
+    assert g.to_rgb.weight.grad[3:].abs().sum() > 0 and g.to_rgb.weight.grad[:3].abs().sum() > 0
+
+
 def test_colour_map_is_the_identity_at_zero_and_an_affine_map_per_image():
     x = torch.rand(2, 3, 4, 5) * 2 - 1
     assert torch.equal(colour_map(x, torch.zeros(2, 12)), x)
@@ -776,8 +808,9 @@ def test_gradient_penalty_rejects_mismatched_shapes():
         {"g_output": "attention", "g_colour_map": "global", "g_map_hidden": 8, "g_skip": "unet", "g_up_norm": "rms"},
         {"g_output": "residual", "g_colour_map": "global", "g_map_only": "hair", "d_condition": "projection",
          "g_out_kernel": 3},
+        {"g_output": "gated", "g_colour_map": "global", "g_skip": "unet", "g_upsample": "resize"},
     ],
-    ids=["paper", "residual_norm_resize", "attention_map_unet_rms", "map_only_projection"],
+    ids=["paper", "residual_norm_resize", "attention_map_unet_rms", "map_only_projection", "gated_map_unet"],
 )
 def test_every_network_option_loads_from_its_weights_as_translate_and_eval_load_it(config):
     """`starkit translate` and `starkit eval` build the networks on the meta device and fill

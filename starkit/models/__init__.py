@@ -36,8 +36,9 @@ DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
 #: What G's last convolution produces: ``"image"`` — the output image, ``tanh(conv(h))`` (the
 #: paper); ``"residual"`` — a change to the input, ``tanh(atanh(x) + conv(h))``, with that
 #: convolution starting at zero so an untrained G is the identity; ``"attention"`` — a colour
-#: image and a mask that blends it with the input, GANimation-style (see docs/training.md).
-GENERATOR_OUTPUTS = ("image", "residual", "attention")
+#: image and a mask that blends it with the input, GANimation-style (see docs/training.md);
+#: ``"gated"`` — the residual's change to the input, blended in where the attention mask says.
+GENERATOR_OUTPUTS = ("image", "residual", "attention", "gated")
 
 #: How G receives the label vector: ``"input"`` — as constant channels beside the image at the
 #: first convolution only (the paper); ``"norm"`` — there too, and also as a per-channel scale
@@ -55,7 +56,8 @@ GENERATOR_UPSAMPLES = ("transposed", "resize")
 #: its pooled bottleneck features and the label) and applies it where an extra output channel's
 #: mask says; the residual or attention output then changes that recoloured input. A new hair
 #: colour is such a map applied to the hair, its texture and shading kept (docs/training.md).
-#: Needs ``g_output`` ``"residual"`` or ``"attention"`` (``"image"`` does not start from its input).
+#: Needs ``g_output`` ``"residual"``, ``"attention"`` or ``"gated"`` (``"image"`` does not start
+#: from its input).
 GENERATOR_COLOUR_MAPS = ("none", "global")
 
 # The config key ``g_map_only`` (free text, not one of a few names) is a comma-separated list of

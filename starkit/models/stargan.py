@@ -252,6 +252,10 @@ class Generator(nn.Module):
     ``K·x + (1 − K)·tanh(C)``, so G paints absolute colours only where it opens the mask. The
     mask's weights start at zero and its logit is offset by :data:`KEEP_PRIOR`, so an untrained
     G keeps 98 % of its input everywhere.
+    ``output="gated"`` (not in either paper): the attention mode's keep-mask over the residual
+    mode's change, ``K·x + (1 − K)·tanh(atanh(x) + C)``: where the mask opens, G changes its
+    input rather than painting over it, so what it keeps of the input there (a new hair
+    colour's texture and shading) it need not redraw. Initialised as the attention mode.
 
     ``colour_map="global"`` (with the residual or attention output) recolours the input before
     that output changes it. From the pooled bottleneck features and the label, G computes one
@@ -296,7 +300,7 @@ class Generator(nn.Module):
         self.upsample = _check_choice("upsample", upsample, GENERATOR_UPSAMPLES)
         self.colour_map = _check_choice("colour_map", colour_map, GENERATOR_COLOUR_MAPS)
         if colour_map != "none" and output == "image":
-            raise ModelError(f"colour_map={colour_map!r} needs output 'residual' or 'attention': output='image' "
+            raise ModelError(f"colour_map={colour_map!r} needs output 'residual', 'attention' or 'gated': output='image' "
                              "draws the image itself and never starts from its (recoloured) input")
         self.map_hidden = _check_int("map_hidden", map_hidden, 0)
         if map_hidden and colour_map == "none":
@@ -337,12 +341,13 @@ class Generator(nn.Module):
                                 ConvBlock(up(widen * 2 * d, d), mod_dim, up_norm))
         # Attention mode draws one more channel, the keep-mask's logit; a colour map one more
         # still (the last), the recolour mask's logit.
-        channels = 3 + (output == "attention") + (colour_map != "none")
+        masked = output in ("attention", "gated")
+        channels = 3 + masked + (colour_map != "none")
         self.to_rgb = nn.Conv2d(widen * d, channels, kernel_size=out_kernel, stride=1, padding=out_kernel // 2,
                                 bias=False)
         if output == "residual":
             nn.init.zeros_(self.to_rgb.weight)
-        elif output == "attention":
+        elif masked:
             with torch.no_grad():
                 self.to_rgb.weight[3:].zero_()
         # The colour map's change from the identity (9 matrix entries, 3 offsets), from the
@@ -398,6 +403,10 @@ class Generator(nn.Module):
         if self.output == "attention":
             keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
             return keep * base.to(h.dtype) + (1 - keep) * torch.tanh(h[:, :3])
+        if self.output == "gated":
+            keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
+            changed = torch.tanh(h[:, :3] + residual_base(base).to(h.dtype))
+            return keep * base.to(h.dtype) + (1 - keep) * changed
         return torch.tanh(h)
 
     def extra_repr(self) -> str:

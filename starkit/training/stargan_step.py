@@ -166,7 +166,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("g_colour_map", config["g_colour_map"] in GENERATOR_COLOUR_MAPS,
          f"must be one of {', '.join(GENERATOR_COLOUR_MAPS)}")
     need("g_colour_map", config["g_colour_map"] == "none" or config["g_output"] != "image",
-         "needs g_output 'residual' or 'attention' (g_output 'image' never starts from its input)")
+         "needs g_output 'residual', 'attention' or 'gated' (g_output 'image' never starts from its input)")
     need("g_map_hidden", not isinstance(config["g_map_hidden"], bool) and isinstance(config["g_map_hidden"], int)
          and config["g_map_hidden"] >= 0, "must be an integer >= 0 (0: one linear layer)")
     need("g_map_hidden", config["g_map_hidden"] == 0 or config["g_colour_map"] != "none",
