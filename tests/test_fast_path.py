@@ -462,9 +462,9 @@ def test_generator_output_mode_is_checked_by_name():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
     assert STARGAN_DEFAULTS["g_output"] == "image"  # the paper's generator
-    for mode in ("residual", "attention"):
+    for mode in ("residual", "attention", "gated"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": mode})
-    with pytest.raises(ConfigError, match="g_output: must be one of image, residual, attention, got 'delta'"):
+    with pytest.raises(ConfigError, match="g_output: must be one of image, residual, attention, gated, got 'delta'"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "delta"})
 
 

@@ -626,7 +626,7 @@ def test_bf16_autocast_forward_and_backward():
         (lambda: Generator(c_dim=0), ["c_dim"]),
         (lambda: Generator(c_dim=5, conv_dim=16.0), ["conv_dim", "integer"]),
         (lambda: Generator(c_dim=5, repeat_num=True), ["repeat_num", "integer"]),
-        (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual, attention", "'delta'"]),
+        (lambda: Generator(c_dim=5, output="delta"), ["output", "image, residual, attention, gated", "'delta'"]),
         (lambda: Generator(c_dim=5, colour_map="grid"), ["colour_map", "none, global", "'grid'"]),
         (lambda: Generator(c_dim=5, colour_map="global"), ["colour_map='global'", "residual", "attention"]),
         (lambda: Generator(c_dim=5, condition="film"), ["condition", "input, norm", "'film'"]),
