@@ -199,6 +199,14 @@ class Profile:
     # where training and evaluation run, and loader processes per training job ("cuda" for the
     # "gpu" profile; on a CPU the cores compute and small HDF5 reads are cheap in-process)
     device: str = "cpu"
+    # Training arithmetic, pinned: the trainer's "auto" picks bf16 autocast on CPUs with
+    # AVX512-BF16 or AMX, so the same command trained in bf16 on one machine and fp32 on
+    # another, and the sweeps (fp32) did not compute what the benchmark did. On an AMD EPYC with
+    # AVX512-BF16 bf16 was 1.3x faster per JNT step here (0.165 s against 0.211 s, one thread
+    # each, side by side), and this recipe at seed 0 scored expressions 0.75 / hair-L1 0.65 in
+    # bf16 against 0.81 / 0.66 in fp32 (session 19; docs/training.md, session 20). On a CPU
+    # without native bf16 it would be 7-80x slower: fp32 is the only setting every machine runs.
+    precision: str = "fp32"
     workers: int = 0
     seed: int = 0  # rendering, the held-out split, the judge
     train_seed: int = 0  # the generators' training (--seed sets both; --set train_seed=N only this)
@@ -292,6 +300,7 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
         "seed": profile.train_seed,
         "workers": profile.workers,
         "device": profile.device,
+        "precision": profile.precision,
         "sample_every": 0,
         "log_every": 25,
         "latest_every": profile.iters,

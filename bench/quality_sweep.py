@@ -14,8 +14,9 @@ profile's seed, exactly as ``bench/quality.py`` makes them.
 
 Each variant runs in its own single-thread process, ``--jobs`` at a time: on a 2-core machine
 two variants take about as long as one benchmark run; a GPU machine with 16 cores runs a dozen
-in the time of one. ``--precision`` defaults to fp32 so that GPU runs compute what CPU runs
-compute (up to rounding; CUDA's convolutions use TF32). The output file records the profile,
+in the time of one. The precision is the profile's (cpu20: fp32, as the benchmark trains), so
+that the variants compute what the benchmark computes and GPU runs what CPU runs (up to
+rounding; CUDA's convolutions use TF32); ``--precision`` overrides it. The output file records the profile,
 the variants, the commit and each variant's headline numbers; a table is printed at the end.
 """
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", type=Path, help="JSON object: variant name -> Profile changes")
     parser.add_argument("--profile", choices=sorted(q.PROFILES), default="cpu20")
     parser.add_argument("--device", default=None, help="override the profile's device (cpu, cuda)")
-    parser.add_argument("--precision", default="fp32", help="training precision (fp32, bf16, auto)")
+    parser.add_argument("--precision", default=None,
+                        help="override the profile's training precision (fp32, bf16, auto; cpu20: fp32)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="variants trained at a time")
     parser.add_argument("--deadline", type=float, default=None,
                         help="seconds after which unfinished variants are stopped (and reported as such)")
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     base = q.PROFILES[args.profile]
     if args.device:
         base = replace(base, device=args.device)
+    if args.precision:
+        base = replace(base, precision=args.precision)
     try:
         spec = json.loads(args.spec.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         while pending and len(running) < args.jobs:
             name = pending.pop(0)
             profile, extra = variants[name]
-            child_spec = json.dumps({"profile": asdict(profile), "extra": {"precision": args.precision, **extra}})
+            child_spec = json.dumps({"profile": asdict(profile), "extra": extra})
             with open(logs / f"{name}.log", "w", encoding="utf-8") as log:
                 running[name] = subprocess.Popen(
                     [sys.executable, __file__, "--child", name, child_spec, str(args.work)],
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "version": 1,
         "profile": args.profile,
         "base": asdict(base),
-        "precision": args.precision,
+        "precision": base.precision,
         "git_commit": commit,
         "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "cpu": q.cpu_description(),
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
