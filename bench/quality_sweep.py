@@ -25,7 +25,7 @@ variant at each of those training seeds (as ``NAME@s0``, ``NAME@s1``, ...) and a
 variant, the mean, minimum and maximum of each number over its finished seeds (``summary``
 in the output file, and rows of the table):
 
-    .venv/bin/python bench/quality_sweep.py bench/sweeps/out3_hair2.json --seeds 0,1,2 --jobs 2 --out /tmp/s.json
+    .venv/bin/python bench/quality_sweep.py bench/sweeps/hair_push_seeds.json --seeds 0,1,2 --jobs 2 --out /tmp/s.json
 """
 
 from __future__ import annotations
