@@ -79,6 +79,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def seeded_name(name: str, seed: int) -> str:
+    """The name of ``name``'s run at training seed ``seed``: ``NAME@sSEED``."""
+    return f"{name}@s{seed}"
+
+
 def expand_seeds(spec: dict[str, dict[str, Any]], seeds: list[int] | None) -> dict[str, dict[str, Any]]:
     """Each variant once per training seed, named ``NAME@sSEED``; without seeds, ``spec`` itself.
 
@@ -88,7 +93,7 @@ def expand_seeds(spec: dict[str, dict[str, Any]], seeds: list[int] | None) -> di
     fixed = sorted(name for name, changes in spec.items() if "train_seed" in changes)
     if fixed:
         raise SystemExit(f"variant(s) {', '.join(fixed)} set train_seed; drop it or run without --seeds")
-    return {f"{name}@s{seed}": {**changes, "train_seed": seed} for name, changes in spec.items() for seed in seeds}
+    return {seeded_name(name, seed): {**changes, "train_seed": seed} for name, changes in spec.items() for seed in seeds}
 
 
 def summarise(rows: dict[str, Any], spec: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
@@ -96,8 +101,8 @@ def summarise(rows: dict[str, Any], spec: dict[str, Any], seeds: list[int]) -> d
     ``{"mean", "min", "max"}`` over them (None where no seed finished)."""
     summary: dict[str, Any] = {}
     for name in spec:
-        done = [(seed, rows[f"{name}@s{seed}"]) for seed in seeds
-                if f"{name}@s{seed}" in rows and not rows[f"{name}@s{seed}"].get("unfinished")]
+        runs = {seed: rows.get(seeded_name(name, seed)) for seed in seeds}
+        done = [(seed, row) for seed, row in runs.items() if row is not None and not row.get("unfinished")]
         entry: dict[str, Any] = {"seeds": [seed for seed, _ in done]}
         for key in COLUMNS:
             values = [row[key] for _, row in done if isinstance(row.get(key), (int, float))]
