@@ -184,9 +184,10 @@ def test_shared_fake_keeps_the_generator_graph_only_on_g_iterations():
     step = _step(NAIVE.replace(fake_without_graph=True, share_fake=True))
     images, labels = _batch()
     c_trg = step.label_space.encode("faces", labels.flip(0))
-    fake, g_fake = step._fake_for_d_step(images, c_trg, keep_graph_for_g=False)
-    assert g_fake is None and not fake.requires_grad
-    fake, g_fake = step._fake_for_d_step(images, c_trg, keep_graph_for_g=True)
+    fake, g_fake, masks = step._fake_for_d_step(images, c_trg, keep_graph_for_g=False)
+    assert g_fake is None and masks is None and not fake.requires_grad
+    fake, g_fake, masks = step._fake_for_d_step(images, c_trg, keep_graph_for_g=True)
+    assert masks is None  # no mask penalty: nothing asks for G's masks
     assert g_fake.requires_grad and not fake.requires_grad and torch.equal(fake, g_fake.detach())
 
 
@@ -690,6 +691,83 @@ def test_change_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key
     assert l_pen[logged].item() == pytest.approx(term.item(), rel=1e-5)
     assert _rel(g_pen - g_plain, expected_extra) < 1e-3
     assert all(torch.equal(l_pen[k], l_plain[k]) for k in l_plain)  # the other terms are unchanged
+
+
+@pytest.mark.parametrize("share_fake", [False, True])
+@pytest.mark.parametrize("key, logged", [("lambda_mask", "G/loss_mask_paint"),
+                                         ("lambda_recolour_mask", "G/loss_mask_recolour"),
+                                         ("lambda_mask_sharpness", "G/loss_mask_sharpness")])
+def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, logged, share_fake):
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.models.losses import mask_indecision, mask_opening
+
+    assert STARGAN_DEFAULTS[key] == 0.0  # the paper's objective
+    space = _space()
+    images, labels = _batch()
+    targets = labels.flip(0)
+    fast = NAIVE.replace(share_fake=share_fake)
+    net = {"g_output": "attention", "g_colour_map": "global"}
+    reference = _step(fast, g_lr=1e-12, d_lr=1e-12, **net)
+    with torch.no_grad():  # masks that open unevenly, so their penalties have a gradient
+        reference.G.to_rgb.weight[3:].normal_(0, 1.0)
+    state = reference.G.state_dict()
+    reference.G.zero_grad()
+    _, masks = reference.G(images, space.encode("faces", targets), with_masks=True)
+    term = {"lambda_mask": lambda: mask_opening(masks["paint"]),
+            "lambda_recolour_mask": lambda: mask_opening(masks["recolour"]),
+            "lambda_mask_sharpness": lambda: mask_indecision(masks["paint"]) + mask_indecision(masks["recolour"])}[key]()
+    assert term.item() > 0.01
+    (0.7 * term).backward()
+    # (A mask's term reaches only the layers that draw it: the colour map's own does not.)
+    expected_extra = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                                for p in reference.G.parameters()])
+    assert expected_extra.abs().sum() > 0
+
+    results = {}
+    for name, extra in (("plain", {}), ("penalised", {key: 0.7})):
+        step = _step(fast, g_lr=1e-12, d_lr=1e-12, **net, **extra)
+        step.G.load_state_dict(state)
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    (l_plain, g_plain), (l_pen, g_pen) = results["plain"], results["penalised"]
+    assert not any(k.startswith("G/loss_mask") for k in l_plain)
+    assert set(l_pen) - set(l_plain) == {logged}
+    assert l_pen[logged].item() == pytest.approx(term.item(), rel=1e-5)
+    assert _rel(g_pen - g_plain, expected_extra) < 1e-3
+    assert all(torch.equal(l_pen[k], l_plain[k]) for k in l_plain)  # the other terms are unchanged
+
+
+def test_mask_indecision_is_zero_at_shut_or_open_and_one_at_half():
+    from starkit.models.losses import mask_indecision
+
+    assert mask_indecision(torch.tensor([0.0, 1.0])).item() == 0.0
+    assert mask_indecision(torch.tensor([0.5, 0.5])).item() == pytest.approx(1.0)
+    assert mask_indecision(torch.tensor([0.1, 0.9])).item() == pytest.approx(0.36)
+    m = torch.tensor([0.2, 0.8], requires_grad=True)
+    mask_indecision(m).backward()
+    assert m.grad[0] > 0 > m.grad[1]  # descent shuts the nearly shut pixel, opens the nearly open
+
+
+def test_mask_penalties_need_the_mask_they_penalise():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "gated", "lambda_mask": 1.0})
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "global",
+                  "lambda_recolour_mask": 1.0})
+    with pytest.raises(ConfigError, match="lambda_mask: needs g_output 'attention' or 'gated'.*got 1.0"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "lambda_mask": 1.0})
+    with pytest.raises(ConfigError, match="lambda_recolour_mask: needs g_colour_map 'global'.*got 0.5"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_recolour_mask": 0.5})
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "g_colour_map": "global",
+                  "lambda_mask_sharpness": 1.0})
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_mask_sharpness": 1.0})
+    with pytest.raises(ConfigError, match="lambda_mask_sharpness: needs a generator that draws a mask"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "lambda_mask_sharpness": 1.0})
+    for key in ("lambda_mask", "lambda_recolour_mask", "lambda_mask_sharpness"):
+        with pytest.raises(ConfigError, match=f"{key}: must be >= 0"):
+            check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global", key: -0.1})
 
 
 def test_the_change_penalty_ramps_up_over_its_warmup_and_uses_its_cap():

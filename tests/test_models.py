@@ -167,6 +167,46 @@ def test_attention_generator_starts_near_the_identity_and_blends_by_its_mask():
     assert g.to_rgb.weight.grad[3:].abs().sum() > 0
 
 
+@pytest.mark.parametrize("output", ["attention", "gated"])
+def test_generator_reports_its_paint_mask_opening_on_request(output):
+    torch.manual_seed(0)
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output=output)
+    with torch.no_grad():
+        g.to_rgb.weight[3].normal_(0, 0.5)  # a mask that opens unevenly
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        y, masks = g(x, c, with_masks=True)
+        assert torch.equal(y, g(x, c))  # the same output as without it
+        assert set(masks) == {"paint"}  # no colour map, no recolour mask
+        opening = masks["paint"]
+        assert opening.shape == (2, 1, 16, 16) and 0 <= opening.min() and opening.max() <= 1
+        assert opening.std() > 0.01
+        # The output is the input where the mask is shut and the paint where it opens:
+        # 1 − K is exactly the paint's share of every pixel.
+        g.to_rgb.weight[:3].zero_()  # paint: mid-grey (attention) or the input itself (gated)
+        y, masks = g(x, c, with_masks=True)
+        paint = torch.zeros_like(x) if output == "attention" else torch.tanh(residual_base(x))
+        assert torch.allclose(y, x + masks["paint"] * (paint - x), atol=1e-5)
+
+
+@pytest.mark.parametrize("output, expected", [("image", set()), ("residual", {"recolour"}),
+                                              ("attention", {"paint", "recolour"})])
+def test_generator_reports_the_recolour_mask_it_applies(output, expected):
+    torch.manual_seed(0)
+    colour_map = "none" if output == "image" else "global"
+    g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output=output, colour_map=colour_map)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    c = torch.tensor([[1.0, 0, 0], [0, 0, 1]])
+    with torch.no_grad():
+        y, masks = g(x, c, with_masks=True)
+    assert torch.equal(y, g(x, c)) and set(masks) == expected
+    if "recolour" in masks:
+        # Untrained, the recolour mask is sigmoid(RECOLOUR_PRIOR) everywhere (its weights start
+        # at zero), for any label.
+        assert torch.allclose(masks["recolour"], torch.sigmoid(torch.tensor(RECOLOUR_PRIOR)).expand(2, 1, 16, 16))
+
+
 def test_gated_generator_changes_its_input_where_its_mask_opens():
     torch.manual_seed(0)
     g = Generator(c_dim=3, conv_dim=4, repeat_num=1, output="gated")

@@ -54,6 +54,15 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # The change penalty counts each pixel's change as at most change_cap (0: no cap), and its
     # weight ramps up from 0 over the first change_warmup iterations (0: from the start).
     "change_cap": 0.0,
+    # The attention (or gated) generator's paint-mask opening, mean(1 − K), and the colour map's
+    # mask, mean(M), as G losses on each translation (GANimation's mask sparsity; not in
+    # StarGAN, hence 0): see starkit.models.losses.mask_opening.
+    "lambda_mask": 0.0,
+    "lambda_recolour_mask": 0.0,
+    # Every mask G draws (paint, recolour) pushed toward shut or fully open, mean(4·m·(1 − m)),
+    # as a G loss on each translation (not in StarGAN, hence 0): see
+    # starkit.models.losses.mask_indecision.
+    "lambda_mask_sharpness": 0.0,
     "change_warmup": 0,
     # Path consistency (not in the paper, hence 0): a translation straight to a target should
     # equal one by way of another target, G(x, c) = G(G(x, c_mid), c), on path_fraction of

@@ -76,6 +76,28 @@ def change_l1(x_real: Tensor, x_fake: Tensor, cap: float = 0.0) -> Tensor:
     return reconstruction_loss(x_real, x_fake)
 
 
+def mask_opening(mask: Tensor) -> Tensor:
+    """``mean(mask)``: how far a generator opens one of its masks (the attention output's
+    paint mask ``1 − K``, the colour map's mask ``M``), averaged over pixels: GANimation's
+    sparsity term on its attention mask (Pumarola et al., ECCV 2018). Weighted by
+    ``lambda_mask`` / ``lambda_recolour_mask`` (not in StarGAN), it charges G for every pixel
+    it opens a mask on, however close its paint or recolouring is to the input there, where
+    :func:`change_l1` charges only the difference it makes: nearly nothing where a blurred mask
+    spills a little paint past the region it changes."""
+    return mask.float().mean()
+
+
+def mask_indecision(mask: Tensor) -> Tensor:
+    """``mean(4·m·(1 − m))`` for a generator's mask ``m`` in [0, 1]: 1 where the mask is half
+    open, 0 where it is shut or fully open. Weighted by ``lambda_mask_sharpness`` (not in
+    StarGAN or GANimation), it pushes every pixel of the mask toward the nearer of the two: a
+    half-open mask both lets the input's colour through where G repaints (the translation
+    stops short of its target) and spills paint where G should not (a cast around the region
+    it changes)."""
+    m = mask.float()
+    return (4 * m * (1 - m)).mean()
+
+
 def change_total_variation(x_real: Tensor, x_fake: Tensor) -> Tensor:
     """Anisotropic total variation of the change ``G(x, c) - x``: the mean absolute difference
     between vertically and between horizontally adjacent pixels of the change, summed. A

@@ -363,7 +363,10 @@ class Generator(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+    def forward(self, x: Tensor, c: Tensor, with_masks: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+        """``G(x, c)``; with ``with_masks``, also the masks G drew, ``[B, 1, H, W]`` each in
+        [0, 1], for penalties on them: ``"paint"``, the attention (or gated) output's opening
+        ``1 − K``, and ``"recolour"``, the colour map's mask ``M`` (each only when G has it)."""
         _check_image("Generator input", x)
         batch, _, height, width = x.shape
         if c.dim() != 2 or c.shape[0] != batch or c.shape[1] != self.c_dim:
@@ -393,21 +396,25 @@ class Generator(nn.Module):
             h = torch.cat([h, stem], dim=1)
         h = self.to_rgb(h)
         base = x
+        masks: dict[str, Tensor] = {}
         if self.recolour is not None:
             # In fp32 like residual_base: under bf16 autocast, x itself would lose ~3 digits.
             base = x.float()
-            mix = torch.sigmoid(h[:, -1:].float() + RECOLOUR_PRIOR)
+            mix = masks["recolour"] = torch.sigmoid(h[:, -1:].float() + RECOLOUR_PRIOR)
             base = base + mix * (colour_map(base, change.float()) - base)
         if self.output == "residual":
-            return torch.tanh(h[:, :3] + residual_base(base).to(h.dtype))
-        if self.output == "attention":
+            out = torch.tanh(h[:, :3] + residual_base(base).to(h.dtype))
+        elif self.output in ("attention", "gated"):
             keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
-            return keep * base.to(h.dtype) + (1 - keep) * torch.tanh(h[:, :3])
-        if self.output == "gated":
-            keep = torch.sigmoid(h[:, 3:4] + KEEP_PRIOR)
-            changed = torch.tanh(h[:, :3] + residual_base(base).to(h.dtype))
-            return keep * base.to(h.dtype) + (1 - keep) * changed
-        return torch.tanh(h)
+            masks["paint"] = 1 - keep
+            if self.output == "attention":
+                paint = torch.tanh(h[:, :3])
+            else:
+                paint = torch.tanh(h[:, :3] + residual_base(base).to(h.dtype))
+            out = keep * base.to(h.dtype) + (1 - keep) * paint
+        else:
+            out = torch.tanh(h)
+        return (out, masks) if with_masks else out
 
     def extra_repr(self) -> str:
         return (f"c_dim={self.c_dim}, conv_dim={self.conv_dim}, repeat_num={self.repeat_num}, "

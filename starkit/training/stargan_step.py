@@ -73,6 +73,8 @@ from ..models import (
 from ..models.losses import (
     change_l1,
     change_total_variation,
+    mask_indecision,
+    mask_opening,
     critic_fake_loss,
     critic_real_loss,
     generator_adversarial_loss,
@@ -136,8 +138,15 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("beta1", "beta2"):
         need(key, 0 <= config[key] < 1, "must be in [0, 1)")
     for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake",
-                "lambda_change", "lambda_change_tv"):
+                "lambda_change", "lambda_change_tv", "lambda_mask", "lambda_recolour_mask", "lambda_mask_sharpness"):
         need(key, config[key] >= 0, "must be >= 0")
+    need("lambda_mask", config["lambda_mask"] == 0 or config["g_output"] in ("attention", "gated"),
+         "needs g_output 'attention' or 'gated' (only they draw a paint mask)")
+    need("lambda_recolour_mask", config["lambda_recolour_mask"] == 0 or config["g_colour_map"] != "none",
+         "needs g_colour_map 'global' (there is no colour map, so no recolour mask)")
+    need("lambda_mask_sharpness", config["lambda_mask_sharpness"] == 0 or config["g_output"] in ("attention", "gated")
+         or config["g_colour_map"] != "none",
+         "needs a generator that draws a mask (g_output 'attention' or 'gated', or g_colour_map 'global')")
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
     try:
         parse_group_weights(config["g_cls_group_weights"], key="g_cls_group_weights")
@@ -311,6 +320,10 @@ class StarGANStep:
         self.change_cap = float(config["change_cap"])
         self.change_warmup = int(config["change_warmup"])
         self.lambda_change_tv = float(config["lambda_change_tv"])
+        # Weights of the penalties on G's masks, by the name G gives each mask.
+        self.mask_weights = {name: float(config[key]) for name, key in
+                             (("paint", "lambda_mask"), ("recolour", "lambda_recolour_mask")) if config[key] > 0}
+        self.lambda_mask_sharpness = float(config["lambda_mask_sharpness"])
         self.lambda_path = float(config["lambda_path"])
         self.path_fraction = float(config["path_fraction"])
         self.target_sampling = config["target_sampling"]
@@ -371,7 +384,7 @@ class StarGANStep:
 
         # ---- discriminator
         with autocast:
-            x_fake, g_fake = self._fake_for_d_step(x_real, c_trg, keep_graph_for_g=g_step)
+            x_fake, g_fake, g_masks = self._fake_for_d_step(x_real, c_trg, keep_graph_for_g=g_step)
             # What D sees: the images themselves, or their differentiable augmentations.
             d_real, d_fake = (self.augment(x_real), self.augment(x_fake)) if self.augment else (x_real, x_fake)
             if fast.d_batch_real_fake:
@@ -437,7 +450,10 @@ class StarGANStep:
                 self.H.requires_grad_(False)
             try:
                 with autocast:
-                    x_fake = g_fake if g_fake is not None else self.G_call(x_real, c_trg)
+                    if g_fake is not None:
+                        x_fake, masks = g_fake, g_masks
+                    else:
+                        x_fake, masks = self._translate_with_masks(x_real, c_trg)
                     out_src, out_cls = self.D(self.augment(x_fake) if self.augment else x_fake, y_trg)
                     g_loss_fake = generator_adversarial_loss(out_src)
                     g_loss_cls = targets.classification_loss(space, out_cls.float(), self.g_cls_floor,
@@ -462,6 +478,15 @@ class StarGANStep:
                     if self.lambda_change_tv > 0:
                         g_loss_change_tv = change_total_variation(x_real, x_fake)
                         g_loss = g_loss + self.lambda_change_tv * g_loss_change_tv
+                    # Not in the paper: G's masks stay shut where the target asks for no
+                    # change (GANimation's mask sparsity).
+                    g_loss_masks = {name: mask_opening(masks[name]) for name in self.mask_weights}
+                    for name, weight in self.mask_weights.items():
+                        g_loss = g_loss + weight * g_loss_masks[name]
+                    if self.lambda_mask_sharpness > 0:
+                        # Not in the paper: every mask shut or fully open, not half open.
+                        g_loss_sharpness = sum(mask_indecision(m) for m in masks.values())
+                        g_loss = g_loss + self.lambda_mask_sharpness * g_loss_sharpness
                     if self.lambda_path > 0:
                         g_loss_path = self._path_consistency(x_real, x_fake, c_trg, dataset, labels)
                         g_loss = g_loss + self.lambda_path * g_loss_path
@@ -503,6 +528,10 @@ class StarGANStep:
                 losses["G/loss_change"] = g_loss_change.detach()
             if self.lambda_change_tv > 0:
                 losses["G/loss_change_tv"] = g_loss_change_tv.detach()
+            for name, term in g_loss_masks.items():
+                losses[f"G/loss_mask_{name}"] = term.detach()
+            if self.lambda_mask_sharpness > 0:
+                losses["G/loss_mask_sharpness"] = g_loss_sharpness.detach()
             if self.lambda_path > 0:
                 losses["G/loss_path"] = g_loss_path.detach()
             if self.H is not None:
@@ -591,9 +620,18 @@ class StarGANStep:
         (grad,) = torch.autograd.grad(loss * x.shape[0], x, create_graph=True)
         return loss, grad.float().flatten(1).pow(2).sum(1).mean()
 
-    def _fake_for_d_step(self, x_real: Tensor, c_trg: Tensor, keep_graph_for_g: bool) -> tuple[Tensor, Tensor | None]:
+    def _translate_with_masks(self, x_real: Tensor, c_trg: Tensor) -> tuple[Tensor, dict[str, Tensor] | None]:
+        """``G(x_real, c_trg)`` with its graph, and the masks G drew when a mask penalty needs
+        them (``lambda_mask``, ``lambda_recolour_mask``, ``lambda_mask_sharpness``; else ``None``)."""
+        if self.mask_weights or self.lambda_mask_sharpness > 0:
+            return self.G_call(x_real, c_trg, with_masks=True)
+        return self.G_call(x_real, c_trg), None
+
+    def _fake_for_d_step(self, x_real: Tensor, c_trg: Tensor,
+                         keep_graph_for_g: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``G(x_real, c_trg)`` for the D step, and the same images with their graph when the
-        G step of this iteration may reuse them (else ``None``).
+        G step of this iteration may reuse them (else ``None``), with the masks G drew then
+        when a mask penalty needs them (:meth:`_translate_with_masks`; else ``None``).
 
         Reuse is exact: G changes only in the G step, after this, and the G step would compute
         the very same ``G(x_real, c_trg)`` (same weights, inputs and targets). Fakes of other
@@ -601,8 +639,8 @@ class StarGANStep:
         """
         fast = self.fast
         if keep_graph_for_g and fast.share_fake:
-            g_fake = self.G_call(x_real, c_trg)
-            return g_fake.detach(), g_fake
+            g_fake, masks = self._translate_with_masks(x_real, c_trg)
+            return g_fake.detach(), g_fake, masks
         if fast.fake_without_graph:
             # eval(): StarGAN's instance norms use per-image statistics in both modes, so the
             # output is the same, and the (inert) running statistics stay put — identical on
@@ -610,12 +648,12 @@ class StarGANStep:
             with torch.no_grad():
                 self.G.eval()
                 try:
-                    return self.G_infer(x_real, c_trg), None
+                    return self.G_infer(x_real, c_trg), None, None
                 finally:
                     self.G.train()
         # The reference: a full forward with its autograd graph, detached for D (the graph is
         # built and kept alive until the D step ends, but never used).
-        return self.G_call(x_real, c_trg).detach(), None
+        return self.G_call(x_real, c_trg).detach(), None, None
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
