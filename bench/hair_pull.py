@@ -20,6 +20,10 @@ is the hair-L1 ratio of ``bench/quality.py`` (on these faces):
 - ``unchanged_near_part`` / ``unchanged_far_part``: the unchanged part split between the pixels
   within ``NEAR`` pixels of a changed one (the hair's edges) and the rest; with ``--heatmap``, a
   PNG of the mean error on unchanged pixels per position (white: 0.1 or more, in [0, 1] units).
+- ``mask_openings``: for a generator that draws masks (``g_output`` attention or gated: the
+  paint mask's opening ``1 − K``; ``g_colour_map`` global: the recolour mask), each mask's mean
+  on the changed and on the unchanged pixels of translations to another colour: a mask half
+  open on the hair lets the source colour through, one open off the hair spills there.
 
 With ``--grad-faces`` > 0 it also reads the gradients of G's three losses (adversarial,
 classification, reconstruction at ``lambda_rec``) with respect to the translation, on the
@@ -92,9 +96,21 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
     heat = heat_count = 0.0
     pairs: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
     kept = []
+    # Per mask G draws: its summed opening on changed and on unchanged pixels, and their counts.
+    openings: dict[str, np.ndarray] = {}
+    opening_pixels = np.zeros(2)
+    draws_masks = True
     for source, target, x, xu, gt, _, c, _ in hair_translations(translator, store, faces):
         with torch.inference_mode():
-            y = translator.G(x, c).float().clamp(-1, 1)
+            masks: dict[str, Any] = {}
+            if draws_masks:
+                try:
+                    y, masks = translator.G(x, c, with_masks=True)
+                except TypeError:  # a generator without masks to report
+                    draws_masks = False
+            if not draws_masks:
+                y = translator.G(x, c)
+            y = y.float().clamp(-1, 1)
         yu = ((y[0].permute(1, 2, 0).cpu().numpy() + 1) / 2)
         error = np.abs(yu - gt).mean(-1)
         changed = np.abs(gt - xu).max(-1) > CHANGED
@@ -110,6 +126,11 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
         totals["missed_error"] += error[missed].sum()
         if source == target:
             totals["own"] += error.sum()
+        elif masks:
+            opening_pixels += (changed.sum(), (~changed).sum())
+            for name, mask in masks.items():
+                m = mask[0, 0].float().cpu().numpy()
+                openings[name] = openings.get(name, np.zeros(2)) + (m[changed].sum(), m[~changed].sum())
         if changed.sum() < 8:  # too few pixels to fit a map to (own colour, or nearly)
             totals["affine_fix"] += error[changed].sum()
             continue
@@ -144,6 +165,9 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
         "changed_part_after_affine_fix": _ratio(totals["affine_fix"] / base),
         "changed_part_after_target_shift": _ratio((totals["changed"] - unshifted + shifted) / base),
         "pairs": per_pair,
+        "mask_openings": {name: {"changed": _ratio(v[0] / max(opening_pixels[0], 1)),
+                                 "unchanged": _ratio(v[1] / max(opening_pixels[1], 1))}
+                          for name, v in sorted(openings.items())},
         "unchanged_heatmap": heat / np.maximum(heat_count, 1),
     }
 

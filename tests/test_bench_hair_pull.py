@@ -45,7 +45,25 @@ class Towards(nn.Module):
         return x + self.share * (gt - x)
 
 
-def _translator(pull, store, share):
+class MaskedTowards(Towards):
+    """A ``Towards`` that reports a paint mask open by ``share`` where the counterfactual
+    changes the input and by ``spill`` elsewhere, as StarGAN's attention generator reports
+    its masks."""
+
+    def __init__(self, answers: dict, share: float, spill: float):
+        super().__init__(answers, share)
+        self.spill = spill
+
+    def forward(self, x, c, with_masks=False):
+        y = super().forward(x, c)
+        if not with_masks:
+            return y
+        gt = self.answers.get((round(float(x.detach().sum()), 3), tuple(c.flatten().tolist())), x)
+        changed = ((gt - x).abs().amax(1, keepdim=True) > 0.06).float()  # 0.03 in [0, 1] units
+        return y, {"paint": changed * self.share + (1 - changed) * self.spill}
+
+
+def _translator(pull, store, share, spill=None):
     from starkit.evaluation.classifier import label_space_of
 
     space = label_space_of([store])
@@ -53,7 +71,8 @@ def _translator(pull, store, share):
     answers = {}
     for _, _, x, _, gt, _, c, _ in pull.hair_translations(probe, store, faces=6):
         answers[(round(float(x.sum()), 3), tuple(c.flatten().tolist()))] = torch.from_numpy(gt).permute(2, 0, 1)[None] * 2 - 1
-    return SimpleNamespace(G=Towards(answers, share), D=None, label_space=space, device=torch.device("cpu"))
+    G = Towards(answers, share) if spill is None else MaskedTowards(answers, share, spill)
+    return SimpleNamespace(G=G, D=None, label_space=space, device=torch.device("cpu"))
 
 
 def test_a_generator_that_changes_nothing_misses_every_changed_pixel_and_goes_nowhere(pull, store):
@@ -128,3 +147,12 @@ def test_a_uniform_cast_is_split_between_the_hair_s_edges_and_the_rest(pull, sto
     # The cast is 0.05 in [0, 1] units; an unchanged pixel may differ from the counterfactual by
     # up to the 0.03 tolerance as well.
     assert heat.shape == (16, 16) and 0.03 < float(heat.max()) <= 0.08 + 1e-6
+
+
+def test_mask_openings_are_read_on_changed_and_unchanged_pixels_apart(pull, store):
+    split = pull.error_split(_translator(pull, store, 0.5, spill=0.1), store, faces=6)
+    assert split["mask_openings"] == {"paint": {"changed": pytest.approx(0.5, abs=0.01),
+                                                "unchanged": pytest.approx(0.1, abs=0.01)}}
+    assert split["hair_l1_ratio"] == pytest.approx(0.5, abs=0.01)  # the masks change no reading
+    # A generator that reports no masks gets none.
+    assert pull.error_split(_translator(pull, store, 0.5), store, faces=6)["mask_openings"] == {}
