@@ -174,8 +174,12 @@ class Profile:
     # on the same machine: hair-L1 ratio 0.80 / 0.87 against 0.81 / 0.96, expressions 0.81 /
     # 0.80 against 0.82 / 0.79, on synth-rafd faces 0.90 / 0.89 against 0.89 / 0.86 (weight 3:
     # 0.78 / 0.81 at seed 0). With the attention G, U-Net skips and resize up-sampling: hair
-    # 0.67 / 0.66, expressions 0.81 / 0.77 (docs/training.md).
-    lambda_hist: float = 1.0
+    # 0.67 / 0.66, expressions 0.81 / 0.77 (docs/training.md). Weight 3 against 1 on the
+    # recipe of session 19, fp32, training seeds 0-4 (sessions 21-22): hair-L1 ratio 0.650 /
+    # 0.671 / 0.662 / 0.649 / 0.654 against 0.660 / 0.694 / 0.665 / 0.660 / 0.665 (lower at
+    # every seed, by 0.003-0.023), expressions 0.812 / 0.820 / 0.772 / 0.807 / 0.824 against
+    # 0.814 / 0.813 / 0.739 / 0.798 / 0.800. In the recipe since session 22.
+    lambda_hist: float = 3.0
     # Class-conditional colour matching (session 18; starkit.models.colour_moments, the training
     # key lambda_colour_match): not in the recipe. On an AMD EPYC with AVX-512, seed 0, hair-L1
     # ratio 0.79 (gated, weight 100) / 0.89 (ungated) against 0.81: it takes the hair further
