@@ -54,6 +54,7 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # The change penalty counts each pixel's change as at most change_cap (0: no cap), and its
     # weight ramps up from 0 over the first change_warmup iterations (0: from the start).
     "change_cap": 0.0,
+    "change_warmup": 0,
     # The attention (or gated) generator's paint-mask opening, mean(1 − K), and the colour map's
     # mask, mean(M), as G losses on each translation (GANimation's mask sparsity; not in
     # StarGAN, hence 0): see starkit.models.losses.mask_opening.
@@ -63,7 +64,6 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # as a G loss on each translation (not in StarGAN, hence 0): see
     # starkit.models.losses.mask_indecision.
     "lambda_mask_sharpness": 0.0,
-    "change_warmup": 0,
     # Path consistency (not in the paper, hence 0): a translation straight to a target should
     # equal one by way of another target, G(x, c) = G(G(x, c_mid), c), on path_fraction of
     # every batch. See starkit.models.losses.path_consistency.

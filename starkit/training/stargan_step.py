@@ -73,13 +73,13 @@ from ..models import (
 from ..models.losses import (
     change_l1,
     change_total_variation,
-    mask_indecision,
-    mask_opening,
     critic_fake_loss,
     critic_real_loss,
     generator_adversarial_loss,
     gradient_penalty,
     interpolation_weights,
+    mask_indecision,
+    mask_opening,
     path_consistency,
     reconstruction_loss,
     scale_gradient,
@@ -628,7 +628,7 @@ class StarGANStep:
         return self.G_call(x_real, c_trg), None
 
     def _fake_for_d_step(self, x_real: Tensor, c_trg: Tensor,
-                         keep_graph_for_g: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+                         keep_graph_for_g: bool) -> tuple[Tensor, Tensor | None, dict[str, Tensor] | None]:
         """``G(x_real, c_trg)`` for the D step, and the same images with their graph when the
         G step of this iteration may reuse them (else ``None``), with the masks G drew then
         when a mask penalty needs them (:meth:`_translate_with_masks`; else ``None``).
