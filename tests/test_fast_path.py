@@ -694,10 +694,12 @@ def test_change_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key
 
 
 @pytest.mark.parametrize("share_fake", [False, True])
-@pytest.mark.parametrize("key, logged", [("lambda_mask", "G/loss_mask_paint"),
-                                         ("lambda_recolour_mask", "G/loss_mask_recolour"),
-                                         ("lambda_mask_sharpness", "G/loss_mask_sharpness")])
-def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, logged, share_fake):
+@pytest.mark.parametrize("key, logged, on", [("lambda_mask", "G/loss_mask_paint", ""),
+                                             ("lambda_recolour_mask", "G/loss_mask_recolour", ""),
+                                             ("lambda_mask_sharpness", "G/loss_mask_sharpness", ""),
+                                             ("lambda_mask_sharpness", "G/loss_mask_sharpness", "recolour"),
+                                             ("lambda_mask_sharpness", "G/loss_mask_sharpness", "paint")])
+def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, logged, on, share_fake):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
     from starkit.models.losses import mask_indecision, mask_opening
 
@@ -713,9 +715,10 @@ def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, 
     state = reference.G.state_dict()
     reference.G.zero_grad()
     _, masks = reference.G(images, space.encode("faces", targets), with_masks=True)
+    sharpened = on.split(",") if on else ["paint", "recolour"]  # "": every mask G draws
     term = {"lambda_mask": lambda: mask_opening(masks["paint"]),
             "lambda_recolour_mask": lambda: mask_opening(masks["recolour"]),
-            "lambda_mask_sharpness": lambda: mask_indecision(masks["paint"]) + mask_indecision(masks["recolour"])}[key]()
+            "lambda_mask_sharpness": lambda: sum(mask_indecision(masks[name]) for name in sharpened)}[key]()
     assert term.item() > 0.01
     (0.7 * term).backward()
     # (A mask's term reaches only the layers that draw it: the colour map's own does not.)
@@ -724,7 +727,7 @@ def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, 
     assert expected_extra.abs().sum() > 0
 
     results = {}
-    for name, extra in (("plain", {}), ("penalised", {key: 0.7})):
+    for name, extra in (("plain", {}), ("penalised", {key: 0.7, "mask_sharpness_on": on})):
         step = _step(fast, g_lr=1e-12, d_lr=1e-12, **net, **extra)
         step.G.load_state_dict(state)
         step.target_labels = lambda dataset, batch_labels: targets
@@ -765,6 +768,15 @@ def test_mask_penalties_need_the_mask_they_penalise():
     check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_mask_sharpness": 1.0})
     with pytest.raises(ConfigError, match="lambda_mask_sharpness: needs a generator that draws a mask"):
         check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "residual", "lambda_mask_sharpness": 1.0})
+    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global",
+                  "lambda_mask_sharpness": 1.0, "mask_sharpness_on": "recolour, paint"})
+    with pytest.raises(ConfigError, match="mask_sharpness_on: this generator draws no recolour mask "
+                                          r"\(it draws: paint\), got 'recolour'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_mask_sharpness": 1.0,
+                      "mask_sharpness_on": "recolour"})
+    with pytest.raises(ConfigError, match="mask_sharpness_on: unknown mask 'hair' "
+                                          r"\(choose from paint, recolour\), got 'paint,hair'"):
+        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "mask_sharpness_on": "paint,hair"})
     for key in ("lambda_mask", "lambda_recolour_mask", "lambda_mask_sharpness"):
         with pytest.raises(ConfigError, match=f"{key}: must be >= 0"):
             check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global", key: -0.1})

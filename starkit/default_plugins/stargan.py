@@ -64,6 +64,9 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # as a G loss on each translation (not in StarGAN, hence 0): see
     # starkit.models.losses.mask_indecision.
     "lambda_mask_sharpness": 0.0,
+    # Which masks lambda_mask_sharpness pushes: "" every mask G draws, or a comma-separated
+    # choice of "paint" and "recolour".
+    "mask_sharpness_on": "",
     # Path consistency (not in the paper, hence 0): a translation straight to a target should
     # equal one by way of another target, G(x, c) = G(G(x, c_mid), c), on path_fraction of
     # every batch. See starkit.models.losses.path_consistency.

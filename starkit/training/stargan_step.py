@@ -123,6 +123,30 @@ def _known(space: LabelSpace, dataset: str, labels: Tensor) -> Tensor:
 # starkit.default_plugins.stargan.STARGAN_DEFAULTS.
 
 
+def drawn_masks(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of the masks a generator with this config draws (``Generator.forward``'s
+    ``with_masks``): ``"paint"`` for the attention and gated outputs, ``"recolour"`` with a
+    colour map."""
+    return tuple(name for name, drawn in (("paint", config["g_output"] in ("attention", "gated")),
+                                          ("recolour", config["g_colour_map"] != "none")) if drawn)
+
+
+def sharpness_masks(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The masks ``lambda_mask_sharpness`` pushes toward shut or open: ``mask_sharpness_on``'s
+    names, or every mask G draws when it is empty. ValueError names what is wrong."""
+    drawn = drawn_masks(config)
+    spec = config["mask_sharpness_on"]
+    if not isinstance(spec, str):
+        raise ValueError("must be a string")
+    names = tuple(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
+    for name in names:
+        if name not in ("paint", "recolour"):
+            raise ValueError(f"unknown mask {name!r} (choose from paint, recolour)")
+        if name not in drawn:
+            raise ValueError(f"this generator draws no {name} mask (it draws: {', '.join(drawn) or 'none'})")
+    return names or drawn
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Range checks of StarGAN's hyper-parameters, each error naming its key."""
 
@@ -147,6 +171,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     need("lambda_mask_sharpness", config["lambda_mask_sharpness"] == 0 or config["g_output"] in ("attention", "gated")
          or config["g_colour_map"] != "none",
          "needs a generator that draws a mask (g_output 'attention' or 'gated', or g_colour_map 'global')")
+    try:
+        sharpness_masks(config)
+    except ValueError as exc:
+        raise ConfigError(f"mask_sharpness_on: {exc}, got {config['mask_sharpness_on']!r}") from None
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
     try:
         parse_group_weights(config["g_cls_group_weights"], key="g_cls_group_weights")
@@ -324,6 +352,7 @@ class StarGANStep:
         self.mask_weights = {name: float(config[key]) for name, key in
                              (("paint", "lambda_mask"), ("recolour", "lambda_recolour_mask")) if config[key] > 0}
         self.lambda_mask_sharpness = float(config["lambda_mask_sharpness"])
+        self.sharpness_masks = sharpness_masks(config)
         self.lambda_path = float(config["lambda_path"])
         self.path_fraction = float(config["path_fraction"])
         self.target_sampling = config["target_sampling"]
@@ -485,7 +514,7 @@ class StarGANStep:
                         g_loss = g_loss + weight * g_loss_masks[name]
                     if self.lambda_mask_sharpness > 0:
                         # Not in the paper: every mask shut or fully open, not half open.
-                        g_loss_sharpness = sum(mask_indecision(m) for m in masks.values())
+                        g_loss_sharpness = sum(mask_indecision(masks[name]) for name in self.sharpness_masks)
                         g_loss = g_loss + self.lambda_mask_sharpness * g_loss_sharpness
                     if self.lambda_path > 0:
                         g_loss_path = self._path_consistency(x_real, x_fake, c_trg, dataset, labels)
