@@ -741,6 +741,35 @@ def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, 
     assert all(torch.equal(l_pen[k], l_plain[k]) for k in l_plain)  # the other terms are unchanged
 
 
+def test_mask_sharpness_weighs_only_from_its_start_iteration_but_is_logged_before():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    net = {"g_output": "attention", "g_colour_map": "global", "mask_sharpness_on": "recolour"}
+    images, labels = _batch()
+    targets = labels.flip(0)
+
+    def g_step(iteration: int, **extra):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **net, **extra)
+        with torch.no_grad():  # a recolour mask that opens unevenly, so its push has a gradient
+            step.G.to_rgb.weight[3:].normal_(0, 1.0, generator=torch.Generator().manual_seed(2))
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(iteration, "faces", images, labels)
+        return losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+
+    assert STARGAN_DEFAULTS["mask_sharpness_from"] == 0  # from the start
+    n_critic = STARGAN_DEFAULTS["n_critic"]
+    early, late = n_critic - 1, 6 * n_critic - 1  # G steps before and after iteration 5
+    for iteration, weighed in ((early, False), (late, True)):
+        plain_losses, plain = g_step(iteration)
+        losses, grads = g_step(iteration, lambda_mask_sharpness=0.7, mask_sharpness_from=5)
+        assert losses["G/loss_mask_sharpness"].item() > 0.01  # logged either way
+        assert torch.equal(losses["G/loss_rec"], plain_losses["G/loss_rec"])
+        if weighed:
+            assert _rel(grads - plain, plain) > 1e-4
+        else:
+            assert torch.equal(grads, plain)
+
+
 def test_mask_indecision_is_zero_at_shut_or_open_and_one_at_half():
     from starkit.models.losses import mask_indecision
 

@@ -175,6 +175,7 @@ def check_config(config: Mapping[str, Any]) -> None:
         sharpness_masks(config)
     except ValueError as exc:
         raise ConfigError(f"mask_sharpness_on: {exc}, got {config['mask_sharpness_on']!r}") from None
+    need("mask_sharpness_from", config["mask_sharpness_from"] >= 0, "must be >= 0 (0: from the start)")
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
     try:
         parse_group_weights(config["g_cls_group_weights"], key="g_cls_group_weights")
@@ -353,6 +354,7 @@ class StarGANStep:
                              (("paint", "lambda_mask"), ("recolour", "lambda_recolour_mask")) if config[key] > 0}
         self.lambda_mask_sharpness = float(config["lambda_mask_sharpness"])
         self.sharpness_masks = sharpness_masks(config)
+        self.mask_sharpness_from = int(config["mask_sharpness_from"])
         self.lambda_path = float(config["lambda_path"])
         self.path_fraction = float(config["path_fraction"])
         self.target_sampling = config["target_sampling"]
@@ -514,8 +516,10 @@ class StarGANStep:
                         g_loss = g_loss + weight * g_loss_masks[name]
                     if self.lambda_mask_sharpness > 0:
                         # Not in the paper: every mask shut or fully open, not half open.
+                        # (Logged from the start, weighed from mask_sharpness_from on.)
                         g_loss_sharpness = sum(mask_indecision(masks[name]) for name in self.sharpness_masks)
-                        g_loss = g_loss + self.lambda_mask_sharpness * g_loss_sharpness
+                        if iteration >= self.mask_sharpness_from:
+                            g_loss = g_loss + self.lambda_mask_sharpness * g_loss_sharpness
                     if self.lambda_path > 0:
                         g_loss_path = self._path_consistency(x_real, x_fake, c_trg, dataset, labels)
                         g_loss = g_loss + self.lambda_path * g_loss_path
