@@ -180,6 +180,11 @@ class Profile:
     # every seed, by 0.003-0.023), expressions 0.812 / 0.820 / 0.772 / 0.807 / 0.824 against
     # 0.814 / 0.813 / 0.739 / 0.798 / 0.800. In the recipe since session 22.
     lambda_hist: float = 3.0
+    # Penalties on G's masks (training keys lambda_mask, lambda_recolour_mask,
+    # lambda_mask_sharpness with mask_sharpness_on / mask_sharpness_from; sessions 22-23): not in
+    # the recipe. Both masks pushed toward shut-or-open over the last quarter of the run at
+    # weight 1: hair-L1 ratio 0.594 at seed 0, under the 0.6 target, but expressions 0.785
+    # (docs/training.md, session 23).
     # Class-conditional colour matching (session 18; starkit.models.colour_moments, the training
     # key lambda_colour_match): not in the recipe. On an AMD EPYC with AVX-512, seed 0, hair-L1
     # ratio 0.79 (gated, weight 100) / 0.89 (ungated) against 0.81: it takes the hair further
