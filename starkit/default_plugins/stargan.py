@@ -60,8 +60,8 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # StarGAN, hence 0): see starkit.models.losses.mask_opening.
     "lambda_mask": 0.0,
     "lambda_recolour_mask": 0.0,
-    # Every mask G draws (paint, recolour) pushed toward shut or fully open, mean(4·m·(1 − m)),
-    # as a G loss on each translation (not in StarGAN, hence 0): see
+    # G's masks (paint, recolour; mask_sharpness_on) pushed toward shut or fully open,
+    # mean(4·m·(1 − m)), as a G loss on each translation (not in StarGAN, hence 0): see
     # starkit.models.losses.mask_indecision.
     "lambda_mask_sharpness": 0.0,
     # Which masks lambda_mask_sharpness pushes: "" every mask G draws, or a comma-separated

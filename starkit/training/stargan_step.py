@@ -515,7 +515,7 @@ class StarGANStep:
                     for name, weight in self.mask_weights.items():
                         g_loss = g_loss + weight * g_loss_masks[name]
                     if self.lambda_mask_sharpness > 0:
-                        # Not in the paper: every mask shut or fully open, not half open.
+                        # Not in the paper: the chosen masks shut or fully open, not half open.
                         # (Logged from the start, weighed from mask_sharpness_from on.)
                         g_loss_sharpness = sum(mask_indecision(masks[name]) for name in self.sharpness_masks)
                         if iteration >= self.mask_sharpness_from:
