@@ -164,12 +164,12 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake",
                 "lambda_change", "lambda_change_tv", "lambda_mask", "lambda_recolour_mask", "lambda_mask_sharpness"):
         need(key, config[key] >= 0, "must be >= 0")
-    need("lambda_mask", config["lambda_mask"] == 0 or config["g_output"] in ("attention", "gated"),
+    drawn = drawn_masks(config)
+    need("lambda_mask", config["lambda_mask"] == 0 or "paint" in drawn,
          "needs g_output 'attention' or 'gated' (only they draw a paint mask)")
-    need("lambda_recolour_mask", config["lambda_recolour_mask"] == 0 or config["g_colour_map"] != "none",
+    need("lambda_recolour_mask", config["lambda_recolour_mask"] == 0 or "recolour" in drawn,
          "needs g_colour_map 'global' (there is no colour map, so no recolour mask)")
-    need("lambda_mask_sharpness", config["lambda_mask_sharpness"] == 0 or config["g_output"] in ("attention", "gated")
-         or config["g_colour_map"] != "none",
+    need("lambda_mask_sharpness", config["lambda_mask_sharpness"] == 0 or bool(drawn),
          "needs a generator that draws a mask (g_output 'attention' or 'gated', or g_colour_map 'global')")
     try:
         sharpness_masks(config)
