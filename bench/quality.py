@@ -183,8 +183,8 @@ class Profile:
     # Penalties on G's masks (training keys lambda_mask, lambda_recolour_mask,
     # lambda_mask_sharpness with mask_sharpness_on / mask_sharpness_from; sessions 22-23): not in
     # the recipe. Both masks pushed toward shut-or-open over the last quarter of the run at
-    # weight 1: hair-L1 ratio 0.594 at seed 0, under the 0.6 target, but expressions 0.785
-    # (docs/training.md, session 23).
+    # weight 1: hair-L1 ratio 0.589-0.604 over training seeds 0-4 (mean 0.596 against 0.657),
+    # but expressions 0.782 (0.807) and Young 0.58 (0.73) (docs/training.md, session 23).
     # Class-conditional colour matching (session 18; starkit.models.colour_moments, the training
     # key lambda_colour_match): not in the recipe. On an AMD EPYC with AVX-512, seed 0, hair-L1
     # ratio 0.79 (gated, weight 100) / 0.89 (ungated) against 0.81: it takes the hair further
