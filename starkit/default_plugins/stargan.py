@@ -67,8 +67,9 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # Which masks lambda_mask_sharpness pushes: "" every mask G draws, or a comma-separated
     # choice of "paint" and "recolour".
     "mask_sharpness_on": "",
-    # The iteration from which lambda_mask_sharpness weighs (0: from the start): the masks
-    # start nearly shut, so a push from the start shuts them; later it sorts half-open ones.
+    # The iteration from which lambda_mask_sharpness weighs (0: from the start). The masks
+    # start nearly shut, and a push from the start shut both (weight 1, session 22); from
+    # mid-run the paint mask stayed open on the hair (the recolour mask still shut).
     "mask_sharpness_from": 0,
     # Path consistency (not in the paper, hence 0): a translation straight to a target should
     # equal one by way of another target, G(x, c) = G(G(x, c_mid), c), on path_fraction of

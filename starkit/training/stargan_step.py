@@ -123,6 +123,10 @@ def _known(space: LabelSpace, dataset: str, labels: Tensor) -> Tensor:
 # starkit.default_plugins.stargan.STARGAN_DEFAULTS.
 
 
+#: The masks a generator can draw, by the names ``Generator.forward(..., with_masks=True)`` gives them.
+MASK_NAMES = ("paint", "recolour")
+
+
 def drawn_masks(config: Mapping[str, Any]) -> tuple[str, ...]:
     """The names of the masks a generator with this config draws (``Generator.forward``'s
     ``with_masks``): ``"paint"`` for the attention and gated outputs, ``"recolour"`` with a
@@ -140,8 +144,8 @@ def sharpness_masks(config: Mapping[str, Any]) -> tuple[str, ...]:
         raise ValueError("must be a string")
     names = tuple(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
     for name in names:
-        if name not in ("paint", "recolour"):
-            raise ValueError(f"unknown mask {name!r} (choose from paint, recolour)")
+        if name not in MASK_NAMES:
+            raise ValueError(f"unknown mask {name!r} (choose from {', '.join(MASK_NAMES)})")
         if name not in drawn:
             raise ValueError(f"this generator draws no {name} mask (it draws: {', '.join(drawn) or 'none'})")
     return names or drawn
