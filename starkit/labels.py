@@ -530,3 +530,25 @@ def parse_group_weights(text: str, space: "LabelSpace | None" = None, key: str =
             raise LabelError(f"{key}: no attribute group {', '.join(map(repr, unknown))} in the label space "
                              f"(groups: {', '.join(sorted(known))})")
     return out
+
+
+def parse_group_names(text: str, space: "LabelSpace | None" = None, key: str = "groups") -> tuple[str, ...]:
+    """``"hair,expression"`` as ``("hair", "expression")`` (``""``: none): attribute-group names,
+    each once. With ``space``, every name must be a group of one of its datasets. Errors name
+    ``key`` (the config key the text came from)."""
+    if not isinstance(text, str):
+        raise LabelError(f"{key}: expected a string like 'hair' (group names, comma-separated), got {text!r}")
+    names: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        if not name:
+            continue
+        if name in names:
+            raise LabelError(f"{key}: group {name!r} is given twice")
+        names.append(name)
+    if space is not None:
+        known = {g.group.name for d in space.names for g in space.group_slices(d)}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise LabelError(f"{key}: no attribute group {', '.join(map(repr, unknown))} in the label space "
+                             f"(groups: {', '.join(sorted(known))})")
+    return tuple(names)

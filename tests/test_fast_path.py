@@ -770,6 +770,101 @@ def test_mask_sharpness_weighs_only_from_its_start_iteration_but_is_logged_befor
             assert torch.equal(grads, plain)
 
 
+def test_targets_know_which_rows_change_a_group_and_cross_targets_change_none():
+    from starkit.training.targets import with_cross_targets
+
+    space = _space()
+    # faces' own layout: black, blond, brown, male, young
+    labels = torch.tensor([[1, 0, 0, 0, 1], [0, 1, 0, 1, 0], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.float32)
+    wanted = torch.tensor([[0, 1, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 1, 1, 1], [1, 0, 0, 1, 1]], dtype=torch.float32)
+    own = with_cross_targets(space, "faces", wanted, 0.0, torch.Generator().manual_seed(0))
+    assert own.changing(space, "faces", labels, ("hair",)).tolist() == [True, False, False, False]
+    assert own.changing(space, "faces", labels, ("a",)).tolist() == [False, True, False, True]
+    assert own.changing(space, "faces", labels, ("hair", "a")).tolist() == [True, True, False, True]
+    assert not own.changing(space, "faces", labels, ("expression",)).any()  # not a faces group
+    # Half the rows re-targeted to expressions: those change no faces group, the rest as before.
+    crossed = with_cross_targets(space, "faces", wanted, 0.5, torch.Generator().manual_seed(3))
+    (cross_part,) = [p for p in crossed.parts if p.dataset == "expr"]
+    changing = crossed.changing(space, "faces", labels, ("hair", "a"))
+    assert cross_part.rows.numel() == 2
+    assert not changing[cross_part.rows].any()
+    kept = [r for r in range(4) if r not in cross_part.rows.tolist()]
+    assert changing[kept].tolist() == [[True, True, False, True][r] for r in kept]
+
+
+def test_mask_indecision_over_chosen_rows_weighs_each_counted_pixel_as_over_all():
+    from starkit.models.losses import mask_indecision
+
+    mask = torch.rand((4, 1, 5, 5), generator=torch.Generator().manual_seed(0))
+    every = torch.ones(4, dtype=torch.bool)
+    assert mask_indecision(mask, every).item() == pytest.approx(mask_indecision(mask).item(), rel=1e-6)
+    rows = torch.tensor([True, False, False, True])
+    counted = torch.cat([mask[:1], mask[3:]])
+    assert mask_indecision(mask, rows).item() == pytest.approx(mask_indecision(counted).item() * 2 / 4, rel=1e-6)
+    assert mask_indecision(mask, torch.zeros(4, dtype=torch.bool)).item() == 0.0
+    m = mask.clone().requires_grad_(True)
+    mask_indecision(m, rows).backward()
+    assert m.grad[1].abs().sum() == 0 and m.grad[0].abs().sum() > 0  # uncounted rows get no push
+
+
+def test_mask_sharpness_groups_push_only_the_translations_that_change_those_groups():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.models.losses import mask_indecision
+
+    assert STARGAN_DEFAULTS["mask_sharpness_groups"] == ""  # every translation
+    space = _space()
+    images, labels = _batch(6)
+    hair, binary = (g.local for g in space.group_slices("faces"))
+    targets = labels.clone()
+    targets[:3, hair] = labels[:3, hair].roll(1, dims=1)  # rows 0-2 change hair colour,
+    targets[3:, binary] = 1 - labels[3:, binary]  # rows 3-5 only their binary attributes
+    rows = torch.tensor([True] * 3 + [False] * 3)
+    net = {"g_output": "attention", "g_colour_map": "global"}
+    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **net)
+    with torch.no_grad():  # masks that open unevenly, so their push has a gradient
+        reference.G.to_rgb.weight[3:].normal_(0, 1.0)
+    state = reference.G.state_dict()
+    reference.G.zero_grad()
+    _, masks = reference.G(images, space.encode("faces", targets), with_masks=True)
+    term = mask_indecision(masks["paint"], rows) + mask_indecision(masks["recolour"], rows)
+    everywhere = (mask_indecision(masks["paint"]) + mask_indecision(masks["recolour"])).item()
+    assert 0.01 < term.item() < everywhere
+    (0.7 * term).backward()
+    expected_extra = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                                for p in reference.G.parameters()])
+
+    results = {}
+    for name, extra in (("plain", {}), ("hair", {"lambda_mask_sharpness": 0.7, "mask_sharpness_groups": "hair"})):
+        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **net, **extra)
+        step.G.load_state_dict(state)
+        step.target_labels = lambda dataset, batch_labels: targets
+        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
+        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+    (l_plain, g_plain), (l_hair, g_hair) = results["plain"], results["hair"]
+    assert l_hair["G/loss_mask_sharpness"].item() == pytest.approx(term.item(), rel=1e-5)
+    assert _rel(g_hair - g_plain, expected_extra) < 1e-3
+    # A batch of the other dataset changes no hair: the push weighs nothing there.
+    expr_images, expr_labels = images, torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
+    step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **net, lambda_mask_sharpness=0.7, mask_sharpness_groups="hair")
+    step.G.load_state_dict(state)
+    assert step.train_step(step.n_critic - 1, "expr", expr_images, expr_labels)["G/loss_mask_sharpness"].item() == 0.0
+
+
+def test_mask_sharpness_groups_must_name_groups_of_the_label_space():
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.training.stargan_step import check_config
+
+    net = {"g_output": "attention", "lambda_mask_sharpness": 1.0}
+    check_config({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": "hair, expression"})
+    with pytest.raises(ConfigError, match="mask_sharpness_groups: group 'hair' is given twice"):
+        check_config({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": "hair,hair"})
+    with pytest.raises(ConfigError, match="mask_sharpness_groups: expected a string"):
+        check_config({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": ["hair"]})
+    with pytest.raises(ConfigError, match=r"mask_sharpness_groups: no attribute group 'hiar' in the label space "
+                                          r"\(groups: a, expression, hair\)"):
+        _step(NAIVE, **net, mask_sharpness_groups="hiar")
+
+
 def test_mask_indecision_is_zero_at_shut_or_open_and_one_at_half():
     from starkit.models.losses import mask_indecision
 

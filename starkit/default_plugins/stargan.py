@@ -71,6 +71,10 @@ STARGAN_DEFAULTS: dict[str, Any] = {
     # start nearly shut, and a push from the start shut both (weight 1, session 22); from
     # mid-run the paint mask stayed open on the hair (the recolour mask still shut).
     "mask_sharpness_from": 0,
+    # Which translations lambda_mask_sharpness weighs on: "" all of them, or those whose target
+    # changes one of these comma-separated attribute groups (e.g. "hair"), so that the others
+    # (an expression, an age) keep soft masks.
+    "mask_sharpness_groups": "",
     # Path consistency (not in the paper, hence 0): a translation straight to a target should
     # equal one by way of another target, G(x, c) = G(G(x, c_mid), c), on path_fraction of
     # every batch. See starkit.models.losses.path_consistency.

@@ -87,15 +87,21 @@ def mask_opening(mask: Tensor) -> Tensor:
     return mask.float().mean()
 
 
-def mask_indecision(mask: Tensor) -> Tensor:
+def mask_indecision(mask: Tensor, rows: Tensor | None = None) -> Tensor:
     """``mean(4·m·(1 − m))`` for a generator's mask ``m`` in [0, 1]: 1 where the mask is half
     open, 0 where it is shut or fully open. Weighted by ``lambda_mask_sharpness`` (not in
     StarGAN or GANimation), it pushes every pixel of the mask toward the nearer of the two: a
     half-open mask both lets the input's colour through where G repaints (the translation
     stops short of its target) and spills paint where G should not (a cast around the region
-    it changes)."""
+    it changes). With ``rows`` (``[batch]`` booleans) only those images' masks count, the
+    others as decided: the mean stays over the whole batch, so each counted pixel weighs
+    what it would without ``rows``."""
     m = mask.float()
-    return (4 * m * (1 - m)).mean()
+    indecision = 4 * m * (1 - m)
+    if rows is None:
+        return indecision.mean()
+    per_image = indecision.flatten(1).mean(dim=1)
+    return (per_image * rows.to(per_image.dtype)).sum() / mask.shape[0]
 
 
 def change_total_variation(x_real: Tensor, x_fake: Tensor) -> Tensor:

@@ -60,7 +60,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..labels import LabelError, LabelSpace, parse_group_weights
+from ..labels import LabelError, LabelSpace, parse_group_names, parse_group_weights
 from ..models import (
     DISCRIMINATOR_CONDITIONS,
     GENERATOR_COLOUR_MAPS,
@@ -180,6 +180,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     except ValueError as exc:
         raise ConfigError(f"mask_sharpness_on: {exc}, got {config['mask_sharpness_on']!r}") from None
     need("mask_sharpness_from", config["mask_sharpness_from"] >= 0, "must be >= 0 (0: from the start)")
+    try:
+        parse_group_names(config["mask_sharpness_groups"], key="mask_sharpness_groups")
+    except LabelError as exc:
+        raise ConfigError(str(exc)) from None
     need("g_cls_confidence", 0 <= config["g_cls_confidence"] < 1, "must be in [0, 1) (0: the paper)")
     try:
         parse_group_weights(config["g_cls_group_weights"], key="g_cls_group_weights")
@@ -359,6 +363,12 @@ class StarGANStep:
         self.lambda_mask_sharpness = float(config["lambda_mask_sharpness"])
         self.sharpness_masks = sharpness_masks(config)
         self.mask_sharpness_from = int(config["mask_sharpness_from"])
+        try:
+            # () : every translation; else only those whose target changes one of the groups.
+            self.mask_sharpness_groups = parse_group_names(config["mask_sharpness_groups"], label_space,
+                                                           "mask_sharpness_groups")
+        except LabelError as exc:
+            raise ConfigError(str(exc)) from None
         self.lambda_path = float(config["lambda_path"])
         self.path_fraction = float(config["path_fraction"])
         self.target_sampling = config["target_sampling"]
@@ -521,7 +531,11 @@ class StarGANStep:
                     if self.lambda_mask_sharpness > 0:
                         # Not in the paper: the chosen masks shut or fully open, not half open.
                         # (Logged from the start, weighed from mask_sharpness_from on.)
-                        g_loss_sharpness = sum(mask_indecision(masks[name]) for name in self.sharpness_masks)
+                        # (With mask_sharpness_groups, only on the rows whose target changes them.)
+                        sharp_rows = (targets.changing(space, dataset, labels, self.mask_sharpness_groups)
+                                      if self.mask_sharpness_groups else None)
+                        g_loss_sharpness = sum(mask_indecision(masks[name], sharp_rows)
+                                               for name in self.sharpness_masks)
                         if iteration >= self.mask_sharpness_from:
                             g_loss = g_loss + self.lambda_mask_sharpness * g_loss_sharpness
                     if self.lambda_path > 0:

@@ -71,6 +71,27 @@ class Targets:
             total = total + share * loss(part, logits[part.rows])
         return total
 
+    def changing(self, space: LabelSpace, dataset: str, labels: Tensor, groups: tuple[str, ...]) -> Tensor:
+        """Which rows (``[batch]`` booleans) of a batch of ``dataset`` with ``labels`` (its own
+        layout) are asked to change one of ``groups`` of ``dataset``: rows translated to another
+        dataset's labels change none of them (that dataset has no such group)."""
+        changed = torch.zeros(self.joint.shape[0], dtype=torch.bool, device=self.joint.device)
+        slices = [g for g in space.group_slices(dataset) if g.group.name in groups]
+        if not slices:
+            return changed
+        for part in self.parts:
+            if part.dataset != dataset:
+                continue
+            source = labels if part.rows is None else labels[part.rows]
+            moved = torch.zeros(part.labels.shape[0], dtype=torch.bool, device=changed.device)
+            for g in slices:
+                moved |= (part.labels[:, g.local] != source[:, g.local]).any(dim=1)
+            if part.rows is None:
+                changed = moved
+            else:
+                changed[part.rows] = moved
+        return changed
+
     def centered(self, space: LabelSpace) -> Tensor:
         """:meth:`LabelSpace.centered_labels` of every row's target (for a conditional critic)."""
         if len(self.parts) == 1 and self.parts[0].rows is None:
