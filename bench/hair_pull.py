@@ -24,6 +24,9 @@ is the hair-L1 ratio of ``bench/quality.py`` (on these faces):
   paint mask's opening ``1 − K``; ``g_colour_map`` global: the recolour mask), each mask's mean
   on the changed and on the unchanged pixels of translations to another colour: a mask half
   open on the hair lets the source colour through, one open off the hair spills there.
+  ``mask_histograms``: the shares of those pixels whose mask falls in each of the bins
+  0–0.1, 0.1–0.25, 0.25–0.5, 0.5–0.75, 0.75–0.9, 0.9–1 (which hair pixels a mask leaves shut,
+  which half open).
 
 With ``--grad-faces`` > 0 it also reads the gradients of G's three losses (adversarial,
 classification, reconstruction at ``lambda_rec``) with respect to the translation, on the
@@ -44,6 +47,8 @@ import numpy as np
 
 CHANGED = 0.03  # as starkit.evaluation.metrics.CHANGE_TOLERANCE, in [0, 1] units
 NEAR = 2  # pixels: how far from a changed pixel an unchanged one counts as "near"
+MASK_BINS = np.array([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])  # np.histogram: the last bin holds 1.0
+MASK_BIN_LABELS = tuple(f"{lo:g}-{hi:g}" for lo, hi in zip(MASK_BINS[:-1], MASK_BINS[1:]))
 CELEBA = "synth-celeba"
 
 
@@ -98,6 +103,8 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
     kept = []
     # Per mask G draws: its summed opening on changed and on unchanged pixels, and their counts.
     openings: dict[str, np.ndarray] = {}
+    # ... and how many of those pixels fall in each of MASK_BINS ([changed, unchanged] x bins).
+    histograms: dict[str, np.ndarray] = {}
     opening_pixels = np.zeros(2)
     draws_masks = True
     for source, target, x, xu, gt, _, c, _ in hair_translations(translator, store, faces):
@@ -131,6 +138,8 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
             for name, mask in masks.items():
                 m = mask[0, 0].float().cpu().numpy()
                 openings[name] = openings.get(name, np.zeros(2)) + (m[changed].sum(), m[~changed].sum())
+                counts = np.stack([np.histogram(m[side], MASK_BINS)[0] for side in (changed, ~changed)])
+                histograms[name] = histograms.get(name, 0) + counts
         if changed.sum() < 8:  # too few pixels to fit a map to (own colour, or nearly)
             totals["affine_fix"] += error[changed].sum()
             continue
@@ -168,6 +177,9 @@ def error_split(translator: Any, store: Any, faces: int) -> dict[str, Any]:
         "mask_openings": {name: {"changed": _ratio(v[0] / max(opening_pixels[0], 1)),
                                  "unchanged": _ratio(v[1] / max(opening_pixels[1], 1))}
                           for name, v in sorted(openings.items())},
+        "mask_histograms": {name: {side: {label: _ratio(n / max(row.sum(), 1)) for label, n in zip(MASK_BIN_LABELS, row)}
+                                   for side, row in zip(("changed", "unchanged"), h)}
+                            for name, h in sorted(histograms.items())},
         "unchanged_heatmap": heat / np.maximum(heat_count, 1),
     }
 

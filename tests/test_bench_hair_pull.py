@@ -154,5 +154,11 @@ def test_mask_openings_are_read_on_changed_and_unchanged_pixels_apart(pull, stor
     assert split["mask_openings"] == {"paint": {"changed": pytest.approx(0.5, abs=0.01),
                                                 "unchanged": pytest.approx(0.1, abs=0.01)}}
     assert split["hair_l1_ratio"] == pytest.approx(0.5, abs=0.01)  # the masks change no reading
+    # Half open on every changed pixel, 0.1 open on every other: one bin each.
+    shares = split["mask_histograms"]["paint"]
+    assert list(shares["changed"]) == ["0-0.1", "0.1-0.25", "0.25-0.5", "0.5-0.75", "0.75-0.9", "0.9-1"]
+    assert shares["changed"]["0.5-0.75"] == pytest.approx(1.0) and sum(shares["changed"].values()) == pytest.approx(1.0)
+    assert shares["unchanged"]["0.1-0.25"] == pytest.approx(1.0)
     # A generator that reports no masks gets none.
-    assert pull.error_split(_translator(pull, store, 0.5), store, faces=6)["mask_openings"] == {}
+    plain = pull.error_split(_translator(pull, store, 0.5), store, faces=6)
+    assert plain["mask_openings"] == {} and plain["mask_histograms"] == {}
