@@ -180,11 +180,23 @@ class Profile:
     # every seed, by 0.003-0.023), expressions 0.812 / 0.820 / 0.772 / 0.807 / 0.824 against
     # 0.814 / 0.813 / 0.739 / 0.798 / 0.800. In the recipe since session 22.
     lambda_hist: float = 3.0
-    # Penalties on G's masks (training keys lambda_mask, lambda_recolour_mask,
-    # lambda_mask_sharpness with mask_sharpness_on / mask_sharpness_from; sessions 22-23): not in
-    # the recipe. Both masks pushed toward shut-or-open over the last quarter of the run at
-    # weight 1: hair-L1 ratio 0.589-0.604 over training seeds 0-4 (mean 0.596 against 0.657),
-    # but expressions 0.782 (0.807) and Young 0.58 (0.73) (docs/training.md, session 23).
+    # G's masks pushed toward shut-or-open (training keys lambda_mask_sharpness,
+    # mask_sharpness_on / _from / _groups; sessions 22-24), over the last quarter of the run
+    # (mask_sharpness_from_fraction: the first iteration it weighs, as a share of iters), at
+    # weight 1, both masks. On every translation (session 23): hair-L1 ratio 0.589-0.604 over
+    # training seeds 0-4 (mean 0.596 against 0.657) but expressions 0.782 (0.807) and Young
+    # 0.58 (0.73). Only on the translations whose target changes the hair (session 24), over
+    # seeds 0-4: hair-L1 0.598 / 0.648 / 0.620 / 0.599 / 0.614 (mean 0.616 against 0.657, lower
+    # at every seed by 0.023-0.052), expressions 0.809 / 0.814 / 0.783 / 0.813 / 0.815 (mean
+    # 0.807, level), Young 0.69 (0.73) (docs/training.md, session 24). In the recipe since
+    # session 24.
+    # synth-rafd has no hair, so SNG trains without it (training_keys).
+    lambda_mask_sharpness: float = 1.0
+    mask_sharpness_on: str = ""  # every mask G draws: the paint and the recolour mask
+    mask_sharpness_from_fraction: float = 0.75
+    mask_sharpness_groups: str = "hair"
+    # Other penalties on G's masks (training keys lambda_mask, lambda_recolour_mask; session
+    # 22): not in the recipe.
     # Class-conditional colour matching (session 18; starkit.models.colour_moments, the training
     # key lambda_colour_match): not in the recipe. On an AMD EPYC with AVX-512, seed 0, hair-L1
     # ratio 0.79 (gated, weight 100) / 0.89 (ungated) against 0.81: it takes the hair further
@@ -287,11 +299,22 @@ def ingest_datasets(profile: Profile, data: Path) -> dict[str, Any]:
     return out
 
 
-def training_keys(profile: Profile) -> dict[str, Any]:
-    """The profile's fields that are StarGAN training keys (the recipe, without the budget)."""
+def training_keys(profile: Profile, datasets: list[str] | None = None) -> dict[str, Any]:
+    """The profile's fields that are StarGAN training keys (the recipe, without the budget),
+    with ``mask_sharpness_from`` at ``mask_sharpness_from_fraction`` of the iterations. With
+    ``datasets``, a mask push restricted to groups none of them has is left out (it would weigh
+    on no translation, and the training config refuses groups its label space lacks)."""
+    from starkit.catalog import get_dataset
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
-    return {k: v for k, v in asdict(profile).items() if k in STARGAN_DEFAULTS}
+    keys = {k: v for k, v in asdict(profile).items() if k in STARGAN_DEFAULTS}
+    keys["mask_sharpness_from"] = round(profile.mask_sharpness_from_fraction * profile.iters)
+    wanted = {g.strip() for g in profile.mask_sharpness_groups.split(",") if g.strip()}
+    if wanted and datasets is not None:
+        present = {group.name for name in datasets for group in get_dataset(name).groups}
+        if not wanted & present:
+            keys.update(lambda_mask_sharpness=0.0, mask_sharpness_groups="")
+    return keys
 
 
 def train_generator(name: str, datasets: list[str], profile: Profile, data: Path, runs: Path,
@@ -314,7 +337,7 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
         "log_every": 25,
         "latest_every": profile.iters,
         "save_every": 0,
-        **training_keys(profile),
+        **training_keys(profile, datasets),
         **(extra or {}),
     }
     train(run_dir, config, progress=progress, handle_sigint=False)

@@ -51,7 +51,7 @@ def test_training_seed_is_its_own_field_and_reaches_training(quality, tmp_path, 
 # Profile fields that are not training keys of the generators' runs.
 NOT_TRAINING = {"image_size", "count", "test_fraction", "seed", "train_seed", "classifier_iters",
                 "classifier_batch_size", "classifier_image_size", "classifier_lr", "classifier_augment",
-                "eval_limit", "figure_rows", "device", "workers"}
+                "eval_limit", "figure_rows", "device", "workers", "mask_sharpness_from_fraction"}
 
 
 def test_every_training_field_of_the_profile_reaches_training(quality, tmp_path, monkeypatch):
@@ -69,6 +69,25 @@ def test_every_training_field_of_the_profile_reaches_training(quality, tmp_path,
         assert field.name in seen, f"Profile.{field.name} does not reach training"
         assert seen[field.name] == getattr(profile, field.name), field.name
         assert field.name in STARGAN_DEFAULTS or field.name in ("iters", "batch_size", "precision"), field.name
+    # The mask push starts at its share of the run.
+    assert seen["mask_sharpness_from"] == round(profile.mask_sharpness_from_fraction * profile.iters)
+    assert profile.lambda_mask_sharpness > 0 and seen["mask_sharpness_groups"] == profile.mask_sharpness_groups
+
+
+def test_a_mask_push_on_groups_the_datasets_lack_is_left_out(quality, tmp_path, monkeypatch):
+    """SNG (synth-rafd alone) has no hair: a push on the translations that change the hair
+    would weigh on none of them, and the training config would refuse the unknown group."""
+    seen = {}
+    monkeypatch.setattr("starkit.training.train", lambda run, config, **kw: seen.update(config))
+    profile = quality.PROFILES["cpu20"]
+    assert profile.mask_sharpness_groups == "hair"
+    quality.train_generator("sng", [quality.RAFD], profile, tmp_path / "data", tmp_path / "runs")
+    assert seen["lambda_mask_sharpness"] == 0.0 and seen["mask_sharpness_groups"] == ""
+    quality.train_generator("jnt", [quality.CELEBA, quality.RAFD], profile, tmp_path / "data", tmp_path / "runs")
+    assert seen["lambda_mask_sharpness"] == profile.lambda_mask_sharpness and seen["mask_sharpness_groups"] == "hair"
+    # A push on every translation (no groups) is kept for SNG as well.
+    every = quality.apply_overrides(profile, ["mask_sharpness_groups="])
+    assert quality.training_keys(every, [quality.RAFD])["lambda_mask_sharpness"] == profile.lambda_mask_sharpness
 
 
 def test_the_readme_demo_trains_the_benchmarks_recipe(quality):
@@ -81,6 +100,8 @@ def test_the_readme_demo_trains_the_benchmarks_recipe(quality):
 
     demo = tomllib.loads((SCRIPT.parents[1] / "configs" / "demo.toml").read_text(encoding="utf-8"))
     profile = quality.PROFILES["cpu20"]
+    recipe = quality.training_keys(profile)
+    assert demo["iters"] == profile.iters  # so that the push starts where the profile's does
     for field in fields(profile):
         name, value = field.name, getattr(profile, field.name)
         # The demo keeps the trainer's precision "auto" (bf16 where the CPU runs it natively: the
@@ -91,7 +112,10 @@ def test_the_readme_demo_trains_the_benchmarks_recipe(quality):
             assert demo.get(name) == value, f"configs/demo.toml: {name} = {demo.get(name)!r}, the profile has {value!r}"
     for name, value in demo.items():
         if name in STARGAN_DEFAULTS:
-            assert value == getattr(profile, name, STARGAN_DEFAULTS[name]), name
+            assert value == recipe.get(name, STARGAN_DEFAULTS[name]), name
+    for name in ("mask_sharpness_from",):  # derived from the profile's fields
+        if recipe[name] != STARGAN_DEFAULTS[name]:
+            assert demo.get(name) == recipe[name], f"configs/demo.toml: {name} = {demo.get(name)!r}, the recipe has {recipe[name]!r}"
 
 
 def test_recipe_cost_times_the_recipe_keys_on_equal_footing(tmp_path, bench_script):
