@@ -524,11 +524,7 @@ def parse_group_weights(text: str, space: "LabelSpace | None" = None, key: str =
             raise LabelError(f"{key}: group {name!r} is given twice")
         out[name] = weight
     if space is not None:
-        known = {g.group.name for d in space.names for g in space.group_slices(d)}
-        unknown = sorted(set(out) - known)
-        if unknown:
-            raise LabelError(f"{key}: no attribute group {', '.join(map(repr, unknown))} in the label space "
-                             f"(groups: {', '.join(sorted(known))})")
+        _check_groups(sorted(out), space, key)
     return out
 
 
@@ -546,9 +542,14 @@ def parse_group_names(text: str, space: "LabelSpace | None" = None, key: str = "
             raise LabelError(f"{key}: group {name!r} is given twice")
         names.append(name)
     if space is not None:
-        known = {g.group.name for d in space.names for g in space.group_slices(d)}
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise LabelError(f"{key}: no attribute group {', '.join(map(repr, unknown))} in the label space "
-                             f"(groups: {', '.join(sorted(known))})")
+        _check_groups(names, space, key)
     return tuple(names)
+
+
+def _check_groups(names: list[str], space: "LabelSpace", key: str) -> None:
+    """LabelError naming ``key`` and every name that is no attribute group of ``space``."""
+    known = {g.group.name for d in space.names for g in space.group_slices(d)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise LabelError(f"{key}: no attribute group {', '.join(map(repr, unknown))} in the label space "
+                         f"(groups: {', '.join(sorted(known))})")

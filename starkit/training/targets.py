@@ -73,8 +73,8 @@ class Targets:
 
     def changing(self, space: LabelSpace, dataset: str, labels: Tensor, groups: tuple[str, ...]) -> Tensor:
         """Which rows (``[batch]`` booleans) of a batch of ``dataset`` with ``labels`` (its own
-        layout) are asked to change one of ``groups`` of ``dataset``: rows translated to another
-        dataset's labels change none of them (that dataset has no such group)."""
+        layout) are asked to change one of ``groups`` of ``dataset``. Rows translated to another
+        dataset's labels are not counted: their targets are that dataset's groups, not these."""
         changed = torch.zeros(self.joint.shape[0], dtype=torch.bool, device=self.joint.device)
         slices = [g for g in space.group_slices(dataset) if g.group.name in groups]
         if not slices:
