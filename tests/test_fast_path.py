@@ -693,6 +693,33 @@ def test_change_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key
     assert all(torch.equal(l_pen[k], l_plain[k]) for k in l_plain)  # the other terms are unchanged
 
 
+MASKED_G = {"g_output": "attention", "g_colour_map": "global"}  # draws a paint and a recolour mask
+
+
+def _uneven_masks(fast: FastPath, images, targets):
+    """A masked G whose masks open unevenly (so that penalties on them have a gradient): its
+    step, its weights, and its masks for ``images`` translated to ``targets`` (with graph)."""
+    reference = _step(fast, g_lr=1e-12, d_lr=1e-12, **MASKED_G)
+    with torch.no_grad():
+        reference.G.to_rgb.weight[3:].normal_(0, 1.0)
+    reference.G.zero_grad()
+    _, masks = reference.G(images, _space().encode("faces", targets), with_masks=True)
+    return reference, reference.G.state_dict(), masks
+
+
+def _g_step_from(fast: FastPath, state, dataset, images, labels, targets, **extra):
+    """Losses and G's gradients of one G iteration of a masked G loaded with ``state``."""
+    step = _step(fast, g_lr=1e-12, d_lr=1e-12, **MASKED_G, **extra)
+    step.G.load_state_dict(state)
+    step.target_labels = lambda dataset, batch_labels: targets
+    losses = step.train_step(step.n_critic - 1, dataset, images, labels)
+    return losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
+
+
+def _grads(module) -> torch.Tensor:
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in module.parameters()])
+
+
 @pytest.mark.parametrize("share_fake", [False, True])
 @pytest.mark.parametrize("key, logged, on", [("lambda_mask", "G/loss_mask_paint", ""),
                                              ("lambda_recolour_mask", "G/loss_mask_recolour", ""),
@@ -704,17 +731,10 @@ def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, 
     from starkit.models.losses import mask_indecision, mask_opening
 
     assert STARGAN_DEFAULTS[key] == 0.0  # the paper's objective
-    space = _space()
     images, labels = _batch()
     targets = labels.flip(0)
     fast = NAIVE.replace(share_fake=share_fake)
-    net = {"g_output": "attention", "g_colour_map": "global"}
-    reference = _step(fast, g_lr=1e-12, d_lr=1e-12, **net)
-    with torch.no_grad():  # masks that open unevenly, so their penalties have a gradient
-        reference.G.to_rgb.weight[3:].normal_(0, 1.0)
-    state = reference.G.state_dict()
-    reference.G.zero_grad()
-    _, masks = reference.G(images, space.encode("faces", targets), with_masks=True)
+    reference, state, masks = _uneven_masks(fast, images, targets)
     sharpened = on.split(",") if on else ["paint", "recolour"]  # "": every mask G draws
     term = {"lambda_mask": lambda: mask_opening(masks["paint"]),
             "lambda_recolour_mask": lambda: mask_opening(masks["recolour"]),
@@ -722,18 +742,11 @@ def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, 
     assert term.item() > 0.01
     (0.7 * term).backward()
     # (A mask's term reaches only the layers that draw it: the colour map's own does not.)
-    expected_extra = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
-                                for p in reference.G.parameters()])
+    expected_extra = _grads(reference.G)
     assert expected_extra.abs().sum() > 0
 
-    results = {}
-    for name, extra in (("plain", {}), ("penalised", {key: 0.7, "mask_sharpness_on": on})):
-        step = _step(fast, g_lr=1e-12, d_lr=1e-12, **net, **extra)
-        step.G.load_state_dict(state)
-        step.target_labels = lambda dataset, batch_labels: targets
-        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
-        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
-    (l_plain, g_plain), (l_pen, g_pen) = results["plain"], results["penalised"]
+    l_plain, g_plain = _g_step_from(fast, state, "faces", images, labels, targets)
+    l_pen, g_pen = _g_step_from(fast, state, "faces", images, labels, targets, **{key: 0.7, "mask_sharpness_on": on})
     assert not any(k.startswith("G/loss_mask") for k in l_plain)
     assert set(l_pen) - set(l_plain) == {logged}
     assert l_pen[logged].item() == pytest.approx(term.item(), rel=1e-5)
@@ -819,35 +832,22 @@ def test_mask_sharpness_groups_push_only_the_translations_that_change_those_grou
     targets[:3, hair] = labels[:3, hair].roll(1, dims=1)  # rows 0-2 change hair colour,
     targets[3:, binary] = 1 - labels[3:, binary]  # rows 3-5 only their binary attributes
     rows = torch.tensor([True] * 3 + [False] * 3)
-    net = {"g_output": "attention", "g_colour_map": "global"}
-    reference = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **net)
-    with torch.no_grad():  # masks that open unevenly, so their push has a gradient
-        reference.G.to_rgb.weight[3:].normal_(0, 1.0)
-    state = reference.G.state_dict()
-    reference.G.zero_grad()
-    _, masks = reference.G(images, space.encode("faces", targets), with_masks=True)
+    reference, state, masks = _uneven_masks(NAIVE, images, targets)
     term = mask_indecision(masks["paint"], rows) + mask_indecision(masks["recolour"], rows)
     everywhere = (mask_indecision(masks["paint"]) + mask_indecision(masks["recolour"])).item()
     assert 0.01 < term.item() < everywhere
     (0.7 * term).backward()
-    expected_extra = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
-                                for p in reference.G.parameters()])
+    expected_extra = _grads(reference.G)
 
-    results = {}
-    for name, extra in (("plain", {}), ("hair", {"lambda_mask_sharpness": 0.7, "mask_sharpness_groups": "hair"})):
-        step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **net, **extra)
-        step.G.load_state_dict(state)
-        step.target_labels = lambda dataset, batch_labels: targets
-        losses = step.train_step(step.n_critic - 1, "faces", images, labels)
-        results[name] = losses, torch.cat([p.grad.flatten() for p in step.G.parameters()])
-    (l_plain, g_plain), (l_hair, g_hair) = results["plain"], results["hair"]
+    push = {"lambda_mask_sharpness": 0.7, "mask_sharpness_groups": "hair"}
+    _, g_plain = _g_step_from(NAIVE, state, "faces", images, labels, targets)
+    l_hair, g_hair = _g_step_from(NAIVE, state, "faces", images, labels, targets, **push)
     assert l_hair["G/loss_mask_sharpness"].item() == pytest.approx(term.item(), rel=1e-5)
     assert _rel(g_hair - g_plain, expected_extra) < 1e-3
     # A batch of the other dataset changes no hair: the push weighs nothing there.
-    expr_images, expr_labels = images, torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
-    step = _step(NAIVE, g_lr=1e-12, d_lr=1e-12, **net, lambda_mask_sharpness=0.7, mask_sharpness_groups="hair")
-    step.G.load_state_dict(state)
-    assert step.train_step(step.n_critic - 1, "expr", expr_images, expr_labels)["G/loss_mask_sharpness"].item() == 0.0
+    expr_labels = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
+    l_expr, _ = _g_step_from(NAIVE, state, "expr", images, expr_labels, expr_labels.flip(0), **push)
+    assert l_expr["G/loss_mask_sharpness"].item() == 0.0
 
 
 def test_mask_sharpness_groups_must_name_groups_of_the_label_space():
