@@ -188,8 +188,8 @@ class Profile:
     # 0.58 (0.73). Only on the translations whose target changes the hair (session 24), over
     # seeds 0-4: hair-L1 0.598 / 0.648 / 0.620 / 0.599 / 0.614 (mean 0.616 against 0.657, lower
     # at every seed by 0.023-0.052), expressions 0.809 / 0.814 / 0.783 / 0.813 / 0.815 (mean
-    # 0.807, level), Young 0.69 (0.73) (docs/training.md, session 24). In the recipe since
-    # session 24.
+    # 0.807, level), Young 0.69 (0.73); at weight 2 hair 0.608, expressions 0.809, Young 0.66
+    # (docs/training.md, session 24). In the recipe since session 24, at weight 1.
     # synth-rafd has no hair, so SNG trains without it (training_keys).
     lambda_mask_sharpness: float = 1.0
     mask_sharpness_on: str = ""  # every mask G draws: the paint and the recolour mask
