@@ -601,6 +601,14 @@ def figure(sng_dir: Path, jnt_dir: Path, data: Path, profile: Profile, out: Path
 
 
 # ------------------------------------------------------------------------------ main
+def run_config(run_dir: Path) -> dict[str, Any]:
+    """The full training config a run folder records (``config.json``), without ``data_root``
+    (a path on the machine that ran it)."""
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    config.pop("data_root", None)
+    return config
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -706,6 +714,9 @@ def main(argv: list[str] | None = None) -> int:
         "seed": profile.seed,
         "git_commit": commit,
         "config": asdict(profile),
+        # What each generator trained with, as its run folder records it (SNG, with no hair,
+        # trains without the hair-only mask push: training_keys).
+        "training": {"sng": run_config(sng_dir), "jnt": run_config(jnt_dir)},
         "machine": {"cpus": os.cpu_count(), "threads_per_job": 1, "python": platform.python_version(),
                     "torch": torch.__version__, "platform": platform.platform(), "cpu": cpu_description()},
         "datasets": ingested,

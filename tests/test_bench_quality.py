@@ -166,3 +166,13 @@ def test_results_name_the_cpu_they_ran_on(quality):
     info = Path("/proc/cpuinfo")
     if info.exists() and "model name" in info.read_text():
         assert cpu["model"] and cpu["model"] in info.read_text()
+
+
+def test_results_record_each_generators_training_config_without_machine_paths(quality, tmp_path):
+    import json
+
+    run = tmp_path / "runs" / "sng"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"datasets": ["synth-rafd"], "data_root": "/tmp/x",
+                                                 "lambda_mask_sharpness": 0.0}), encoding="utf-8")
+    assert quality.run_config(run) == {"datasets": ["synth-rafd"], "lambda_mask_sharpness": 0.0}
