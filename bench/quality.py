@@ -306,10 +306,11 @@ def training_keys(profile: Profile, datasets: list[str] | None = None) -> dict[s
     on no translation, and the training config refuses groups its label space lacks)."""
     from starkit.catalog import get_dataset
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.labels import parse_group_names
 
     keys = {k: v for k, v in asdict(profile).items() if k in STARGAN_DEFAULTS}
     keys["mask_sharpness_from"] = round(profile.mask_sharpness_from_fraction * profile.iters)
-    wanted = {g.strip() for g in profile.mask_sharpness_groups.split(",") if g.strip()}
+    wanted = set(parse_group_names(profile.mask_sharpness_groups, key="mask_sharpness_groups"))
     if wanted and datasets is not None:
         present = {group.name for name in datasets for group in get_dataset(name).groups}
         if not wanted & present:
