@@ -35,8 +35,6 @@ from .shards import (
     DEFAULT_SHARD_SIZE,
     MANIFEST_NAME,
     REPORT_NAME,
-    DatasetStore,
-    ShardError,
     ShardInfo,
     ShardWriter,
     atomic_write_text,
@@ -174,9 +172,9 @@ def clean_stale_partials(target: Path) -> list[Path]:
     return removed
 
 
-def check_target(target: Path, force: bool) -> bool:
-    """Whether ``target`` holds something to replace. Refuses a good dataset without
-    ``force``, and anything that is not a starkit dataset at all."""
+def check_target(target: Path, force: bool, progress: bool = False, console: Any = None) -> bool:
+    """Whether ``target`` holds something to replace. Refuses a dataset without ``force``
+    (saying what is damaged if it is), and anything that is not a starkit dataset at all."""
     moved_aside = sorted(p for p in target.parent.glob(f".{target.name}.old-*") if p.is_dir())
     if moved_aside and not target.exists():
         # A replacement died between its two renames: the old dataset is intact over there.
@@ -191,16 +189,8 @@ def check_target(target: Path, force: bool) -> bool:
     if not target.is_dir():
         raise IngestError(f"{target}: exists and is not a directory")
     if (target / MANIFEST_NAME).exists():
-        try:
-            store = DatasetStore.open(target, verify="size")
-        except ShardError:
-            return True  # a damaged dataset: replacing it loses nothing usable
         if not force:
-            counts = ", ".join(f"{s} {store.count(s)}" for s in store.splits)
-            raise DatasetExistsError(
-                f"{target}: a dataset already exists here ({counts}); pass --force to replace it "
-                "(the old one is kept until the new one is complete)"
-            )
+            raise DatasetExistsError(_refusal(target, progress, console))
         return True
     foreign = [p.name for p in target.iterdir() if not (p.name in _OUR_FILES or p.name.startswith("shard-"))]
     if foreign:
@@ -209,6 +199,24 @@ def check_target(target: Path, force: bool) -> bool:
             "choose another --out or --data, or remove it"
         )
     return True
+
+
+def _refusal(target: Path, progress: bool, console: Any) -> str:
+    """Why the dataset at ``target`` stays without --force: it is complete, or it is damaged
+    (checked in full, sha256 included: a damaged dataset is never silently replaced)."""
+    from .verify import check_dataset, planned_bytes, progress_bar
+
+    with progress_bar(progress, console) as bar:
+        task = bar.add_task(f"checking the existing {target.name}", total=planned_bytes(target, False) or None)
+        check = check_dataset(target, advance=lambda n: bar.advance(task, n))
+    keep = "(the old one is kept until the new one is complete)"
+    if not check.ok:
+        return f"{target}: the dataset here is damaged: {check.summary()}; pass --force to replace it {keep}"
+    counts = ", ".join(f"{s} {n}" for s, n in check.counts.items())
+    legacy = "; it has no image checksums (an earlier starkit wrote it): --force rewrites it with them"
+    return f"{target}: a dataset already exists here ({counts}); pass --force to replace it {keep}" + (
+        legacy if check.note else ""
+    )
 
 
 def _install(partial: Path, target: Path, replace: bool) -> None:
@@ -224,11 +232,14 @@ def _install(partial: Path, target: Path, replace: bool) -> None:
 
 
 # ---------------------------------------------------------------------- decoding
-def _quiet_worker() -> None:
+def _quiet_worker(parent_pid: int) -> None:
     # Ctrl-C goes to the whole process group; the parent alone decides what happens.
     import signal
 
+    from ..workers import exit_with_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent_pid)  # a killed parent: no lingering workers, no BrokenPipeError
 
 
 def _decode_chunk(samples: Sequence[RawSample], size: int, crop: Crop) -> list[np.ndarray | str]:
@@ -254,7 +265,7 @@ class _Decoder:
         if workers > 1:
             import multiprocessing
 
-            self.pool = multiprocessing.get_context().Pool(workers, initializer=_quiet_worker)
+            self.pool = multiprocessing.get_context().Pool(workers, initializer=_quiet_worker, initargs=(os.getpid(),))
 
     def submit(self, chunk: list[RawSample]) -> Iterator[tuple[RawSample, np.ndarray | str]]:
         """Queue ``chunk``; yields finished results while the window is full."""
@@ -456,7 +467,7 @@ def ingest(
     target = Path(out_dir).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     removed = clean_stale_partials(target)
-    replace = check_target(target, force)
+    replace = check_target(target, force, progress, console)
 
     decoder = _Decoder(workers, size, spec.crop)  # workers start before the lock exists
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")

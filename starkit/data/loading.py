@@ -14,6 +14,7 @@ the first augmented read, in the process that does it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import os
@@ -26,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import StarkitError
+from ..workers import exit_with_parent
 from .shards import DatasetStore
 
 _MASK64 = (1 << 64) - 1
@@ -356,6 +358,8 @@ class JointLoader:
         extra: dict[str, Any] = {}
         if num_workers > 0:
             extra["persistent_workers"] = persistent_workers
+            # A killed trainer's workers would otherwise linger for seconds, holding its files.
+            extra["worker_init_fn"] = functools.partial(exit_with_parent, os.getpid())
             if prefetch_factor is not None:
                 extra["prefetch_factor"] = prefetch_factor
         self._loader = DataLoader(
