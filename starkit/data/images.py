@@ -49,9 +49,14 @@ def crop_box(width: int, height: int, crop: Crop) -> tuple[int, int, int, int]:
 
 
 def decode_file(path: Path) -> Any:
-    """Open and fully decode an image file as RGB. A truncated file is an error, even where
-    PIL could decode part of it."""
-    from PIL import Image, ImageFile
+    """Open and fully decode an image file as 8-bit RGB (:func:`to_rgb8`). A truncated file is
+    an error, even where PIL could decode part of it."""
+    return decode_file_with_mode(path)[0]
+
+
+def decode_file_with_mode(path: Path) -> tuple[Any, str]:
+    """:func:`decode_file`, plus the file's own PIL pixel mode (``"I;16"``, ``"RGBA"``, ...)."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
 
     # Workers are fresh processes, but a library imported by a plugin might have flipped this
     # global; a half-grey face must never reach the shards.
@@ -59,24 +64,105 @@ def decode_file(path: Path) -> Any:
     try:
         with Image.open(path) as im:
             im.load()
-            return im.convert("RGB") if im.mode != "RGB" else im
+            return to_rgb8(im), im.mode
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except PermissionError:
         raise ImageError("permission denied") from None
     except Image.DecompressionBombError as exc:
         raise ImageError(f"refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError(_unidentified(path)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # PIL signals truncation and corruption with OSError ("image file is truncated",
         # "cannot identify image file"), and some plugins with SyntaxError or ValueError.
         raise ImageError(f"cannot decode image: {exc}") from None
 
 
+def _unidentified(path: Path) -> str:
+    """Why PIL recognised no image format in ``path``: the file is empty, or not an image."""
+    try:
+        empty = Path(path).stat().st_size == 0
+    except OSError:
+        empty = False
+    what = "empty file (0 bytes)" if empty else "no known image format (a text file, or another kind of file?)"
+    return f"cannot decode image: {what}"
+
+
+# ---------------------------------------------------------------------- pixel modes -> RGB
+#: Modes holding 16-bit samples; their values 0..65535 map linearly onto 0..255.
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+#: Modes with an alpha channel; alpha is composited over white (see :func:`to_rgb8`).
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+#: Premultiplied modes PIL converts to RGBA only through their straight-alpha form.
+_STRAIGHT_ALPHA = {"La": "LA"}
+#: The colour transparent pixels become: what image viewers and browsers show behind them.
+ALPHA_BACKGROUND = (255, 255, 255)
+
+
+def to_rgb8(image: Any) -> Any:
+    """Any PIL image as an 8-bit RGB image, each mode scaled by its own range.
+
+    * 16-bit grayscale (``I;16``, ``I;16B``, ...) and 32-bit integer (``I``) images: 0..65535
+      maps linearly onto 0..255 (``I`` values outside that range are clipped). PIL's own
+      ``convert("RGB")`` clips at 255 instead, turning a 16-bit photograph nearly white.
+    * Float (``F``) images: ``[0, 1]`` when every value lies in it, else ``[0, 255]`` when
+      they fit that, else 0..65535; negative values and NaN become black.
+    * Transparency (``RGBA``, ``LA``, ``PA``, a palette or colour key with a transparent
+      entry): composited over white, never dropped, so a transparent background shows as
+      in a viewer rather than as whatever colour the file stored under it.
+    * Everything else (``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``): PIL's conversion.
+    """
+    mode = image.mode
+    if mode in SIXTEEN_BIT_MODES or mode == "I":
+        return _gray_to_rgb(_scale_to_uint8(np.asarray(image), 65535))
+    if mode == "F":
+        return _gray_to_rgb(_float_to_uint8(np.asarray(image)))
+    if mode in ("P", "L", "RGB") and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ALPHA_MODES:
+        if mode in _STRAIGHT_ALPHA:
+            image = image.convert(_STRAIGHT_ALPHA[mode])
+        return _over_background(image.convert("RGBA"))
+    if mode == "RGB":
+        return image
+    try:
+        return image.convert("RGB")
+    except ValueError:
+        raise ImageError(f"unsupported pixel mode {mode!r}") from None
+
+
+def _scale_to_uint8(values: np.ndarray, top: float) -> np.ndarray:
+    """``0..top`` -> ``0..255``, rounded to nearest; values outside the range are clipped."""
+    clipped = np.clip(np.nan_to_num(values.astype(np.float64), nan=0.0), 0.0, top)
+    return np.rint(clipped * (255.0 / top)).astype(np.uint8)
+
+
+def _float_to_uint8(values: np.ndarray) -> np.ndarray:
+    finite = values[np.isfinite(values)]
+    peak = float(finite.max()) if finite.size else 0.0
+    top = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
+    return _scale_to_uint8(values, top)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2), "RGB")
+
+
+def _over_background(rgba: Any) -> Any:
+    from PIL import Image
+
+    background = Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
 def _as_pil(pixels: Any) -> Any:
     from PIL import Image
 
     if isinstance(pixels, Image.Image):
-        return pixels.convert("RGB") if pixels.mode != "RGB" else pixels
+        return to_rgb8(pixels)
     array = np.asarray(pixels)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise ImageError(f"render returned {array.dtype} {array.shape}, expected uint8 HxWx3")
