@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -399,3 +400,18 @@ def test_create_card_rejects_unusable_folders(tmp_path, registry_dir):
     with pytest.raises(SpecError, match="unknown layout"):
         create_card("one", tmp_path / "one", "lmdb")
     assert not (registry_dir / "one.toml").exists()
+
+
+def test_imagefolder_card_ingests_16_bit_images_scaled(tmp_path, registry_dir):
+    # Card datasets decode files with starkit's one decoder: a 16-bit PNG is scaled, not clipped.
+    from starkit.data.ingest import ingest
+    from starkit.data.shards import DatasetStore
+
+    spec = load_card(write_card(registry_dir, "pets", AFHQ_LIKE))
+    root = afhq_tree(tmp_path / "pets")
+    Image.fromarray(np.full((20, 24), 32768, np.uint16)).save(root / "train" / "cat" / "gray16.png")
+    result = ingest(spec, root, tmp_path / "out", image_size=8, workers=1, progress=False)
+    store = DatasetStore.open(result.path)
+    names = [store.read("train", i)[2] for i in range(store.count("train"))]
+    image = store.read("train", names.index("train/cat/gray16.png"))[0]
+    assert (image == 128).all()

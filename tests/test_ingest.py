@@ -390,6 +390,33 @@ def test_dataset_moved_aside_by_an_interrupted_swap_is_not_lost(source, tmp_path
     assert [p.name for p in out.parent.iterdir()] == ["toy"]
 
 
+def test_a_damaged_dataset_is_not_replaced_without_force(use_plugin, source, tmp_path, flip_image_bytes):
+    use_plugin(toy_spec())
+    out = tmp_path / "toy"
+    assert run_cli("toy", "--source", source, "--out", out, "--workers", 1).exit_code == 0
+    shard = out / "shard-train-00000.h5"
+    flip_image_bytes(shard, 2)  # same size: only the sha256 and the image's checksum tell
+    damaged = shard.read_bytes()
+    result = run_cli("toy", "--source", source, "--out", out, "--workers", 1, "--no-progress")
+    assert result.exit_code == 1
+    assert "the dataset here is damaged: shard-train-00000.h5: sha256 does not match the manifest: " in result.output
+    assert "1 damaged image: 2 (002.png)" in result.output and "pass --force to replace it" in result.output
+    assert shard.read_bytes() == damaged  # refused: nothing was touched
+    result = run_cli("toy", "--source", source, "--out", out, "--workers", 1, "--force", "--no-progress")
+    assert result.exit_code == 0 and "replaced the previous dataset" in result.output
+    assert DatasetStore.open(out, verify="full").read("train", 2)[2] == "002.png"
+
+
+def test_a_truncated_dataset_is_not_replaced_without_force(source, tmp_path):
+    out = tmp_path / "toy"
+    ingest(toy_spec(), source, out, workers=1, progress=False)
+    with open(out / "shard-test-00000.h5", "r+b") as fh:
+        fh.truncate(100)
+    with pytest.raises(DatasetExistsError, match=r"damaged: shard-test-00000\.h5: 100 bytes, the manifest records"):
+        ingest(toy_spec(), source, out, workers=1, progress=False)
+    assert (out / "shard-test-00000.h5").stat().st_size == 100
+
+
 def test_refuses_to_write_into_a_foreign_folder(source, tmp_path):
     out = tmp_path / "photos"
     out.mkdir()
@@ -421,3 +448,19 @@ def test_synthetic_dataset_needs_no_source(tmp_path):
     assert sum(store.count(s) for s in store.splits) == 6 and store.image_size == 32
     image, labels, name, meta = store.read(store.splits[0], 0)
     assert image.shape == (32, 32, 3) and meta is not None and "params" in meta
+
+
+# ---------------------------------------------------------------------- pixel modes
+def test_16_bit_and_transparent_images_are_stored_as_they_look(tmp_path):
+    # A 16-bit grayscale PNG used to be clipped to white; a transparent pixel stored whatever
+    # colour the file kept under it. Both pass the one decoder (starkit.data.images.to_rgb8).
+    root = tmp_path / "raw"
+    root.mkdir()
+    Image.fromarray(np.full((RAW_H, RAW_W), 16448, np.uint16)).save(root / "000.png")  # 16448 / 257 = 64
+    rgba = np.zeros((RAW_H, RAW_W, 4), np.uint8)
+    rgba[..., 0] = 200  # red, but fully transparent
+    Image.fromarray(rgba, "RGBA").save(root / "001.png")
+    result = ingest(toy_spec(), root, tmp_path / "out", workers=1, progress=False)
+    store = DatasetStore.open(result.path)
+    assert (store.read("train", 0)[0] == 64).all()
+    assert (store.read("train", 1)[0] == 255).all()  # composited over white

@@ -216,6 +216,13 @@ def test_cropped_image_cuts_the_box(tmp_path):
     assert np.array_equal(out, pixels[top : top + height, left : left + width])
 
 
+def test_cropped_image_of_a_16_bit_file_is_scaled_to_8_bits(tmp_path):
+    path = tmp_path / "Rafd090_01_Caucasian_female_happy_frontal.png"
+    Image.fromarray(np.full((1024, 681), 32768, np.uint16)).save(path)  # mid-grey, 16 bits
+    image = CroppedImage(path, DEFAULT_BOX)()
+    assert image.mode == "RGB" and (np.asarray(image) == 128).all()  # not clipped to 255
+
+
 def test_cropped_image_too_small_names_the_box_option(tmp_path):
     images = pytest.importorskip("starkit.data.images")
     path = jpeg(tmp_path / "small.jpg", size=(256, 256))
