@@ -141,3 +141,25 @@ def bench_script():
         return loaded[name]
 
     return load
+
+
+@pytest.fixture(scope="session")
+def flip_image_bytes():
+    """``flip_image_bytes(shard, index, count=64)``: inverts ``count`` bytes inside image
+    ``index``'s pixels in an HDF5 shard written by ``ShardWriter``, in place: the file keeps
+    its size, as after silent disk or copy corruption. Returns the first flipped byte's offset."""
+
+    def flip(shard, index, count=64):
+        import h5py
+
+        with h5py.File(shard, "r") as f:
+            chunk = f["images"].id.get_chunk_info_by_coord((index, 0, 0, 0))
+        offset = chunk.byte_offset + (chunk.size - count) // 2
+        with open(shard, "r+b") as fh:
+            fh.seek(offset)
+            data = fh.read(count)
+            fh.seek(offset)
+            fh.write(bytes(b ^ 0xFF for b in data))
+        return offset
+
+    return flip

@@ -99,6 +99,18 @@ def test_train_errors_are_messages_not_tracebacks(toy_data_root, tmp_path, regis
     assert resume_nothing.exit_code == 1 and "no training run" in resume_nothing.output
 
 
+def test_training_stops_on_a_damaged_image(toy_data_root, tmp_path, registry, flip_image_bytes):
+    import shutil
+
+    root = shutil.copytree(toy_data_root, tmp_path / "data")
+    flip_image_bytes(root / "toyfaces" / "shard-train-00000.h5", 7)  # same size: opening it passes
+    result = run("train", "--datasets", "toyfaces", "--data", root, "--out", tmp_path / "r", "--iters", 40,
+                 "--batch-size", 4, "--workers", 1, "--save-every", 1000, *TINY)
+    assert result.exit_code == 1
+    assert "Error: dataset 'toyfaces': image 7 (train-007) of shard " in result.output
+    assert "Traceback" not in result.output and "Finished" not in result.output
+
+
 def test_import_checkpoint_then_translate_with_generator_only(tmp_path, registry):
     from starkit.models.reference_import import to_reference_state_dict
     from starkit.models.stargan import Generator

@@ -309,3 +309,19 @@ def test_to_model_input_range():
     assert x.min().item() == -1.0 and x.max().item() == 1.0
     reference = images.float() / 255.0 * 2 - 1  # ToTensor + Normalize(0.5, 0.5)
     assert torch.allclose(x, reference, atol=1e-6)
+
+
+def test_a_damaged_image_stops_the_loader_with_a_one_line_message(tmp_path, flip_image_bytes):
+    from starkit.data.shards import ShardError
+
+    path = make_dataset(tmp_path, "a", 8, BINARY)
+    flip_image_bytes(path / "shard-train-00000.h5", 5)
+    dataset = ShardImageDataset(path, augment=False)
+    for workers in (0, 1):  # raised here, and raised in a worker process and re-raised here
+        loader = JointLoader([dataset], batch_size=8, num_workers=workers)
+        with pytest.raises(ShardError) as caught:
+            next(loader)
+        loader.close()
+        message = str(caught.value)
+        assert message.startswith("dataset 'a': image 5 (img005) of shard "), message
+        assert "shard-train-00000.h5 is damaged" in message and "\n" not in message

@@ -156,6 +156,92 @@ def test_flipped_byte_is_caught_by_full_verification(tmp_path):
         DatasetStore.open(path, verify="full")
 
 
+def test_a_damaged_image_is_refused_on_read_naming_dataset_shard_and_image(tmp_path, flip_image_bytes):
+    path = write_store(tmp_path / "toy", {"train": 7})
+    shard = path / "shard-train-00001.h5"  # train images 3, 4, 5
+    size = shard.stat().st_size
+    flip_image_bytes(shard, 1)  # train image 4
+    assert shard.stat().st_size == size
+    store = DatasetStore.open(path)  # same size and record counts: the cheap checks pass
+    for i in (0, 1, 2, 3, 5, 6):
+        assert np.array_equal(store.read_image_labels("train", i)[0], _image(i))
+    damaged = r"dataset 'toy': image 1 \(train-4\.jpg\) of shard \S*shard-train-00001\.h5 is damaged"
+    with pytest.raises(ShardError, match=damaged):
+        store.read_image_labels("train", 4)  # the training path
+    with pytest.raises(ShardError, match=damaged):
+        store.read("train", 4)
+    store.close()
+
+
+def test_a_damaged_compressed_image_is_refused_too(tmp_path, flip_image_bytes):
+    path = write_store(tmp_path / "toy", {"train": 3}, compression="lzf")
+    flip_image_bytes(path / "shard-train-00000.h5", 2, count=8)
+    store = DatasetStore.open(path)
+    with pytest.raises(ShardError, match=r"shard-train-00000\.h5.* image 2|image 2 .*shard-train-00000\.h5"):
+        store.read_image_labels("train", 2)
+    store.close()
+
+
+def test_damaged_labels_are_refused_when_the_shard_opens(tmp_path):
+    import h5py
+
+    path = write_store(tmp_path / "toy", {"train": 3})
+    shard = path / "shard-train-00000.h5"
+    with h5py.File(shard, "r") as f:
+        offset = f["labels"].id.get_chunk_info_by_coord((0, 0)).byte_offset
+    data = bytearray(shard.read_bytes())
+    data[offset] ^= 0x01  # a 0 label becomes 1: still a valid label, silently wrong
+    shard.write_bytes(bytes(data))
+    store = DatasetStore.open(path)
+    with pytest.raises(ShardError, match=r"dataset 'toy': the labels in shard \S*shard-train-00000\.h5 are damaged"):
+        store.read_image_labels("train", 0)
+
+
+def downgrade_to_version_1(path: Path) -> Path:
+    """Rewrite a store as starkit wrote them before images carried checksums (format version 1):
+    no checksums dataset or attributes in the shards, none in the manifest."""
+    import h5py
+
+    manifest = json.loads((path / MANIFEST_NAME).read_text())
+    for entry in manifest["shards"]:
+        shard = path / entry["file"]
+        with h5py.File(shard, "a") as f:
+            del f["checksums"]
+            del f.attrs["labels_checksum"], f.attrs["checksum"]
+            f.attrs["format_version"] = 1
+        entry["sha256"], entry["bytes"] = file_sha256(shard), shard.stat().st_size
+    manifest["format_version"] = 1
+    del manifest["image_checksum"]
+    atomic_write_text(path / MANIFEST_NAME, json.dumps(manifest))
+    return path
+
+
+def test_version_1_stores_still_load_unchecked(tmp_path):
+    path = downgrade_to_version_1(write_store(tmp_path / "toy", {"train": 4}))
+    store = DatasetStore.open(path, verify="full")
+    assert not store.check_images
+    for i in range(4):
+        assert np.array_equal(store.read_image_labels("train", i)[0], _image(i))
+    assert store.labels("train").tolist() == [_labels(i) for i in range(4)]
+    store.close()
+
+
+def test_new_stores_are_version_2_with_a_checksum_per_image(tmp_path):
+    import h5py
+
+    from starkit.data.shards import image_checksum
+
+    path = write_store(tmp_path / "toy", {"train": 2})
+    manifest = json.loads((path / MANIFEST_NAME).read_text())
+    assert (manifest["format_version"], manifest["image_checksum"]) == (2, "xxh3_64")
+    with h5py.File(path / "shard-train-00000.h5", "r") as f:
+        assert f["checksums"][:].tolist() == [image_checksum(_image(0)), image_checksum(_image(1))]
+    manifest["format_version"] = 3
+    atomic_write_text(path / MANIFEST_NAME, json.dumps(manifest))
+    with pytest.raises(ShardError, match="format_version 3 is not supported .*versions 1, 2"):
+        DatasetStore.open(path)
+
+
 def test_unknown_split_lists_valid_ones(tmp_path):
     store = DatasetStore.open(write_store(tmp_path / "toy", {"train": 2, "test": 1}))
     with pytest.raises(ShardError, match="no split 'val'; splits: train, test"):

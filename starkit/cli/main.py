@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "plugins_cmd",
     "datasets_cmd",
     "add_dataset_cmd",
+    "verify_cmd",
     "train_cmd",
     "translate_cmd",
     "import_checkpoint_cmd",

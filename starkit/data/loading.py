@@ -290,6 +290,20 @@ class _RoundRobinBatches:
             step += 1
 
 
+def _unwrapped(exc: StarkitError) -> StarkitError:
+    """``exc`` with the message it was raised with in a DataLoader worker.
+
+    torch re-raises a worker's exception in this process with a new message: "Caught ... in
+    DataLoader worker process N", then the worker's whole traceback. Users get the original
+    one-line message, as from an error raised here."""
+    text = str(exc)
+    marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    at = text.rfind(marker)
+    if not text.startswith("Caught ") or at < 0:
+        return exc
+    return type(exc)(text[at + len(marker) :].strip())
+
+
 def _start_workers(loader: DataLoader) -> Iterator[Any]:
     """``iter(loader)``, with the parent's objects frozen for the garbage collector while the
     worker processes fork.
@@ -393,7 +407,10 @@ class JointLoader:
         if self._iter is None:
             self._sampler.start = self._step
             self._iter = _start_workers(self._loader)
-        d, batch = next(self._iter)
+        try:
+            d, batch = next(self._iter)
+        except StarkitError as exc:  # e.g. a damaged image: training stops, saying which
+            raise _unwrapped(exc) from None
         self._step += 1
         return d, batch
 
