@@ -17,12 +17,17 @@ the inputs carry no labels, so they are estimated:
 Explicit ``source_labels`` win over the discriminator's predictions.
 
 A target from another dataset (``rafd:happy`` for a CelebA face) starts from that dataset's
-all-zero labels and uses its mask (paper §3.2). Inputs are centre-cropped to a square and
-resized to the model's image size.
+all-zero labels and uses its mask (paper §3.2). Inputs are decoded to 8-bit RGB
+(:func:`starkit.data.images.to_rgb8`), centre-cropped to their largest square and resized to
+the model's image size; :attr:`TranslateResult.inputs` records what was done to each, and
+:func:`preprocessing_summary` says it in a few lines. An input that cannot be decoded is
+skipped, listed in :attr:`TranslateResult.skipped` and in ``OUT/skipped.json``; the others are
+translated all the same.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +39,8 @@ from .errors import StarkitError
 from .labels import LabelError, LabelSpace
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: Written into the output folder when inputs were skipped: which, and why.
+SKIPPED_REPORT = "skipped.json"
 #: Which generator weights a checkpoint is translated with (see Translator.from_checkpoint).
 GENERATOR_WEIGHTS = ("auto", "ema", "raw")
 
@@ -91,12 +98,58 @@ def list_inputs(path: str | Path) -> list[Path]:
     raise TranslateError(f"--input {path}: no such file or folder")
 
 
+@dataclass(frozen=True)
+class InputRecord:
+    """What was done to one input before translation."""
+
+    path: Path
+    mode: str  # the file's PIL pixel mode ("RGB", "I;16", "RGBA", ...), converted to 8-bit RGB
+    original_size: tuple[int, int]  # width, height
+    crop_box: tuple[int, int, int, int]  # left, top, right, bottom in the original's pixels
+    size: int  # the model's image size: the crop was resized to size x size
+
+    @property
+    def crop_side(self) -> int:
+        return self.crop_box[2] - self.crop_box[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "mode": self.mode,
+            "original_size": list(self.original_size),
+            "crop_box": list(self.crop_box),
+            "resized_to": [self.size, self.size],
+        }
+
+
+@dataclass(frozen=True)
+class SkippedInput:
+    """An input that could not be translated, and why."""
+
+    path: Path
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": str(self.path), "reason": self.reason}
+
+
+def load_input(path: Path, size: int) -> tuple[np.ndarray, InputRecord]:
+    """An input as uint8 ``[size, size, 3]`` (largest centred square, bilinear resize) and the
+    record of what was done to it. Raises :class:`starkit.data.images.ImageError`."""
+    from .data.images import crop_box, decode_file_with_mode, prepare
+
+    image, mode = decode_file_with_mode(path)
+    box = crop_box(image.width, image.height, None)
+    record = InputRecord(Path(path), mode, (image.width, image.height), box, size)
+    return prepare(image, size, None), record
+
+
 def load_image(path: Path, size: int) -> np.ndarray:
-    """An input as uint8 ``[size, size, 3]``: largest centred square, bilinear resize."""
-    from .data.images import ImageError, decode_file, prepare
+    """An input as uint8 ``[size, size, 3]``; an unreadable file is a :class:`TranslateError`."""
+    from .data.images import ImageError
 
     try:
-        return prepare(decode_file(path), size, None)
+        return load_input(path, size)[0]
     except ImageError as exc:
         raise TranslateError(f"{path}: {exc}") from None
 
@@ -223,6 +276,9 @@ class TranslateResult:
     grid: Path | None = None
     source_dataset: str = ""
     source_labels: str = ""  # "discriminator", "given" or "zeros"
+    inputs: list[InputRecord] = field(default_factory=list)  # the translated inputs, in order
+    skipped: list[SkippedInput] = field(default_factory=list)  # unreadable inputs, with reasons
+    skipped_report: Path | None = None  # OUT/skipped.json, when inputs were skipped
 
 
 def translate_files(
@@ -239,8 +295,11 @@ def translate_files(
 ) -> TranslateResult:
     """Translate every image of ``inputs`` (files or folders) to every target and write
     ``out_dir/<stem>__<target-slug>.png``; with ``grid``, also ``out_dir/grid.png`` (rows:
-    inputs; columns: the input, then each target)."""
-    from .training.samples import render_grid, save_png, to_uint8_images
+    inputs; columns: the input, then each target).
+
+    An input that cannot be decoded is skipped and listed in the result and in
+    ``out_dir/skipped.json``; when no input at all could be read, :class:`TranslateError`."""
+    from .training.samples import render_grid, save_png
 
     space = translator.label_space
     source = source_dataset or space.names[0]
@@ -270,32 +329,153 @@ def translate_files(
     with Progress(console=console, disable=not progress) as bar:
         task = bar.add_task("translating", total=len(paths))
         for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            images = np.stack([load_image(p, translator.image_size) for p in chunk])
-            x = translator.to_input(images)
-            if given is not None:
-                labels = np.repeat(given[None], len(chunk), axis=0)
-            elif translator.D is not None:
-                labels = translator.predict_labels(x, source)
-            else:
-                labels = np.zeros((len(chunk), space.dataset(source).width), np.float32)
-            columns = [images]
-            for request, slug in zip(requests, slugs):
-                joint = np.stack([space.encode(*space.target(request, source, row)) for row in labels])
-                out = to_uint8_images(translator.translate(x, joint))
-                columns.append(out)
-                for k, image in enumerate(out):
-                    path = out_dir / f"{stems[start + k]}__{slug}.png"
-                    save_png(_pil(image), path)
-                    result.files.append(path)
-            if grid:
-                grid_rows.append(np.stack(columns, axis=1))
+            chunk = list(zip(paths[start : start + batch_size], stems[start : start + batch_size]))
+            images, chunk_stems = _load_chunk(chunk, translator.image_size, result)
+            if chunk_stems:
+                x = translator.to_input(images)
+                labels = _source_labels(translator, x, source, given)
+                columns = [images]
+                for request, slug in zip(requests, slugs):
+                    out = _translate_to(translator, x, labels, request, source)
+                    columns.append(out)
+                    for stem, image in zip(chunk_stems, out):
+                        result.files.append(save_png(_pil(image), out_dir / f"{stem}__{slug}.png"))
+                if grid:
+                    grid_rows.append(np.stack(columns, axis=1))
             bar.advance(task, len(chunk))
+    result.skipped_report = _write_skipped_report(out_dir, result.skipped)
+    if not result.inputs:
+        raise TranslateError(_nothing_translated(result.skipped, result.skipped_report))
     if grid:
         tiles = np.concatenate(grid_rows)
         titles = [["input"]] + requests  # one request per line
-        result.grid = save_png(render_grid(tiles, titles, row_titles=[p.name for p in paths]), out_dir / "grid.png")
+        row_titles = [r.path.name for r in result.inputs]
+        result.grid = save_png(render_grid(tiles, titles, row_titles=row_titles), out_dir / "grid.png")
     return result
+
+
+def _load_chunk(chunk: Sequence[tuple[Path, str]], size: int, result: TranslateResult) -> tuple[np.ndarray, list[str]]:
+    """Decode a batch of inputs; the unreadable ones go to ``result.skipped``, the others'
+    records to ``result.inputs``. Returns the images and the output stems of those read."""
+    from .data.images import ImageError
+
+    images, stems = [], []
+    for path, stem in chunk:
+        try:
+            image, record = load_input(path, size)
+        except ImageError as exc:
+            result.skipped.append(SkippedInput(path, str(exc)))
+            continue
+        images.append(image)
+        stems.append(stem)
+        result.inputs.append(record)
+    return (np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)), stems
+
+
+def _source_labels(translator: Translator, x: Any, source: str, given: np.ndarray | None) -> np.ndarray:
+    """Each input's labels of the source dataset (``x``: the model's inputs): given,
+    predicted by D, or all zero."""
+    if given is not None:
+        return np.repeat(given[None], len(x), axis=0)
+    if translator.D is not None:
+        return translator.predict_labels(x, source)
+    return np.zeros((len(x), translator.label_space.dataset(source).width), np.float32)
+
+
+def _translate_to(translator: Translator, x: Any, labels: np.ndarray, request: list[str], source: str) -> np.ndarray:
+    """uint8 translations of the model inputs ``x`` (source labels ``labels``) to ``request``."""
+    from .training.samples import to_uint8_images
+
+    space = translator.label_space
+    joint = np.stack([space.encode(*space.target(request, source, row)) for row in labels])
+    return to_uint8_images(translator.translate(x, joint))
+
+
+# ---------------------------------------------------------------------------- reports
+def _write_skipped_report(out_dir: Path, skipped: Sequence[SkippedInput]) -> Path | None:
+    """``out_dir/skipped.json`` listing the skipped inputs; without any, an old list left by an
+    earlier run into the same folder is removed, so that it never describes this one."""
+    from .durable import atomic_write_text
+
+    path = out_dir / SKIPPED_REPORT
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return None
+    report = {"skipped_count": len(skipped), "skipped": [s.to_dict() for s in skipped]}
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    return path
+
+
+def skipped_lines(skipped: Sequence[SkippedInput], limit: int = 10) -> list[str]:
+    """``path: reason`` for the first ``limit`` skipped inputs, then how many more there are."""
+    lines = [f"{s.path}: {s.reason}" for s in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"... and {len(skipped) - limit:,} more")
+    return lines
+
+
+def _nothing_translated(skipped: Sequence[SkippedInput], report: Path | None) -> str:
+    listed = "; ".join(skipped_lines(skipped, limit=3))
+    return f"no input could be translated: all {len(skipped):,} are unreadable ({listed}; list: {report})"
+
+
+def _size(width: int, height: int) -> str:
+    return f"{width}\u00d7{height}"
+
+
+def _count(n: int) -> str:
+    return f"{n:,} input{'s' if n != 1 else ''}"
+
+
+def _preprocessing_kind(record: InputRecord) -> tuple[bool, str]:
+    """(cropped?, "resized" / "enlarged" / "" for no resize)."""
+    side, size = record.crop_side, record.size
+    resize = "" if side == size else ("enlarged" if side < size else "resized")
+    return record.original_size != (side, side), resize
+
+
+def _describe(kind: tuple[bool, str], size: int, original: str | None, square: str | None) -> str:
+    """``"cropped 1932x782 to 782x782 and resized to 32x32"``; without ``original`` (inputs of
+    several sizes) ``"cropped to their centred square and resized to 32x32"``."""
+    cropped, resize = kind
+    parts = []
+    if cropped:
+        parts.append(f"cropped {original} to {square}" if original else "cropped to their centred square")
+    if resize:
+        parts.append(f"{resize} {original + ' ' if original and not cropped else ''}to {_size(size, size)}")
+    return " and ".join(parts)
+
+
+def preprocessing_summary(records: Sequence[InputRecord]) -> list[str]:
+    """One line per kind of preprocessing the inputs went through, not one per input: crop and
+    resize (``"1 input: cropped 1932x782 to 782x782 and resized to 32x32, the model's size"``),
+    then each pixel mode converted to 8-bit RGB. Inputs already at the model's size get none."""
+    from .data.images import ALPHA_MODES
+
+    groups: dict[tuple[bool, str], list[InputRecord]] = {}
+    for r in records:
+        kind = _preprocessing_kind(r)
+        if kind != (False, ""):
+            groups.setdefault(kind, []).append(r)
+    lines = []
+    for kind, group in groups.items():
+        sizes = sorted({r.original_size for r in group}, key=lambda wh: (wh[0] * wh[1], wh))
+        size = group[0].size
+        if len(sizes) == 1:
+            side = group[0].crop_side
+            head, what = _count(len(group)), _describe(kind, size, _size(*sizes[0]), _size(side, side))
+        else:
+            span = f"{_size(*sizes[0])} to {_size(*sizes[-1])}"
+            head, what = f"{_count(len(group))} of {len(sizes):,} sizes ({span})", _describe(kind, size, None, None)
+        lines.append(f"{head}: {what}, the model's size")
+    modes: dict[str, int] = {}
+    for r in records:
+        if r.mode != "RGB":
+            modes[r.mode] = modes.get(r.mode, 0) + 1
+    for mode, n in sorted(modes.items()):
+        alpha = ", transparency composited over white" if mode in ALPHA_MODES else ""
+        lines.append(f"{_count(n)} of pixel mode {mode}: converted to 8-bit RGB{alpha}")
+    return lines
 
 
 def _complete_row(space: LabelSpace, dataset: str) -> np.ndarray:

@@ -26,7 +26,8 @@ def write_png(path: Path, samples: np.ndarray, color_type: int) -> Path:
     rows = samples.astype(">u2").reshape(height, -1)
     raw = b"".join(b"\x00" + row.tobytes() for row in rows)
     ihdr = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
     return path
 
 

@@ -3,6 +3,9 @@ without a discriminator, and importing the reference implementation's generator.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,9 +16,11 @@ from starkit.labels import LabelError, LabelSpace
 from starkit.training import train
 from starkit.training.checkpoint import CheckpointError, load_checkpoint
 from starkit.translate import (
+    InputRecord,
     TranslateError,
     Translator,
     parse_source_labels,
+    preprocessing_summary,
     target_slug,
     translate_files,
 )
@@ -221,3 +226,118 @@ def test_import_errors_name_the_problem(reference_generator, tmp_path):
     with pytest.raises(StarkitError, match="missing.ckpt"):
         import_reference_generator(tmp_path / "missing.ckpt", tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+# ---------------------------------------------------------------------- unreadable inputs, preprocessing
+def _translate_cli(*args):
+    from click.testing import CliRunner
+
+    from starkit.cli.main import cli
+
+    return CliRunner().invoke(cli, ["translate", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture
+def mixed_inputs(tmp_path):
+    """Two good images (16x16 and a 1932x782 JPEG) and three bad ones: an empty PNG, text
+    named .png and a truncated JPEG."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / "small.png")
+    Image.fromarray(rng.integers(0, 255, (782, 1932, 3), dtype=np.uint8)).save(folder / "wide.jpg")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image")
+    data = (folder / "wide.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def test_cli_translates_the_readable_inputs_and_lists_the_others(trained_run, mixed_inputs, tmp_path):
+    out = tmp_path / "out"
+    result = _translate_cli("--run", trained_run, "--input", mixed_inputs, "--to", "Blond_Hair", "--out", out,
+                            "--grid", "--device", "cpu", "--json")
+    assert result.exit_code == 3, result.output  # some inputs skipped: not 0, not an error's 1
+    report = json.loads(result.stdout)
+    assert sorted(Path(p).name for p in report["files"]) == ["small__Blond_Hair.png", "wide__Blond_Hair.png"]
+    assert all(Path(p).is_file() for p in report["files"]) and Path(report["grid"]).is_file()
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    assert set(reasons) == {"cut.jpg", "empty.png", "notes.png"}
+    assert "empty file" in reasons["empty.png"] and "no known image format" in reasons["notes.png"]
+    assert "truncated" in reasons["cut.jpg"]
+    assert report["skipped_report"] == str(out / "skipped.json")
+    assert json.loads((out / "skipped.json").read_text())["skipped"] == report["skipped"]
+    for name, reason in reasons.items():
+        assert f"{mixed_inputs / name}: {reason}" in result.stderr
+    # What was done to each input: keys added beside the documented ones.
+    assert {"files", "grid", "source_dataset", "source_labels"} <= set(report)
+    wide = next(r for r in report["inputs"] if r["path"].endswith("wide.jpg"))
+    assert wide == {"path": str(mixed_inputs / "wide.jpg"), "mode": "RGB", "original_size": [1932, 782],
+                    "crop_box": [575, 0, 1357, 782], "resized_to": [16, 16]}
+    note = "Note: 1 input: cropped 1932\u00d7782 to 782\u00d7782 and resized to 16\u00d716, the model's size"
+    assert result.stderr.count(note) == 1
+    assert "small.png" not in result.stderr  # already the model's size: nothing to say
+
+
+def test_a_clean_rerun_exits_0_and_removes_the_old_skipped_list(trained_run, mixed_inputs, tmp_path):
+    out = tmp_path / "out"
+    assert _translate_cli("--run", trained_run, "--input", mixed_inputs, "--to", "Male=0", "--out", out,
+                          "--device", "cpu").exit_code == 3
+    assert (out / "skipped.json").is_file()
+    for name in ("empty.png", "notes.png", "cut.jpg"):
+        (mixed_inputs / name).unlink()
+    result = _translate_cli("--run", trained_run, "--input", mixed_inputs, "--to", "Male=0", "--out", out,
+                            "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["skipped"] == [] and report["skipped_report"] is None
+    assert not (out / "skipped.json").exists()
+
+
+def test_no_readable_input_is_an_error_naming_them(trained_run, mixed_inputs, tmp_path):
+    for name in ("small.png", "wide.jpg"):
+        (mixed_inputs / name).unlink()
+    result = _translate_cli("--run", trained_run, "--input", mixed_inputs, "--to", "Male=0", "--out",
+                            tmp_path / "out", "--device", "cpu")
+    assert result.exit_code == 1
+    assert "Error: no input could be translated: all 3 are unreadable" in result.stderr
+    assert "empty.png: cannot decode image: empty file (0 bytes)" in result.stderr
+
+
+def test_a_16_bit_input_is_translated_from_its_scaled_pixels(tmp_path):
+    # G returns its input, so the output shows the pixels the model was given.
+    Image.fromarray(np.full((24, 24), 16448, np.uint16)).save(tmp_path / "gray16.png")  # 16448 / 257 = 64
+    translator = Translator(RecordingGenerator(), _two_dataset_space(), 16, torch.device("cpu"))
+    result = translate_files(translator, [tmp_path / "gray16.png"], ["Brown_Hair,Male"], tmp_path / "o")
+    with Image.open(result.files[0]) as im:
+        assert np.abs(np.asarray(im).astype(int) - 64).max() <= 1  # not clipped to white
+    assert result.inputs[0].mode == "I;16"
+    assert "1 input of pixel mode I;16: converted to 8-bit RGB" in preprocessing_summary(result.inputs)
+
+
+def test_preprocessing_summary_is_one_line_per_kind():
+    def record(w, h, mode="RGB", size=16):
+        side = min(w, h)
+        left, top = round((w - side) / 2), round((h - side) / 2)
+        return InputRecord(Path(f"{w}x{h}.png"), mode, (w, h), (left, top, left + side, top + side), size)
+
+    assert preprocessing_summary([record(1932, 782)] * 500) == [
+        "500 inputs: cropped 1932\u00d7782 to 782\u00d7782 and resized to 16\u00d716, the model's size"
+    ]
+    records = (
+        [record(1932, 782)] * 500
+        + [record(100, 80), record(640, 480), record(300, 200, "RGBA")]
+        + [record(64, 64)] * 2
+        + [record(8, 8, "I;16")]
+        + [record(20, 16)]
+        + [record(16, 16)] * 7
+    )
+    assert preprocessing_summary(records) == [
+        "503 inputs of 4 sizes (100\u00d780 to 1932\u00d7782): cropped to their centred square and resized to "
+        "16\u00d716, the model's size",
+        "2 inputs: resized 64\u00d764 to 16\u00d716, the model's size",
+        "1 input: enlarged 8\u00d78 to 16\u00d716, the model's size",
+        "1 input: cropped 20\u00d716 to 16\u00d716, the model's size",
+        "1 input of pixel mode I;16: converted to 8-bit RGB",
+        "1 input of pixel mode RGBA: converted to 8-bit RGB, transparency composited over white",
+    ]

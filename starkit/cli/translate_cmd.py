@@ -7,6 +7,9 @@ import click
 from .options import weights_option
 from .output import console, print_json
 
+#: Exit status when some inputs were translated and others skipped as unreadable (errors: 1).
+EXIT_SKIPPED = 3
+
 
 @click.command("translate")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Run directory (uses checkpoints/latest.pt).")
@@ -43,7 +46,9 @@ def command(
 
     Each --to changes the inputs' labels: `Blond_Hair` sets a one-hot member, `Male=0` a
     binary attribute, `rafd:happy` uses another dataset's labels through its mask vector.
-    Writes OUT/<stem>__<target>.png for every input and target.
+    Writes OUT/<stem>__<target>.png for every input and target. Inputs are centre-cropped to
+    a square and resized to the model's size (said once per kind on stderr). Unreadable inputs
+    are skipped, listed on stderr and in OUT/skipped.json, and the exit status is then 3.
     """
     from ..translate import Translator, translate_files
 
@@ -65,6 +70,7 @@ def command(
         progress=not as_json,
         console=console,
     )
+    _report_inputs(result)
     if as_json:
         print_json(
             {
@@ -72,9 +78,30 @@ def command(
                 "grid": str(result.grid) if result.grid else None,
                 "source_dataset": result.source_dataset,
                 "source_labels": result.source_labels,
+                "inputs": [r.to_dict() for r in result.inputs],
+                "skipped": [s.to_dict() for s in result.skipped],
+                "skipped_report": str(result.skipped_report) if result.skipped_report else None,
             }
         )
-        return
-    how = {"discriminator": "predicted by the discriminator", "given": "as given", "zeros": "all zero (no discriminator)"}
-    console.print(f"Source labels ({result.source_dataset}): {how[result.source_labels]}")
-    console.print(f"Wrote {len(result.files)} images to {out}" + (f"; grid: {result.grid}" if result.grid else ""))
+    else:
+        how = {"discriminator": "predicted by the discriminator", "given": "as given",
+               "zeros": "all zero (no discriminator)"}
+        console.print(f"Source labels ({result.source_dataset}): {how[result.source_labels]}")
+        console.print(f"Wrote {len(result.files)} images to {out}" + (f"; grid: {result.grid}" if result.grid else ""))
+    if result.skipped:
+        raise click.exceptions.Exit(EXIT_SKIPPED)
+
+
+def _report_inputs(result) -> None:
+    """On stderr (stdout may be JSON): what was done to the inputs, once per kind, and which
+    were skipped."""
+    from ..translate import preprocessing_summary, skipped_lines
+
+    for line in preprocessing_summary(result.inputs):
+        click.echo(f"Note: {line}", err=True)
+    if result.skipped:
+        n = len(result.skipped)
+        click.secho(f"Skipped {n:,} unreadable input{'s' if n != 1 else ''} (list: {result.skipped_report}):",
+                    fg="yellow", err=True)
+        for line in skipped_lines(result.skipped):
+            click.echo(f"  {line}", err=True)
