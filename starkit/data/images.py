@@ -115,7 +115,7 @@ def to_rgb8(image: Any) -> Any:
     """
     mode = image.mode
     if mode in SIXTEEN_BIT_MODES or mode == "I":
-        return _gray_to_rgb(_scale_to_uint8(np.asarray(image), 65535))
+        return _gray_to_rgb(_sixteen_bit_to_uint8(np.asarray(image)))
     if mode == "F":
         return _gray_to_rgb(_float_to_uint8(np.asarray(image)))
     if mode in ("P", "L", "RGB") and "transparency" in image.info:
@@ -130,6 +130,13 @@ def to_rgb8(image: Any) -> Any:
         return image.convert("RGB")
     except ValueError:
         raise ImageError(f"unsupported pixel mode {mode!r}") from None
+
+
+def _sixteen_bit_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Integers ``0..65535`` -> ``0..255``, rounded to nearest in exact integer arithmetic;
+    values outside the range are clipped."""
+    wide = np.clip(values, 0, 65535).astype(np.uint32)
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def _scale_to_uint8(values: np.ndarray, top: float) -> np.ndarray:
@@ -148,7 +155,7 @@ def _float_to_uint8(values: np.ndarray) -> np.ndarray:
 def _gray_to_rgb(gray: np.ndarray) -> Any:
     from PIL import Image
 
-    return Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2), "RGB")
+    return Image.fromarray(gray, "L").convert("RGB")
 
 
 def _over_background(rgba: Any) -> Any:
