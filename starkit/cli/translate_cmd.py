@@ -27,7 +27,8 @@ EXIT_SKIPPED = 3
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per forward pass.")
 @weights_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the written files, what was done to each input and the skipped inputs as JSON.")
 def command(
     run_dir: str | None,
     checkpoint: str | None,
