@@ -418,29 +418,6 @@ def test_an_ignored_sigint_stays_ignored(toy_data_root, tmp_path, registry, sigi
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
-def test_tensorboard_scalars_when_available(toy_data_root, tmp_path, registry, monkeypatch):
-    import sys
-    import types
-
-    scalars = []
-
-    class FakeWriter:
-        def __init__(self, logdir, purge_step=None):
-            self.logdir = logdir
-
-        def add_scalar(self, key, value, step):
-            scalars.append((key, step))
-
-        def close(self):
-            pass
-
-    module = types.ModuleType("torch.utils.tensorboard")
-    module.SummaryWriter = FakeWriter
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", module)
-    train(tmp_path / "run", tiny_config(toy_data_root, iters=4, log_every=2), registry=registry, progress=False)
-    assert ("D/loss_gp", 2) in scalars and ("lr/G", 4) in scalars and ("images_per_sec", 4) in scalars
-
-
 # ---------------------------------------------------------------------------- stale shards
 def test_a_dataset_built_with_another_spec_version_gets_a_note(toy_data_root, tmp_path):
     from dataclasses import replace

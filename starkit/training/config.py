@@ -96,6 +96,8 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
                 at_least(1), resumable=True),
     ConfigField("save_every", 10_000, int, "iterations between kept checkpoints (0: only latest.pt)",
                 at_least(0), resumable=True),
+    ConfigField("tensorboard", True, bool, "also write the metrics and sample grids to tensorboard/",
+                resumable=True),
     # How the step is computed (starkit.training.fast); none changes what is trained beyond
     # rounding, so all may change on resume. "auto" resolves per device.
     ConfigField("precision", "auto", str, "autocast dtype: auto, fp32 or bf16", one_of(*PRECISIONS),

@@ -2,8 +2,8 @@
 
 Each step's losses stay on the device as tensors; at a logging point they are stacked, averaged
 over processes, copied to the host once, checked for NaN/inf, averaged over the interval and
-written to ``metrics.jsonl`` (always) and TensorBoard (when installed). One host sync per
-interval instead of one per loss per step.
+written to ``metrics.jsonl`` (always) and TensorBoard (unless the run's ``tensorboard`` key is
+false). One host sync per interval instead of one per loss per step.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import StarkitError
 
@@ -75,15 +75,26 @@ class LossMeter:
 
 
 class MetricsWriter:
-    """``metrics.jsonl`` (one JSON object per logging point) and, when ``tensorboard`` is
-    installed, TensorBoard scalars under ``tensorboard/``."""
+    """``metrics.jsonl`` (one JSON object per logging point) and, with ``tensorboard``, the
+    same scalars and the sample grids as TensorBoard events under ``tensorboard/``
+    (:class:`~starkit.training.tensorboard_log.TensorBoardLog`: a failure there only warns)."""
 
-    def __init__(self, run_dir: Path, resume_from: int | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        resume_from: int | None = None,
+        tensorboard: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ):
         self.path = run_dir / "metrics.jsonl"
         if resume_from is not None:
             self._truncate_after(resume_from)
         self._file = open(self.path, "a", encoding="utf-8")
-        self._tb = _tensorboard_writer(run_dir / "tensorboard", purge_step=resume_from)
+        self._tb = None
+        if tensorboard:
+            from .tensorboard_log import TensorBoardLog
+
+            self._tb = TensorBoardLog(run_dir / "tensorboard", resume_from, warn or _warn)
 
     def _truncate_after(self, iteration: int) -> None:
         """Drop records past ``iteration``: a resumed run redoes those iterations."""
@@ -105,19 +116,27 @@ class MetricsWriter:
         self._file.write(json.dumps(line, sort_keys=True) + "\n")
         self._file.flush()
         if self._tb is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._tb.add_scalar(key, value, iteration)
+            self._tb.scalars(iteration, record)
+
+    def add_image(self, png: Path, iteration: int) -> None:
+        """A sample grid saved as ``png``, for TensorBoard's image tab."""
+        if self._tb is not None:
+            self._tb.image(png, iteration)
+
+    def flush(self) -> None:
+        """Push buffered TensorBoard events to disk (at checkpoints: what a resume keeps)."""
+        if self._tb is not None:
+            self._tb.flush()
 
     def close(self) -> None:
-        self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        try:
+            self._file.close()
+        finally:
+            if self._tb is not None:
+                self._tb.close()
 
 
-def _tensorboard_writer(folder: Path, purge_step: int | None):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional; metrics.jsonl is always written
-        return None
-    return SummaryWriter(str(folder), purge_step=purge_step)
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -44,12 +43,12 @@ from .checkpoint import (
 )
 from .device import Runtime, rank_seed, seed_everything
 from .metrics import LossMeter, MetricsWriter, TrainingDiverged
+from .progress_line import PlainProgress, key_losses
+from .progress_line import format_losses as _format_losses
 from .schedule import lr_at
 from .step import StepRunner, set_learning_rates
 
 LATEST = "latest.pt"
-#: Seconds between plain progress lines when the output is not a terminal.
-PLAIN_LOG_SECONDS = 30.0
 
 #: ``callback(trainer)`` runs after every iteration (``trainer.iteration`` iterations done).
 Callback = Callable[["Trainer"], None]
@@ -152,7 +151,7 @@ class Trainer:
         self._resumed_from: int | None = None
         self._pending_rng: Mapping[str, Any] | None = None
         self._in_step = False
-        self._last_line = -float("inf")
+        self._plain: PlainProgress | None = None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -264,7 +263,8 @@ class Trainer:
         elif self._resumed_from is not None:  # more processes than the saved run had
             self._fresh_random_streams()
         meter = LossMeter()
-        writer = MetricsWriter(self.run_dir, self._resumed_from) if self.runtime.is_main else None
+        self._plain = PlainProgress(total, self.iteration)
+        writer = self._metrics_writer() if self.runtime.is_main else None
         progress = self._progress()
         task = progress.add_task("training", total=total, completed=self.iteration, speed="", losses="")
         stop = _StopRequest(self.handle_sigint, self._say)
@@ -318,9 +318,13 @@ class Trainer:
             progress.update(task, speed=f"{speed:,.1f} img/s", losses=_format_losses(self.last_losses))
             self._log_line(n, speed, last)
         if sample_due:
-            self.write_samples()
+            grid = self.write_samples()
+            if writer is not None and grid is not None:
+                writer.add_image(grid, n)
         if latest_due:
             self.save(keep=keep_due)
+            if writer is not None:
+                writer.flush()  # a resume keeps TensorBoard's points up to this checkpoint
         return log_due
 
     def _stop_requested(self, local: bool, synchronised: bool) -> bool:
@@ -345,17 +349,27 @@ class Trainer:
         return TrainResult(self.run_dir, self.iteration, self.total, interrupted=True, checkpoint=self.latest_path)
 
     # ------------------------------------------------------------------ output
+    def _metrics_writer(self) -> MetricsWriter:
+        return MetricsWriter(self.run_dir, self._resumed_from, tensorboard=bool(self.config.get("tensorboard", True)),
+                             warn=self._warn)
+
     def _log_line(self, n: int, speed: float, last: bool) -> None:
-        """Without a terminal (batch jobs, ``nohup``) the progress bar draws nothing; print a
-        plain line at most every :data:`PLAIN_LOG_SECONDS` instead."""
-        if not self.show_progress or self.console is None or self.console.is_terminal:
+        """Without a terminal (batch jobs, ``nohup``, ``| tee``) the progress bar cannot redraw;
+        print a plain line with the ETA and a few key losses instead
+        (:class:`~starkit.training.progress_line.PlainProgress`)."""
+        if self._plain is None or not self.show_progress or self.console is None or self.console.is_terminal:
             return
-        now = time.monotonic()
-        if not last and now - self._last_line < PLAIN_LOG_SECONDS:
-            return
-        self._last_line = now
-        self.console.print(f"iteration {n}/{self.total} | {speed:,.1f} img/s | {_format_losses(self.last_losses)}",
-                           soft_wrap=True)
+        line = self._plain.line(n, speed, key_losses(self.last_losses, self.step.networks), last)
+        if line is not None:
+            self.console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    def _warn(self, message: str) -> None:
+        if self.console is None:
+            import warnings
+
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+        else:
+            self.console.print(f"Warning: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     def _existing_latest(self) -> Path | None:
         return self.latest_path if self.latest_path.exists() else None
@@ -369,7 +383,12 @@ class Trainer:
             self.console.print(message)
 
     def _progress(self):
-        return _training_progress(self.console, disable=not self.show_progress)
+        from rich import get_console
+
+        # Without a terminal the bar would be drawn once, at the end, into the log: the plain
+        # lines of _log_line stand in for it there.
+        terminal = (self.console or get_console()).is_terminal
+        return _training_progress(self.console, disable=not (self.show_progress and terminal))
 
 
 def _training_progress(console: Any, disable: bool):
@@ -395,12 +414,3 @@ def _training_progress(console: Any, disable: bool):
         console=console,
         disable=disable,
     )
-
-
-def _format_losses(losses: Mapping[str, float]) -> str:
-    """``D real -1.20 fake 0.40 … | G fake … rec …`` from ``{"D/loss_real": …}``."""
-    parts: dict[str, list[str]] = {}
-    for name, value in losses.items():
-        net, _, rest = name.partition("/")
-        parts.setdefault(net, []).append(f"{rest.removeprefix('loss_')} {value:.3g}")
-    return " | ".join(f"{net} " + " ".join(items) for net, items in parts.items())
