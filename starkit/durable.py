@@ -5,6 +5,7 @@ sample grids and evaluation reports alike."""
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -28,9 +29,49 @@ def fsync_path(path: str | Path) -> None:
 
 
 def temp_sibling(path: str | Path) -> Path:
-    """A hidden temporary name next to ``path`` (same file system, so ``os.replace`` is atomic)."""
+    """A hidden temporary name next to ``path`` (same file system, so ``os.replace`` is atomic).
+    The writer's pid in the name lets :func:`remove_stale_temps` tell abandoned ones apart."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (where that cannot be told: True)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temporaries that :func:`atomic_open` left in ``folder`` when its writer was
+    killed (``kill -9``, power loss) and return them. Only files named like
+    :func:`temp_sibling`'s, and only those whose writer pid is no longer alive, are touched."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False) or pid_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:  # someone else cleaned it meanwhile
+            continue
+        removed.append(Path(entry.path))
+    return removed
 
 
 @contextmanager

@@ -9,7 +9,8 @@ Crash safety: everything is written into a hidden sibling ``.NAME.partial-<pid>`
 advisory lock; the manifest is written last, then the directory is renamed into place. A run
 that dies leaves only that hidden directory, which the next run finds unlocked and removes
 (a fresh build starts; nothing is resumed from it). An existing dataset is replaced only by a
-complete new one, and only with ``force``.
+complete new one, and only with ``force``. One ingestion at a time writes a target: it holds
+the lock file ``.NAME.lock`` beside it throughout (see :mod:`starkit.locking`).
 """
 
 from __future__ import annotations
@@ -148,6 +149,14 @@ def _lock(directory: Path) -> Any:
         fh.close()
         raise
     return fh
+
+
+def lock_dataset_folder(target: Path) -> Any:
+    """Lock ``target`` for one ingestion at a time, through the lock file ``.NAME.lock`` beside
+    it (the folder itself is replaced as a whole, so it cannot hold its own lock)."""
+    from ..locking import lock_folder
+
+    return lock_folder(target.with_name(f".{target.name}.lock"), f"dataset folder {target}")
 
 
 def clean_stale_partials(target: Path) -> list[Path]:
@@ -466,10 +475,14 @@ def ingest(
 
     target = Path(out_dir).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    removed = clean_stale_partials(target)
-    replace = check_target(target, force, progress, console)
-
-    decoder = _Decoder(workers, size, spec.crop)  # workers start before the lock exists
+    target_lock = lock_dataset_folder(target)  # held until the dataset is in place
+    try:
+        removed = clean_stale_partials(target)
+        replace = check_target(target, force, progress, console)
+        decoder = _Decoder(workers, size, spec.crop)  # workers start before the partial's lock exists
+    except BaseException:
+        target_lock.release()
+        raise
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     sink = _Sink(partial, size, columns, shard_size, compression)
     lock = None
@@ -539,6 +552,7 @@ def ingest(
     finally:
         if lock is not None:
             lock.close()
+        target_lock.release()
 
     return IngestResult(
         path=target,

@@ -6,19 +6,22 @@
     result = train("runs/joint", {"datasets": ["celeba", "rafd"], "data_root": "data", "iters": 1000})
 
 The run directory holds ``config.json`` (the resolved config, data root and starkit version),
-``label_space.json``, ``metrics.jsonl``, ``checkpoints/`` and ``samples/``.
+``label_space.json``, ``metrics.jsonl``, ``checkpoints/`` and ``samples/``. While a process
+trains in it, the folder is locked (``.starkit.lock``, see :func:`hold_run_dir`): a second
+``starkit train`` on it is refused with the first one's pid.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .. import __version__
-from ..durable import atomic_write_text
+from ..durable import atomic_write_text, remove_stale_temps
 from ..errors import StarkitError
 from ..labels import LabelSpace
 from ..model_family import ModelFamily
@@ -44,6 +47,8 @@ class RunSetup:
     label_space: LabelSpace
     resume_from: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: The run folder's state when it was read (``run_dir_fingerprint``); None: not checked.
+    fingerprint: tuple | None = None
 
     def close(self) -> None:
         for store in self.stores:
@@ -145,6 +150,7 @@ def prepare_run(
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"--out {run_dir}: exists and is not a folder")
+    fingerprint = run_dir_fingerprint(run_dir)  # before reading: a later change is then seen
     overrides = dict(overrides or {})
     file_values = load_config_file(config_file) if config_file is not None else {}
     latest = run_dir / "checkpoints" / LATEST
@@ -186,7 +192,8 @@ def prepare_run(
         for store in stores:
             store.close()
         raise
-    return RunSetup(run_dir, config, family, stores, space, latest if resume and latest.is_file() else None, notes)
+    return RunSetup(run_dir, config, family, stores, space, latest if resume and latest.is_file() else None, notes,
+                    fingerprint=fingerprint)
 
 
 def plan(setup: RunSetup) -> dict[str, Any]:
@@ -245,6 +252,55 @@ def stale_dataset_notes(stores: Sequence[Any], registry: Any = None) -> list[str
     return notes
 
 
+def run_dir_fingerprint(run_dir: Path) -> tuple:
+    """The identity of the run's ``config.json`` and ``checkpoints/latest.pt`` (None for a
+    missing one): if it differs once the folder is locked, another process trained meanwhile."""
+    states = []
+    for path in (run_dir / CONFIG_NAME, run_dir / "checkpoints" / LATEST):
+        try:
+            st = path.stat()
+        except OSError:
+            states.append(None)
+        else:
+            states.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(states)
+
+
+@contextmanager
+def hold_run_dir(setup: RunSetup) -> Iterator[Any]:
+    """Lock the run folder while this process trains in it (see :mod:`starkit.locking`) and
+    clean up the temporaries a killed run left there.
+
+    Under torchrun only rank 0 takes the lock: it alone writes the folder, and the ranks of
+    one job must not turn each other away. A second job's rank 0 is refused, and torchrun
+    then stops that job's other ranks."""
+    from ..locking import RUN_LOCK_NAME, lock_folder
+
+    if os.environ.get("RANK", "0") != "0":
+        yield None
+        return
+    run_dir = setup.run_dir
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with lock_folder(run_dir / RUN_LOCK_NAME, f"run folder {run_dir}") as lock:
+            if setup.fingerprint is not None and run_dir_fingerprint(run_dir) != setup.fingerprint:
+                raise RunDirError(
+                    f"{run_dir} changed while this command was starting (another `starkit train` wrote to it); "
+                    "run the command again"
+                )
+            for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples"):
+                remove_stale_temps(folder)
+            yield lock
+    except BaseException:
+        if created:  # a run refused before writing anything leaves no empty folder behind
+            try:
+                run_dir.rmdir()
+            except OSError:  # not empty: something was written, keep it
+                pass
+        raise
+
+
 def _write_run_files(setup: RunSetup) -> None:
     run_dir = setup.run_dir
     for sub in ("", "checkpoints", "samples"):
@@ -279,19 +335,21 @@ def run_setup(
     console: Any = None,
     handle_sigint: bool = True,
 ) -> TrainResult:
-    """Build the runtime, step, loader and :class:`Trainer` for ``setup`` and run it."""
+    """Lock the run folder, build the runtime, step, loader and :class:`Trainer` for
+    ``setup`` and run it."""
     from .device import init_runtime
 
-    runtime = init_runtime(setup.config["device"])
-    try:
-        result = _run_on(runtime, setup, callbacks, progress, console, handle_sigint)
-    except BaseException:
-        runtime.shutdown(clean=False)
-        raise
-    # _run_on's frame is gone, so the DistributedDataParallel wrappers (which hold the process
-    # group) are freed before the group is left; a group torn down during interpreter shutdown
-    # instead aborts the process ("terminate called without an active exception").
-    runtime.shutdown()
+    with hold_run_dir(setup):
+        runtime = init_runtime(setup.config["device"])
+        try:
+            result = _run_on(runtime, setup, callbacks, progress, console, handle_sigint)
+        except BaseException:
+            runtime.shutdown(clean=False)
+            raise
+        # _run_on's frame is gone, so the DistributedDataParallel wrappers (which hold the process
+        # group) are freed before the group is left; a group torn down during interpreter shutdown
+        # instead aborts the process ("terminate called without an active exception").
+        runtime.shutdown()
     return result
 
 
