@@ -208,7 +208,7 @@ def test_weight_files_of_the_wrong_network_or_missing_are_refused(tmp_path):
     with pytest.raises(metrics.MetricWeightsError, match="not a torchvision inception_v3 state dict"):
         metrics.InceptionFeatures(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
-    with pytest.raises(metrics.MetricWeightsError, match="cannot read"):
+    with pytest.raises(metrics.MetricWeightsError, match="junk.pt is not a torchvision alexnet state dict: it is not a PyTorch file"):
         metrics.AlexNetDistance(tmp_path / "junk.pt")
     torch.save(alexnet(weights=None).state_dict(), tmp_path / "alexnet.pt")
     dist = metrics.AlexNetDistance(tmp_path / "alexnet.pt")
@@ -286,7 +286,7 @@ def test_loading_refuses_files_that_are_not_classifiers(tmp_path):
     with pytest.raises(ClassifierError, match="without a starkit format tag"):
         load_classifier(tmp_path / "plain.pt")
     (tmp_path / "text.pt").write_text("hello")
-    with pytest.raises(ClassifierError, match="cannot be read safely"):
+    with pytest.raises(ClassifierError, match="text.pt is not a starkit attribute classifier: it is not a PyTorch file"):
         load_classifier(tmp_path / "text.pt")
     # A pickled object that weights_only loading refuses: never executed.
     import pickle

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import StarkitError
 from ..labels import LabelError, LabelSpace
+from ..torch_files import read_tensor_file
 
 CLASSIFIER_FORMAT = "starkit.attribute_classifier"
 CLASSIFIER_VERSION = 1
@@ -198,18 +199,13 @@ def load_classifier(path: str | Path, device: Any = "cpu") -> AttributeClassifie
     """Read a classifier written by :func:`save_classifier` (``weights_only=True``: no code
     from the file runs). Anything else is refused with a :class:`ClassifierError` that says
     what the file is instead."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise ClassifierError(f"{path}: no such classifier file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - a foreign file may fail in any way; none is ours to show
-        raise ClassifierError(
-            f"{path} is not a starkit attribute classifier: it cannot be read safely "
-            f"({type(exc).__name__}). Train one with `starkit train-classifier`."
-        ) from None
+    data = read_tensor_file(
+        path, expected="a starkit attribute classifier", error=ClassifierError,
+        hint="Train one with `starkit train-classifier`.",
+    )
     tag = data.get("format") if isinstance(data, dict) else None
     if tag != CLASSIFIER_FORMAT:
         what = "a starkit training checkpoint (a generator, not a classifier)" if tag == "starkit.checkpoint" else (

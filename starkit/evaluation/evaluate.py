@@ -573,11 +573,11 @@ def _summary(datasets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def _checkpoint_facts(path: Path) -> dict[str, Any]:
     """Iteration and model family of a checkpoint, read memory-mapped (the weights stay on
     disk; the translator has loaded them already)."""
-    import torch
+    from ..torch_files import read_tensor_file
 
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - the translator has already validated the file
+        data = read_tensor_file(path, expected="a starkit checkpoint", mmap=True)
+    except StarkitError:  # the translator has already validated the file; facts are optional
         return {}
     return {"iteration": data.get("iteration"), "model": data.get("model")}
 

@@ -207,15 +207,12 @@ def frechet_distance(a: GaussianStats, b: GaussianStats, method: str = "auto") -
 
 # ------------------------------------------------------------------------------ feature networks
 def _load_state_dict(path: str | Path, what: str) -> dict:
-    import torch
+    from ..torch_files import read_tensor_file
 
     p = Path(path)
     if not p.is_file():
         raise MetricWeightsError(f"{p}: {what} weight file not found")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise MetricWeightsError(f"{p}: cannot read {what} weights ({type(exc).__name__}: {exc})") from None
+    state = read_tensor_file(p, expected=f"a torchvision {what} state dict", error=MetricWeightsError)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import StarkitError
+from ..torch_files import read_tensor_file
 from . import DEFAULT_MODEL_CONFIG
 from .stargan import Discriminator, Generator, InstanceNorm, count_parameters
 
@@ -266,13 +267,10 @@ def load_reference_checkpoint(path: str | Path, which: str = "G") -> tuple[dict[
     path = Path(path)
     if not path.is_file():
         raise ReferenceCheckpointError(f"{path}: no such checkpoint file")
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file becomes one clear message
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ReferenceCheckpointError(
-            f"{path}: cannot read it as a PyTorch state dict (torch.load with weights_only=True): {detail}"
-        ) from None
+    state_dict = read_tensor_file(
+        path, expected="a reference StarGAN checkpoint (a state dict of tensors, such as the authors' <iter>-G.ckpt)",
+        error=ReferenceCheckpointError,
+    )
     return convert_reference_state_dict(state_dict, which, source=path)
 
 

@@ -25,9 +25,7 @@ half-written file.
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,6 +33,7 @@ import numpy as np
 
 from ..durable import atomic_open, fsync_path, temp_sibling
 from ..errors import StarkitError
+from ..torch_files import read_tensor_file
 
 CHECKPOINT_FORMAT = "starkit.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -105,29 +104,38 @@ def publish_copy(src: str | Path, dst: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- reading
+_REFERENCE_HINT = "For the reference StarGAN weights (<iter>-G.ckpt) use `starkit import-checkpoint`."
+
+
+def describe_payload(data: Any) -> str:
+    """What a PyTorch file holds, for an error saying it is not the expected starkit file."""
+    import torch
+
+    if not isinstance(data, dict):
+        return f"a PyTorch file holding a {type(data).__name__}"
+    tag = data.get("format")
+    if isinstance(tag, str):
+        return f"a file with the format tag {tag!r}"
+    if data and all(isinstance(v, torch.Tensor) for v in data.values()):
+        return "a plain state dict (names -> tensors)"
+    return "a PyTorch file holding a dict"
+
+
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Read and check a starkit checkpoint (``weights_only=True``: no code runs).
 
     Raises :class:`CheckpointError` naming ``path`` when the file is missing, unreadable, not
     a starkit checkpoint, or from a newer starkit."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
-        # torch's own message advises weights_only=False, which is exactly what not to do here.
-        raise CheckpointError(
-            f"{path} is not a starkit checkpoint: it cannot be read as a PyTorch file holding only "
-            f"tensors and plain values ({type(exc).__name__}). For the reference StarGAN weights "
-            "use `starkit import-checkpoint`."
-        ) from None
+    data = read_tensor_file(
+        path, expected="a starkit checkpoint", error=CheckpointError, hint=_REFERENCE_HINT, map_location=map_location
+    )
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"{path} is not a starkit checkpoint (no format tag {CHECKPOINT_FORMAT!r}). "
-            "For the reference StarGAN weights use `starkit import-checkpoint`."
+            f"{path} is not a starkit checkpoint: it is {describe_payload(data)}, without the format tag "
+            f"{CHECKPOINT_FORMAT!r}. {_REFERENCE_HINT}"
         )
     version = data.get("version")
     if not isinstance(version, int) or version > CHECKPOINT_VERSION:
