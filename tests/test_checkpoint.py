@@ -225,3 +225,95 @@ def test_resume_checks_the_label_space_and_extends_iterations(toy_data_root, tmp
         train(out, {"datasets": ["toyfaces"]}, resume=True, registry=registry)
     with pytest.raises(Exception, match="no training run"):
         train(tmp_path / "empty", {}, resume=True, registry=registry)
+
+
+# ---------------------------------------------------------------------------- never a non-finite state
+def test_non_finite_finds_nan_and_inf_and_not_finite_tensors_whose_norm_overflows():
+    from starkit.training.finite import describe, non_finite
+
+    named = [
+        ("G", "ok", torch.ones(3)),
+        ("G", "huge", torch.full((4,), 3e38)),  # finite, though the sum of its squares is not
+        ("G", "nan", torch.tensor([1.0, float("nan")])),
+        ("G", "empty", torch.zeros(0)),
+        ("D", "inf", torch.tensor([-float("inf")], dtype=torch.bfloat16)),
+        ("D", "count", torch.tensor(7)),  # integers are never non-finite
+    ]
+    bad = non_finite(named)
+    assert [(owner, name) for owner, name, _ in bad] == [("G", "nan"), ("D", "inf")]
+    assert describe(bad, named) == "G: 1 of 4 tensors (nan); D: 1 of 2 tensors (inf)"
+
+
+def test_state_tensors_cover_buffers_and_name_optimiser_state_by_parameter():
+    from starkit.training.finite import non_finite, state_tensors
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.randn(4, 2)).sum().backward()
+    opt.step()
+    named = state_tensors({"G": net}, {"G": opt})
+    names = {(owner, name) for owner, name, _ in named}
+    assert ("G", "1.running_var") in names and ("optimizer G", "exp_avg_sq of G.0.weight") in names
+    assert non_finite(named) == []
+    opt.state[net[0].weight]["exp_avg_sq"][0, 0] = float("nan")
+    net[1].running_mean.fill_(float("inf"))
+    assert {(o, n) for o, n, _ in non_finite(state_tensors({"G": net}, {"G": opt}))} == {
+        ("G", "1.running_mean"), ("optimizer G", "exp_avg_sq of G.0.weight")}
+
+
+def _train_config(toy_data_root, **extra):
+    return {"datasets": ["toyfaces", "toyexpr"], "data_root": str(toy_data_root), "iters": 20, "batch_size": 4,
+            "workers": 0, "sample_every": 0, "log_every": 5, "latest_every": 5, "save_every": 0,
+            "g_conv_dim": 4, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 2, **extra}
+
+
+def _all_finite(checkpoint) -> bool:
+    tensors = [t for sd in checkpoint["networks"].values() for t in sd.values()]
+    tensors += [t for sd in checkpoint["optimizers"].values() for s in sd["state"].values() for t in s.values()]
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
+def test_weights_that_overflow_after_finite_losses_are_not_saved(toy_data_root, tmp_path, registry):
+    from starkit.training.metrics import StateDiverged
+
+    # The paper's n_critic 5: G's first update, at iteration 5, overflows; iteration 5's losses,
+    # computed before it, are finite.
+    out = tmp_path / "run"
+    with pytest.raises(StateDiverged) as err:
+        train(out, _train_config(toy_data_root, g_lr=1e39), registry=registry, progress=False)
+    message = str(err.value)
+    assert "by iteration 5" in message and "G: " in message and "no checkpoint was written" in message
+    assert not (out / "checkpoints" / "latest.pt").exists()
+
+
+def test_nan_in_adam_state_is_never_saved_over_the_last_good_checkpoint(toy_data_root, tmp_path, registry):
+    from starkit.training.metrics import StateDiverged
+
+    def poison(trainer):
+        if trainer.iteration == 6:  # after the checkpoint at 5; G's next update is at 10
+            for state in trainer.step.optimizers["G"].state.values():
+                state["exp_avg"].fill_(float("nan"))
+
+    out = tmp_path / "run"
+    with pytest.raises(StateDiverged) as err:
+        train(out, _train_config(toy_data_root), registry=registry, progress=False, callbacks=[poison])
+    message = str(err.value)
+    assert "by iteration 10" in message and "optimizer G: " in message and "exp_avg of G." in message
+    assert f"the last good checkpoint is kept: {out / 'checkpoints' / 'latest.pt'}" in message
+    kept = load_checkpoint(out / "checkpoints" / "latest.pt")
+    assert kept["iteration"] == 5 and _all_finite(kept)
+
+
+def test_an_interrupt_does_not_save_a_non_finite_optimiser_state(toy_data_root, tmp_path, registry):
+    from starkit.training.metrics import StateDiverged
+
+    def poison_then_stop(trainer):
+        if trainer.iteration == 7:
+            # Weights stay finite; only D's Adam moments do not.
+            next(iter(trainer.step.optimizers["D"].state.values()))["exp_avg_sq"].fill_(float("inf"))
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(StateDiverged, match="optimizer D: 1 of .* tensors .exp_avg_sq of D"):
+        train(out, _train_config(toy_data_root), registry=registry, progress=False, callbacks=[poison_then_stop])
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 5

@@ -51,6 +51,17 @@ def test_soft_histogram_is_differentiable_in_the_colours_and_checks_its_input():
         soft_histogram(torch.zeros(2, 1, 4, 4), 4)
 
 
+def test_a_nan_colour_makes_the_histogram_nan_instead_of_an_index_error():
+    # A diverged G's NaN pixels: the critic's loss must turn NaN for the trainer's divergence
+    # check, not stop the step with "index -9223372036854775808 is out of bounds".
+    images = _solid([(0.2, -0.4, 0.9), (0.5, 0.5, 0.5)])
+    images[0, :, 2, 3] = float("nan")
+    hist = soft_histogram(images, 8)
+    assert torch.isnan(hist[0]).any() and torch.isfinite(hist[1]).all()
+    assert torch.allclose(hist[1], soft_histogram(images[1:], 8)[0])
+    assert torch.isnan(ColourCritic(2).score(images)[0])
+
+
 # ------------------------------------------------------------------------------ the critic
 def test_colour_critic_starts_unconditional_and_checks_shapes():
     torch.manual_seed(0)

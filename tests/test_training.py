@@ -454,3 +454,99 @@ def test_a_broken_dataset_catalog_does_not_stop_training(toy_data_root, monkeypa
         assert run.stale_dataset_notes([store]) == []
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------------------- divergence in every loss part
+def _recipe(name: str) -> dict:
+    """The demo recipe's StarGAN options (configs/demo.toml), with the mask push from the start;
+    "everything": every other optional loss part and augmentation switched on as well."""
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+
+    demo = load_config_file(Path(__file__).resolve().parents[1] / "configs" / "demo.toml")
+    recipe = {k: v for k, v in demo.items() if k in STARGAN_DEFAULTS}
+    recipe.update(mask_sharpness_from=0, d_repeat_num=4)
+    if name == "everything":
+        recipe.update(lambda_colour_match=1.0, d_augment=["translation", "cutout", "color"], d_cls_augment="framing",
+                      lambda_path=1.0, lambda_change=1.0, lambda_change_tv=1.0, change_cap=0.1, lambda_id=1.0,
+                      g_ema=0.9, lambda_mask=1.0, lambda_recolour_mask=1.0, d_condition="projection")
+    return recipe
+
+
+@pytest.mark.parametrize("recipe", ["demo", "everything"])
+@pytest.mark.parametrize("poison", ["images", "G"])
+def test_nan_in_any_loss_part_gives_non_finite_losses_and_the_divergence_error(recipe, poison):
+    from starkit.training.metrics import LossMeter
+
+    space = _space()
+    step = _step(space, **_recipe(recipe))
+    images, labels = _batch(space, "faces")
+    if poison == "images":
+        images[1, :, 5, 7] = float("nan")
+    else:
+        with torch.no_grad():
+            step.G.stem.conv.weight.fill_(float("nan"))
+    losses = step.train_step(0, "faces", images, labels)  # no exception from any part
+    assert {"H/loss_fake", "G/loss_hist", "G/loss_mask_sharpness"} <= set(losses)
+    assert not torch.isfinite(losses["G/loss_hist"]) and not torch.isfinite(losses["H/loss_fake"])
+    meter = LossMeter()
+    meter.add(1, losses, images.shape[0])
+    with pytest.raises(TrainingDiverged, match="became nan at iteration 1"):
+        meter.check(Runtime(torch.device("cpu")))
+
+
+def test_a_diverging_demo_recipe_stops_with_the_divergence_message(toy_data_root, tmp_path, registry):
+    config_file = Path(__file__).resolve().parents[1] / "configs" / "demo.toml"
+    config = tiny_config(toy_data_root, iters=10, log_every=2, g_lr=1e6, d_lr=1e6)
+    for key in ("g_conv_dim", "d_conv_dim", "g_repeat_num", "d_repeat_num"):
+        config.pop(key)  # the recipe's own networks
+    with pytest.raises(TrainingDiverged, match="training stopped"):
+        train(tmp_path / "run", config, config_file=config_file, registry=registry, progress=False)
+
+
+# ---------------------------------------------------------------------------- options checked before writing
+@pytest.mark.parametrize("bad", [{"g_lr": -1.0}, {"d_lr": 0.0}, {"d_repeat_num": 5},
+                                 {"g_cls_group_weights": "nohair=2"}, {"mask_sharpness_groups": "nohair"}])
+def test_a_rejected_option_writes_nothing_and_the_corrected_run_starts(toy_data_root, tmp_path, registry, bad):
+    out = tmp_path / "run"
+    key = next(iter(bad))
+    with pytest.raises(ConfigError, match=key):
+        train(out, tiny_config(toy_data_root, iters=1, **bad), registry=registry, progress=False)
+    assert not out.exists()
+    assert train(out, tiny_config(toy_data_root, iters=1), registry=registry, progress=False).iteration == 1
+
+
+def test_an_option_only_the_training_step_rejects_writes_no_run_files(toy_data_root, tmp_path, registry):
+    from starkit.default_plugins.stargan import STARGAN_DEFAULTS, build
+    from starkit.hookspecs import hookimpl
+    from starkit.model_family import ModelFamily
+
+    def picky_trainer(label_space, config, runtime):
+        raise ConfigError("g_lr: the picky family trains only at 1e-4")
+
+    class Picky:
+        @hookimpl
+        def starkit_models(self):
+            return [ModelFamily("picky", build=build, trainer=picky_trainer, default_config=dict(STARGAN_DEFAULTS))]
+
+    registry.register(Picky(), "picky")
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="picky family"):
+        train(out, tiny_config(toy_data_root, iters=1, model="picky"), registry=registry, progress=False)
+    assert not (out / "config.json").exists() and not (out / "checkpoints").exists()
+    assert train(out, tiny_config(toy_data_root, iters=1), registry=registry, progress=False).iteration == 1
+
+
+def test_the_cli_refuses_bad_options_before_making_the_run_folder(toy_data_root, tmp_path, registry):
+    from click.testing import CliRunner
+
+    from starkit.cli.main import cli
+
+    out = tmp_path / "run"
+    common = ["train", "--datasets", "toyfaces,toyexpr", "--data", str(toy_data_root), "--out", str(out),
+              "--iters", "1", "--batch-size", "4", "--workers", "0",
+              *[arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]]
+    refused = CliRunner().invoke(cli, [*common, "--set", "g_lr=-1"])
+    assert refused.exit_code == 1 and "Error: g_lr: must be > 0" in refused.output
+    assert not out.exists()
+    corrected = CliRunner().invoke(cli, common)
+    assert corrected.exit_code == 0 and "Finished 1 iterations" in corrected.output, corrected.output

@@ -30,7 +30,8 @@ def soft_histogram(images: Tensor, bins: int) -> Tensor:
     ``bins`` centres per channel, evenly spaced from -1 to 1; each pixel spreads its unit mass
     over the 8 nearest centres of the colour cube by trilinear (tent) weights, so every row
     sums to 1, a pixel at a centre puts all its mass there, and the histogram is
-    differentiable in the pixels' colours. Values outside [-1, 1] count at the nearest edge."""
+    differentiable in the pixels' colours. Values outside [-1, 1] count at the nearest edge;
+    a NaN value puts NaN in its image's row (and raises no error)."""
     if bins < 2:
         raise ValueError(f"bins must be >= 2, got {bins}")
     if images.dim() != 4 or images.shape[1] != 3:
@@ -43,7 +44,10 @@ def soft_histogram(images: Tensor, bins: int) -> Tensor:
     # products of one weight per channel; they are scattered into the bins (the same sums as
     # a dense product of the per-channel weights, without its bins**3 multiplications per pixel).
     position = (x + 1.0) * ((bins - 1) / 2.0)
-    low = position.detach().floor().clamp(0, bins - 2)
+    # A NaN colour (a diverged G) gets a valid bin index but keeps its NaN weight: the
+    # histogram, and the loss, turn NaN for the trainer's divergence check to report, where
+    # NaN's index as an integer would stop the step with an indexing error instead.
+    low = position.detach().floor().clamp(0, bins - 2).nan_to_num(nan=0.0)
     frac = position - low
     low = low.long()
     hist = x.new_zeros((batch, bins**3))

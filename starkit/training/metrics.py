@@ -21,9 +21,34 @@ class TrainingDiverged(StarkitError):
     """A loss became NaN or infinite; the message names the loss and the iteration."""
 
     def __init__(self, loss: str, iteration: int, value: float, checkpoint: str | None = None):
-        self.loss, self.iteration, self.value = loss, iteration, value
-        kept = f"; the last good checkpoint is kept: {checkpoint}" if checkpoint else "; no checkpoint was written"
-        super().__init__(f"loss {loss} became {value} at iteration {iteration}; training stopped{kept}")
+        self.loss, self.iteration, self.value, self.checkpoint = loss, iteration, value, checkpoint
+        super().__init__(f"loss {loss} became {value} at iteration {iteration}; training stopped{_kept(checkpoint)}")
+
+    def keeping(self, checkpoint: str | None) -> "TrainingDiverged":
+        """The same error, naming ``checkpoint`` as the last good one (``None``: there is none)."""
+        return TrainingDiverged(self.loss, self.iteration, self.value, checkpoint)
+
+
+class StateDiverged(TrainingDiverged):
+    """Weights, buffers or optimiser state became NaN or infinite although the losses logged
+    so far were finite (an update overflowed after them); ``what`` says which tensors
+    (:func:`starkit.training.finite.describe`). Raised instead of writing a checkpoint."""
+
+    def __init__(self, what: str, iteration: int, checkpoint: str | None = None):
+        self.what = what
+        self.loss, self.iteration, self.value, self.checkpoint = "", iteration, math.nan, checkpoint
+        StarkitError.__init__(
+            self,
+            f"the training state became non-finite (NaN or infinite) by iteration {iteration}, so it was not "
+            f"saved: {what}; training stopped{_kept(checkpoint)}",
+        )
+
+    def keeping(self, checkpoint: str | None) -> "StateDiverged":
+        return StateDiverged(self.what, self.iteration, checkpoint)
+
+
+def _kept(checkpoint: str | None) -> str:
+    return f"; the last good checkpoint is kept: {checkpoint}" if checkpoint else "; no checkpoint was written"
 
 
 class LossMeter:

@@ -188,6 +188,9 @@ def prepare_run(
             if "train" not in store.splits:
                 raise StarkitError(f"dataset {store.name!r} ({store.path}) has no train split")
         notes.extend(stale_dataset_notes(stores, registry))
+        # Every option the family would reject when training starts is rejected now, before
+        # anything is written: a refused run leaves no half-made run folder behind.
+        build_on_meta(family, space, config)
     except BaseException:
         for store in stores:
             store.close()
@@ -200,12 +203,9 @@ def plan(setup: RunSetup) -> dict[str, Any]:
     """What ``--dry-run`` reports: label layout, networks and their sizes, datasets, config.
     Builds the networks, so that a bad width or depth fails here — on the meta device, which
     costs neither memory nor initialisation time."""
-    import torch
-
     from .step import network_summary
 
-    with torch.device("meta"):
-        networks = setup.family.build(setup.label_space, setup.config)
+    networks = build_on_meta(setup.family, setup.label_space, setup.config)
     return {
         "run_dir": str(setup.run_dir),
         "model": setup.family.name,
@@ -224,6 +224,16 @@ def plan(setup: RunSetup) -> dict[str, Any]:
         ],
         "notes": list(setup.notes),
     }
+
+
+def build_on_meta(family: ModelFamily, space: LabelSpace, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The family's networks for ``config``, built on the meta device (no memory, no
+    initialisation): the family's checks of every option, depths against the image size
+    included, at no cost."""
+    import torch
+
+    with torch.device("meta"):
+        return family.build(space, config)
 
 
 # ---------------------------------------------------------------------------- training
@@ -369,8 +379,6 @@ def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigin
         for note in setup.notes:
             if console is not None:
                 console.print(note)
-        _write_run_files(setup)
-    runtime.barrier()
     # Same initial weights on every process (DDP would broadcast rank 0's anyway), then
     # independent random streams per process.
     seed_everything(int(config["seed"]), 0)
@@ -411,9 +419,14 @@ def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigin
         progress=progress,
         handle_sigint=handle_sigint,
     )
-    if setup.resume_from is not None:
-        trainer.restore(load_checkpoint(setup.resume_from), source=setup.resume_from)
     try:
+        if setup.resume_from is not None:
+            trainer.restore(load_checkpoint(setup.resume_from), source=setup.resume_from)
+        # Written only now that the step, the loader and the restored state exist: an option
+        # the step rejects, or an unreadable checkpoint, leaves the folder as it was.
+        if runtime.is_main:
+            _write_run_files(setup)
+        runtime.barrier()
         return trainer.run()
     finally:
         loader.close()

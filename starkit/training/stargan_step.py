@@ -244,6 +244,16 @@ def check_config(config: Mapping[str, Any]) -> None:
             )
 
 
+def check_group_options(label_space: LabelSpace, config: Mapping[str, Any]) -> None:
+    """The options that name attribute groups name groups of ``label_space`` (the step reads
+    them again; checked here too, so that building the networks rejects every bad option)."""
+    try:
+        parse_group_weights(config["g_cls_group_weights"], label_space, "g_cls_group_weights")
+        parse_group_names(config["mask_sharpness_groups"], label_space, "mask_sharpness_groups")
+    except LabelError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _max_depth(size: int) -> int:
     depth = 0
     while size % 2 ** (depth + 1) == 0:
@@ -257,6 +267,7 @@ def build_networks(label_space: LabelSpace, config: Mapping[str, Any]) -> dict[s
     colour critic H (:mod:`starkit.models.colour_critic`); with ``lambda_colour_match`` > 0 the
     running colour moments M (:mod:`starkit.models.colour_moments`; buffers, no parameters)."""
     check_config(config)
+    check_group_options(label_space, config)
     networks = build_stargan(label_space, config)
     if config["lambda_hist"] > 0:
         networks["H"] = ColourCritic(label_space.label_dim, int(config["hist_bins"]))

@@ -11,7 +11,9 @@ At the end of iteration ``n`` (counting completed iterations):
 * every ``log_every`` iterations, and before any checkpoint or sample grid, the losses since the
   last check are averaged across processes and checked: a NaN or infinite loss raises
   :class:`~starkit.training.metrics.TrainingDiverged` naming the loss and iteration, so a
-  diverged state is never saved over the last good checkpoint;
+  diverged state is never saved over the last good checkpoint; nor is a state whose weights,
+  buffers or optimiser moments became NaN or infinite (an update may overflow after finite
+  losses): :class:`~starkit.training.metrics.StateDiverged` names those tensors instead;
 * every ``sample_every`` iterations a sample grid goes to ``samples/iter-NNNNNNN.png``;
 * every ``latest_every`` iterations ``checkpoints/latest.pt`` is refreshed; every
   ``save_every`` iterations ``checkpoints/iter-NNNNNNN.pt`` is kept as well.
@@ -42,7 +44,8 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .device import Runtime, rank_seed, seed_everything
-from .metrics import LossMeter, MetricsWriter, TrainingDiverged
+from .finite import describe, non_finite, state_tensors
+from .metrics import LossMeter, MetricsWriter, StateDiverged, TrainingDiverged
 from .progress_line import PlainProgress, key_losses
 from .progress_line import format_losses as _format_losses
 from .schedule import lr_at
@@ -190,7 +193,10 @@ class Trainer:
         }
 
     def save(self, keep: bool = False) -> Path | None:
-        """Write ``latest.pt`` (and ``iter-NNNNNNN.pt`` when ``keep``); collective."""
+        """Write ``latest.pt`` (and ``iter-NNNNNNN.pt`` when ``keep``); collective. Raises
+        :class:`StateDiverged`, writing nothing, when any weight, buffer or optimiser state is
+        NaN or infinite."""
+        self.check_finite_state()
         payload = self.checkpoint_payload()
         if payload is None:
             return None
@@ -200,6 +206,16 @@ class Trainer:
         else:
             save_checkpoint(payload, self.latest_path)
         return self.latest_path
+
+    def check_finite_state(self) -> None:
+        """Raise :class:`StateDiverged` (on every process, so that none waits for the others)
+        unless every tensor a checkpoint would hold is finite: an update after the last finite
+        losses may still have overflowed."""
+        named = state_tensors(self.step.networks, self.step.optimizers)
+        bad = non_finite(named)
+        if self.runtime.any(bool(bad)):
+            what = describe(bad, named) if bad else "on another process"
+            raise StateDiverged(what, self.iteration, self._existing_latest_str())
 
     def restore(self, checkpoint: Mapping[str, Any], source: str | Path = "checkpoint") -> None:
         """Load a training checkpoint written by :meth:`save`: networks, optimisers, the data
@@ -290,7 +306,7 @@ class Trainer:
         except KeyboardInterrupt:
             return self._interrupted(meter)
         except TrainingDiverged as exc:
-            raise TrainingDiverged(exc.loss, exc.iteration, exc.value, self._existing_latest_str()) from None
+            raise exc.keeping(self._existing_latest_str()) from None
         finally:
             if writer is not None:
                 writer.close()
@@ -317,14 +333,15 @@ class Trainer:
                 writer.write(n, {**losses, **rates, "images_per_sec": speed})
             progress.update(task, speed=f"{speed:,.1f} img/s", losses=_format_losses(self.last_losses))
             self._log_line(n, speed, last)
-        if sample_due:
-            grid = self.write_samples()
-            if writer is not None and grid is not None:
-                writer.add_image(grid, n)
+        # The checkpoint first: its finiteness check keeps a diverged G from drawing samples too.
         if latest_due:
             self.save(keep=keep_due)
             if writer is not None:
                 writer.flush()  # a resume keeps TensorBoard's points up to this checkpoint
+        if sample_due:
+            grid = self.write_samples()
+            if writer is not None and grid is not None:
+                writer.add_image(grid, n)
         return log_due
 
     def _stop_requested(self, local: bool, synchronised: bool) -> bool:
@@ -343,7 +360,7 @@ class Trainer:
         try:
             meter.check(self.runtime)
         except TrainingDiverged as exc:
-            raise TrainingDiverged(exc.loss, exc.iteration, exc.value, self._existing_latest_str()) from None
+            raise exc.keeping(self._existing_latest_str()) from None
         path = self.save(keep=False)
         self._say(f"Interrupted after iteration {self.iteration}; saved {path or self.latest_path}.")
         return TrainResult(self.run_dir, self.iteration, self.total, interrupted=True, checkpoint=self.latest_path)
