@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import StarkitError
 from .model_family import ModelFamily
+from .names import did_you_mean
 from .plugins import PluginError, PluginRegistry, get_registry
 from .spec import DatasetSpec
 
@@ -58,7 +59,7 @@ def get_dataset(name: str, registry: PluginRegistry | None = None) -> DatasetSpe
     found = datasets(registry)
     if name not in found:
         valid = ", ".join(sorted(found)) or "none (no dataset plugin loaded)"
-        raise UnknownNameError(f"unknown dataset {name!r}; registered datasets: {valid}")
+        raise UnknownNameError(f"unknown dataset {name!r}{did_you_mean(name, found)} (registered datasets: {valid})")
     return found[name].item
 
 
@@ -66,5 +67,5 @@ def get_model(name: str, registry: PluginRegistry | None = None) -> ModelFamily:
     found = models(registry)
     if name not in found:
         valid = ", ".join(sorted(found)) or "none"
-        raise UnknownNameError(f"unknown model family {name!r}; registered families: {valid}")
+        raise UnknownNameError(f"unknown model family {name!r}{did_you_mean(name, found)} (registered families: {valid})")
     return found[name].item

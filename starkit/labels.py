@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import StarkitError
+from .names import AmbiguousNameError, did_you_mean, resolve_name
 from .spec import AttributeGroup, DatasetSpec
 
 FORMAT_VERSION = 1
@@ -128,7 +129,9 @@ class LabelSpace:
         try:
             return self._index[name]
         except KeyError:
-            raise LabelError(f"unknown dataset {name!r}; label space has {', '.join(self.names)}") from None
+            raise LabelError(
+                f"unknown dataset {name!r}{did_you_mean(name, self.names)} (the label space has {', '.join(self.names)})"
+            ) from None
 
     def slice(self, name: str) -> slice:
         """The dataset's slice of the joint vector (and of the classifier's logits)."""
@@ -330,7 +333,8 @@ class LabelSpace:
     # ------------------------------------------------------------------ human requests
     def parse_request(self, text: str) -> tuple[str, str, int]:
         """``[dataset:]Attribute[=0|1]`` -> (dataset, attribute, value). An unqualified name
-        must belong to exactly one dataset."""
+        must belong to exactly one dataset. Names match ignoring case where that leaves one
+        candidate (``blond_hair`` is ``Blond_Hair``); the returned names are the label space's."""
         raw = text.strip()
         value = 1
         if "=" in raw:
@@ -340,24 +344,45 @@ class LabelSpace:
                 raise LabelError(f"{text!r}: value must be 0 or 1, got {v!r}")
             value = int(v)
         raw = raw.strip()
+        datasets = list(self.names)
+        attr = raw
         if ":" in raw:
-            ds, _, attr = raw.partition(":")
-            if ds not in self._index:
-                raise LabelError(f"{text!r}: unknown dataset {ds!r}; valid datasets: {', '.join(self.names)}")
-            candidates = [ds] if attr in self.dataset(ds).attributes else []
-        else:
-            attr = raw
-            candidates = [d.name for d in self.datasets if attr in d.attributes]
-        if not candidates:
-            lookup = [ds] if ":" in raw else list(self.names)
-            valid = [f"{n}:{a}" for n in lookup for a in self.dataset(n).attributes]
-            raise LabelError(f"{text!r}: unknown attribute {attr!r}; valid: {', '.join(valid)}")
-        if len(candidates) > 1:
+            typed, _, attr = raw.partition(":")
+            try:
+                found = resolve_name(typed, datasets, "dataset")
+            except AmbiguousNameError as exc:
+                raise LabelError(f"{text!r}: {exc}") from None
+            if found is None:
+                raise LabelError(
+                    f"{text!r}: unknown dataset {typed!r}{did_you_mean(typed, datasets)} "
+                    f"(valid datasets: {', '.join(datasets)})"
+                )
+            datasets = [found]
+        ds, attr = self._match_attribute(text, attr, datasets)
+        return ds, attr, value
+
+    def _match_attribute(self, text: str, typed: str, datasets: Sequence[str]) -> tuple[str, str]:
+        """The one (dataset, attribute) among ``datasets`` that ``typed`` names: exactly, else
+        ignoring case; an error listing the candidates when there are none or several."""
+        pairs = [(n, a) for n in datasets for a in self.dataset(n).attributes]
+        found = [(n, a) for n, a in pairs if a == typed]
+        if not found:
+            folded = typed.casefold()
+            found = [(n, a) for n, a in pairs if a.casefold() == folded]
+        if not found:
+            hint = did_you_mean(typed, [a for _, a in pairs])
+            valid = ", ".join(f"{n}:{a}" for n, a in pairs)
+            raise LabelError(f"{text!r}: unknown attribute {typed!r}{hint} (valid: {valid})")
+        if len(found) > 1 and len({n for n, _ in found}) == len(found):
+            names = [n for n, _ in found]
             raise LabelError(
-                f"{text!r}: attribute {attr!r} exists in {', '.join(candidates)}; "
-                f"qualify it, e.g. {candidates[0]}:{attr}"
+                f"{text!r}: attribute {found[0][1]!r} exists in {', '.join(names)}; "
+                f"qualify it, e.g. {names[0]}:{found[0][1]}"
             )
-        return candidates[0], attr, value
+        if len(found) > 1:
+            listing = ", ".join(f"{n}:{a}" for n, a in found)
+            raise LabelError(f"{text!r}: attribute {typed!r} matches {listing} when case is ignored; write it exactly")
+        return found[0]
 
     def target(
         self,

@@ -272,7 +272,7 @@ def test_unknown_option_from_cli(use_plugin, source, tmp_path):
 def test_unknown_dataset_suggests_layout(use_plugin, tmp_path):
     use_plugin(toy_spec())
     result = run_cli("faces", "--out", tmp_path / "x")
-    assert result.exit_code == 1 and "unknown dataset 'faces'; registered datasets: toy" in result.output
+    assert result.exit_code == 1 and "unknown dataset 'faces' (registered datasets: toy)" in result.output
     assert "--layout" in result.output
 
 

@@ -33,6 +33,7 @@ def _parse_attrs(text: str | None) -> list[str] | None:
 def _resolve_spec(name: str, source: Path | None, layout: str | None):
     """The spec for ``name`` and the plugin that provides it (a new card with ``--layout``)."""
     from ..catalog import datasets
+    from ..names import did_you_mean
 
     found = datasets()
     if name in found:
@@ -45,7 +46,7 @@ def _resolve_spec(name: str, source: Path | None, layout: str | None):
     if layout is None:
         valid = ", ".join(sorted(found)) or "none"
         raise StarkitError(
-            f"unknown dataset {name!r}; registered datasets: {valid}. "
+            f"unknown dataset {name!r}{did_you_mean(name, found)} (registered datasets: {valid}). "
             f"To add a folder of your own, pass --layout {'|'.join(LAYOUTS)} with --source DIR"
         )
     if source is None:

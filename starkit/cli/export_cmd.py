@@ -26,9 +26,9 @@ def command(name: str, data_root: Path | None, split: str, count: int, start: in
 
     from PIL import Image
 
-    from ..data.shards import DatasetStore, resolve_dataset_dir
+    from ..training.run import open_datasets
 
-    store = DatasetStore.open(resolve_dataset_dir(name, data_root))
+    store = open_datasets([name], data_root)[0]
     if split not in store.splits:
         raise StarkitError(f"dataset {name!r} has no split {split!r}; it has {', '.join(store.splits)}")
     stop = min(store.count(split), start + count)

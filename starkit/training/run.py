@@ -25,6 +25,7 @@ from ..durable import atomic_write_text, remove_stale_temps
 from ..errors import StarkitError
 from ..labels import LabelSpace
 from ..model_family import ModelFamily
+from ..names import did_you_mean
 from .config import ConfigError, load_config_file, resolve_config, resume_config
 from .trainer import LATEST, Callback, TrainResult
 
@@ -63,17 +64,61 @@ def open_datasets(names: Sequence[str], data_root: str | Path | None) -> list[An
     stores = []
     for name in names:
         path = resolve_dataset_dir(name, data_root)
+        if not path.exists():
+            raise StarkitError(missing_dataset_message(name, path.parent))
         if not (path / MANIFEST_NAME).is_file():
-            what = "has no manifest.json (incomplete?)" if path.exists() else "does not exist"
             raise StarkitError(
-                f"dataset {name!r}: {path} {what}; run `starkit add-dataset {name}` first "
-                "(or point --data / $STARKIT_DATA at the folder that holds it)"
+                f"dataset {name!r}: {path} has no manifest.json (incomplete?); run `starkit add-dataset {name}` "
+                "again (or point --data / $STARKIT_DATA at the folder that holds it)"
             )
         store = DatasetStore.open(path)
         if store.name != name:
             raise StarkitError(f"dataset {name!r}: {path} holds dataset {store.name!r} according to its manifest")
         stores.append(store)
     return stores
+
+
+def built_datasets(root: Path) -> list[str]:
+    """The datasets under the data root ``root`` (folders holding a manifest), sorted."""
+    from ..data.shards import MANIFEST_NAME
+
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MANIFEST_NAME).is_file())
+
+
+def provided_datasets() -> list[str]:
+    """The datasets the loaded plugins provide (none when the plugins cannot be loaded: this
+    only feeds suggestions)."""
+    from ..catalog import datasets
+
+    try:
+        return sorted(datasets())
+    except StarkitError:
+        return []
+
+
+def missing_dataset_message(name: str, root: Path) -> str:
+    """Why dataset ``name`` cannot be opened from ``root``, where it is not: the command that
+    builds it, or the dataset the user probably meant, with what ``root`` holds."""
+    built = built_datasets(root)
+    provided = provided_datasets()
+    if built:
+        there = f"datasets there: {', '.join(built)}"
+    else:
+        there = "it holds no built dataset" if root.is_dir() else "that folder does not exist"
+    if name in provided:
+        return (
+            f"dataset {name!r} is not in {root}/ ({there}); run `starkit add-dataset {name}` first "
+            "(or point --data / $STARKIT_DATA at the folder that holds it)"
+        )
+    hint = did_you_mean(name, [*built, *(p for p in provided if p not in built)])
+    if hint:
+        return f"dataset {name!r} is not in {root}/{hint} ({there})"
+    return (
+        f"dataset {name!r} is not in {root}/, and no plugin provides it ({there}; "
+        "`starkit datasets` lists the ones you can add)"
+    )
 
 
 def label_space_of(stores: Sequence[Any]) -> LabelSpace:
