@@ -8,7 +8,9 @@
     flip + tensor) versus the reference StarGAN per-sample pipeline on the same JPEG files
     (PIL open -> RandomHorizontalFlip -> CenterCrop(178) -> Resize(128) -> ToTensor ->
     Normalize), both in one process with one torch thread, measured in alternation so that
-    noise from other load hits both sides alike.
+    noise from other load hits both sides alike;
+(c) what checking each image's checksum on read costs: the same shard reads with the check
+    turned off (``check_images=False``), in the same alternation.
 
 Prints one JSON object with every run, the medians and the median of the per-repeat ratios.
 The synthetic JPEGs are smooth, face-sized blobs with mild noise, so they compress to sizes
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from starkit.data.loading import ShardImageDataset
+    from starkit.data.shards import DatasetStore
 
     torch.set_num_threads(1)  # per-core numbers on both sides
     with tempfile.TemporaryDirectory(prefix="starkit-bench-") as tmp:
@@ -172,17 +175,21 @@ def main(argv: list[str] | None = None) -> int:
         shard_mb = sum(p.stat().st_size for p in (tmp / "shards").glob("*.h5")) / 2**20
 
         dataset = ShardImageDataset(tmp / "shards", augment=True, seed=0)
+        unchecked = ShardImageDataset(DatasetStore.open(tmp / "shards", check_images=False), augment=True, seed=0)
         transform = reference_transform()
         rng = np.random.default_rng(0)
-        ours, ours_batched, reference, ratios = [], [], [], []
+        ours, ours_unchecked, ours_batched, reference, ratios, check_costs = [], [], [], [], [], []
         time_shards(dataset, rng.permutation(len(dataset))[:50])  # warm-up: imports, handles
+        time_shards(unchecked, rng.permutation(len(dataset))[:50])
         time_reference(paths, rng.permutation(len(paths))[:20], transform)
         for _ in range(args.repeats):
             order = rng.permutation(len(paths))
             ours.append(time_shards(dataset, order))
             reference.append(time_reference(paths, order, transform))
+            ours_unchecked.append(time_shards(unchecked, order))
             ours_batched.append(time_shards_batched(dataset, order))
             ratios.append(ours[-1] / reference[-1])
+            check_costs.append(ours_unchecked[-1] / ours[-1])
 
     def summary(values: list[float]) -> dict[str, float | list[float]]:
         return {"median": round(statistics.median(values), 1), "runs": [round(v, 1) for v in values]}
@@ -197,10 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         "ingest_images_per_s": {"workers_1": summary(ingest_one), f"workers_{args.workers}": summary(ingest_all)},
         "read_images_per_s": {
             "shards_augmented": summary(ours),
+            "shards_augmented_unchecked": summary(ours_unchecked),
             "shards_to_model_input_cpu": summary(ours_batched),
             "reference_jpeg_transforms": summary(reference),
         },
         "read_speedup_ratio": summary(ratios),
+        # How much faster reading is without the per-image checksum check (1.0: it costs nothing).
+        "unchecked_over_checked": {"median": round(statistics.median(check_costs), 3),
+                                   "runs": [round(v, 3) for v in check_costs]},
     }
     print(json.dumps(report, indent=2))
     return 0

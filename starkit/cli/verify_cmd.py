@@ -48,7 +48,7 @@ def _print_check(check) -> None:
 @click.argument("datasets", nargs=-1, metavar="[DATASET]...")
 @click.option("--data", "data_root", type=click.Path(file_okay=False, path_type=Path), help="Data root [default: $STARKIT_DATA, else ./data].")
 @click.option("--images", is_flag=True, help="Also check every image against its checksum (reads the images a second time).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable, see README).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable; keys in docs/datasets.md).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
 def command(datasets: tuple[str, ...], data_root: Path | None, images: bool, as_json: bool, progress: bool) -> None:
     """Check datasets against their manifests: every shard's size and sha256 and, with

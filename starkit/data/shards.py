@@ -9,9 +9,9 @@ Layout of ``ROOT/NAME/``::
     shard-test-00000.h5
 
 Integrity: the manifest records every shard's sha256 (``starkit verify`` checks them), and each
-image carries the xxh3-64 hash of its pixels, written beside it and checked on every read (about
-2 us for a 128x128 image, where sha256 or zlib's crc32 would cost 20 us or more: a large share
-of a ~70 us training read). A shard's labels carry one hash, checked when the shard is opened.
+image carries the xxh3-64 hash of its pixels, written beside it and checked on every read (at
+most ~2 us for a 128x128 image, where zlib's crc32 costs 15-24 us and sha256 more: a large share
+of a ~50 us training read). A shard's labels carry one hash, checked when the shard is opened.
 Format version 1 (written before checksums existed) is still read, without those checks.
 
 One chunk per image makes a random read touch exactly one contiguous block, so shuffled reads
