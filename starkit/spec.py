@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from .errors import StarkitError
+from .names import AmbiguousNameError, did_you_mean, resolve_name
 
 GroupKind = Literal["binary", "onehot"]
 GROUP_KINDS: tuple[str, ...] = ("binary", "onehot")
@@ -190,12 +191,7 @@ class DatasetSpec:
         one-hot group left with a single member becomes a binary group.
         """
         chosen = list(attributes) if attributes else list(self.default_attributes or self.attributes)
-        valid = self.attributes
-        for attr in chosen:
-            if attr not in valid:
-                raise SpecError(
-                    f"dataset {self.name!r}: unknown attribute {attr!r}; valid attributes: {', '.join(valid)}"
-                )
+        chosen = [self._attribute_named(attr) for attr in chosen]
         if len(set(chosen)) != len(chosen):
             raise SpecError(f"dataset {self.name!r}: attribute selected twice in {chosen}")
         keep = set(chosen)
@@ -207,6 +203,20 @@ class DatasetSpec:
             kind = group.kind if len(members) > 1 else "binary"
             groups.append(AttributeGroup(group.name, kind, members))
         return replace(self, groups=tuple(groups), default_attributes=())
+
+    def _attribute_named(self, typed: str) -> str:
+        """The attribute ``typed`` names: exactly, else ignoring case where one fits."""
+        valid = self.attributes
+        try:
+            found = resolve_name(typed, valid, "attribute")
+        except AmbiguousNameError as exc:
+            raise SpecError(f"dataset {self.name!r}: {exc}") from None
+        if found is None:
+            raise SpecError(
+                f"dataset {self.name!r}: unknown attribute {typed!r}{did_you_mean(typed, valid)} "
+                f"(valid attributes: {', '.join(valid)})"
+            )
+        return found
 
     def selection_indices(self, selected: "DatasetSpec") -> list[int]:
         """Positions of ``selected``'s attributes in this spec's full label tuple."""

@@ -216,7 +216,7 @@ def test_unknown_attribute_lists_valid_ones(use_plugin, source, tmp_path):
     use_plugin(toy_spec())
     result = run_cli("toy", "--source", source, "--out", tmp_path / "x", "--attrs", "Bald")
     assert result.exit_code == 1
-    assert "Error: dataset 'toy': unknown attribute 'Bald'; valid attributes: Black_Hair, Blond_Hair, Brown_Hair, Male, Young" in result.output
+    assert "Error: dataset 'toy': unknown attribute 'Bald' (valid attributes: Black_Hair, Blond_Hair, Brown_Hair, Male, Young)" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "x").exists()
 
 

@@ -111,3 +111,16 @@ def test_add_dataset_suggests_the_registered_dataset_meant(tmp_path, registry):
     assert result.exit_code == 1, result.output
     assert "unknown dataset 'synth-celba' — did you mean 'synth-celeba'?" in result.output
     assert not (tmp_path / "synth-celba").exists()
+
+
+def test_selected_attributes_match_case_insensitively_and_suggest_on_a_slip():
+    from starkit.spec import DatasetSpec, SpecError
+
+    groups = (AttributeGroup("hair", "onehot", ("Black_Hair", "Blond_Hair", "Brown_Hair")),
+              AttributeGroup("attributes", "binary", ("Male", "Young")))
+    spec = DatasetSpec("faces", groups, lambda *a: iter(()), needs_source=False)
+    assert spec.select(["blond_hair", "young"]).attributes == ("Blond_Hair", "Young")
+    with pytest.raises(SpecError, match="unknown attribute 'Blnd_Hair' — did you mean 'Blond_Hair'\\?"):
+        spec.select(["Blnd_Hair"])
+    with pytest.raises(SpecError, match="selected twice"):
+        spec.select(["Male", "male"])
