@@ -74,7 +74,7 @@ def test_train_then_resume_then_translate(toy_data_root, tmp_path, registry):
     translated = run("translate", "--run", out, "--input", images, "--to", "Blond_Hair", "--to", "toyexpr:angry",
                      "--out", tmp_path / "t", "--grid", "--json", "--device", "cpu")
     assert translated.exit_code == 0, translated.output
-    report = json.loads(translated.output)
+    report = json.loads(translated.stdout)
     assert sorted(p.rsplit("/", 1)[-1] for p in report["files"]) == ["a__Blond_Hair.png", "a__toyexpr-angry.png"]
     assert report["grid"].endswith("grid.png") and report["source_labels"] == "discriminator"
 
