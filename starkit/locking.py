@@ -132,10 +132,16 @@ def _record_holder(fd: int) -> None:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]),
+        "command": " ".join([_program(), *sys.argv[1:]]),
     }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+
+
+def _program() -> str:
+    """How the running program was called: "starkit", or "python -m starkit" (under torchrun)."""
+    path = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    return f"python -m {path.parent.name}" if path.name == "__main__.py" else path.name
 
 
 def describe_holder(lock_path: str | Path) -> str:
