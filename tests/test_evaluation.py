@@ -735,3 +735,163 @@ def test_compare_runs_puts_each_runs_translations_beside_the_exact_counterfactua
     assert Image.open(out).size == ((1 + 3 * len(expressions)) * size + 3 * 6, 34 + 3 * size)
     with pytest.raises(SystemExit, match="no group 'hat'.*groups: attributes, expression, hair"):
         script.grid([(joint_run, "A")], face_root, "synth-celeba", "hat", rows=2)
+
+
+# ------------------------------------------------------------------------------ the fast path
+class TinyConditionalG(torch.nn.Module):
+    """A fixed random conditional generator: a 3×3 convolution of the image and the label
+    maps, tanh. Every target and image gets a different output, as with a real G."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3 + dim, 3, 3, padding=1)
+
+    def forward(self, x, c):
+        maps = c[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+        return torch.tanh(x + self.conv(torch.cat([x, maps], 1)))
+
+
+def _reference_eval(G, space, stores, clf):
+    """Every metric of every (source, target dataset, group), computed the straightforward
+    way: one image and one target at a time, in NumPy where possible."""
+    from starkit.evaluation.evaluate import condition, counterfactual_renderer, targets_for
+
+    def unit(t):  # model range -> [0, 1] NumPy
+        return np.clip((t.detach().double().numpy()[0] + 1) / 2, 0, 1)
+
+    def psnr(a, b):
+        mse = ((a - b) ** 2).mean()
+        return min(metrics.PSNR_CAP_DB, 10 * math.log10(1 / mse)) if mse else metrics.PSNR_CAP_DB
+
+    def hit(images, target):
+        gs = next(g for g in clf.label_space.group_slices(target.dataset) if g.group.name == target.group)
+        logits = clf.logits(images)[0, gs.joint].numpy()
+        j = gs.group.attributes.index(target.attribute)
+        return float(logits.argmax() == j) if target.kind == "onehot" else float(int(logits[j] > 0) == target.value)
+
+    values = {}
+    for store in stores:
+        for i in range(store.count("test")):
+            image, labels, _, meta = store.read("test", i)
+            x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+            x_u = image.astype(np.float64).transpose(2, 0, 1) / 255
+            render, _ = counterfactual_renderer(meta)
+            c_x = torch.from_numpy(space.encode(store.name, labels.astype(np.float32)))[None]
+            for t in targets_for(space, store.name, labels.astype(np.float32)):
+                with torch.no_grad():
+                    y = G(x, torch.from_numpy(condition(space, [t], store.name))).clamp(-1, 1)
+                    rec = G(y, c_x)
+                y_u = unit(y)
+                wanted = dict(zip(space.dataset(t.dataset).attributes, map(int, t.labels)))
+                gt, other = (render(t.dataset, wanted, FACE_SIZE, s) for s in (False, True))
+                gt_u, other_u = (a.astype(np.float64).transpose(2, 0, 1) / 255 for a in (gt, other))
+                changed = np.abs(gt_u - x_u).max(0) > 0.5 / 255
+                err = np.abs(y_u - gt_u)
+                row = {
+                    "reconstruction_l1": np.abs(unit(rec) - x_u).mean(),
+                    "accuracy": hit(y, t),
+                    "counterfactual_l1": err.mean(),
+                    "counterfactual_l1_changed": (err * changed).mean(),
+                    "counterfactual_l1_unchanged": (err * ~changed).mean(),
+                    "changed_fraction": changed.mean(),
+                    "counterfactual_psnr": psnr(y_u, gt_u),
+                    "identity_l1": np.abs(x_u - gt_u).mean(),
+                    "identity_psnr": psnr(x_u, gt_u),
+                    "resample_l1": np.abs(other_u - gt_u).mean(),
+                    "resample_psnr": psnr(other_u, gt_u),
+                    "ground_truth_accuracy": hit(torch.from_numpy(gt).permute(2, 0, 1)[None].float() / 127.5 - 1, t),
+                }
+                for name, v in row.items():
+                    values.setdefault((store.name, t.dataset, t.group, name), []).append(v)
+    return {k: float(np.mean(v)) for k, v in values.items()}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_batched_eval_matches_one_image_and_one_target_at_a_time(face_root, workers):
+    """The fast path (all targets of a batch through each network at once, renderings drawn by
+    worker processes one batch ahead) reports what the straightforward computation gives."""
+    from starkit.evaluation.classifier import label_space_of
+    from starkit.evaluation.evaluate import EvalOptions, evaluate_generator
+
+    stores = _stores(face_root, ["synth-celeba", "synth-rafd"])
+    space = label_space_of(stores)
+    G = TinyConditionalG(space.dim).eval()
+    torch.manual_seed(1)
+    clf = AttributeClassifier(build_network(space).eval(), space, image_size=FACE_SIZE)
+    expected = _reference_eval(G, space, stores, clf)
+    report = evaluate_generator(G, space, stores, classifier=clf, progress=False,
+                                options=EvalOptions(batch_size=2, workers=workers))
+    compared = 0
+    for (source, target, group, name), value in expected.items():
+        got = report["datasets"][source]["targets"][target]["groups"][group][name]
+        assert got == pytest.approx(value, abs=2e-5), (source, target, group, name)
+        compared += 1
+    assert compared == 5 * 12  # synth-celeba: hair, attributes, expression; synth-rafd: expression, hair
+    assert report["datasets"]["synth-celeba"]["targets"]["synth-rafd"]["groups"]["expression"]["identity_l1"] > 0
+    for s in stores:
+        s.close()
+
+
+def test_eval_runs_torch_in_one_thread_beside_render_workers_on_two_cores(face_root, monkeypatch):
+    """On two cores, two render workers and one torch thread: a two-thread torch beside busy
+    workers (or other jobs) stalls at every operation. Torch's setting comes back afterwards."""
+    from starkit.evaluation import rendering
+    from starkit.evaluation.classifier import label_space_of
+    from starkit.evaluation.evaluate import EvalOptions, evaluate_generator
+
+    assert rendering.plan_cpu(None, on_cpu=True, cores=2) == (2, 1)
+    assert rendering.plan_cpu(None, on_cpu=True, cores=16) == (12, 4)
+    assert rendering.plan_cpu(None, on_cpu=False, cores=16) == (16, 1)
+    assert rendering.plan_cpu(0, on_cpu=True, cores=2) == (0, 1)
+    monkeypatch.setattr(rendering, "usable_cores", lambda: 2)
+    seen = []
+
+    class ThreadSpy(IdentityGenerator):
+        def forward(self, x, c):
+            seen.append(torch.get_num_threads())
+            return x
+
+    stores = _stores(face_root, ["synth-rafd"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate_generator(ThreadSpy(), label_space_of(stores), stores, options=EvalOptions(batch_size=2), progress=False)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+        stores[0].close()
+
+
+def test_plain_progress_lines_name_the_stage_and_the_time_left():
+    from rich.console import Console
+
+    from starkit.evaluation.progress import PlainLines
+
+    console = Console(record=True, width=200, force_terminal=False)
+    now = [0.0]
+    bar = PlainLines(console, every=10, clock=lambda: now[0])
+    task = bar.add_task("translate", total=100, status="")
+    now[0] = 2.0
+    bar.update(task, description="translate a", advance=20, status="acc 0.5")  # first line
+    now[0] = 4.0
+    bar.update(task, advance=20)  # within 10 s of the last line: quiet
+    now[0] = 6.0
+    bar.update(task, description="translate b", advance=20)  # a new stage: a line
+    now[0] = 8.0
+    bar.update(task, advance=40)  # done: a line
+    lines = console.export_text().splitlines()
+    assert lines == [
+        "translate a: 20/100 (20 %) | 0:00:02 elapsed | ETA 0:00:08 | acc 0.5",
+        "translate b: 60/100 (60 %) | 0:00:06 elapsed | ETA 0:00:04 | acc 0.5",
+        "translate b: 100/100 (100 %) | 0:00:08 elapsed | ETA 0:00:00 | acc 0.5",
+    ]
+
+
+def test_eval_prints_plain_progress_when_not_a_terminal(joint_run):
+    result = _invoke(["eval", "--run", str(joint_run), "--limit", "2", "--device", "cpu", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "translate synth-celeba (13 targets per image): 0/48 (0 %)" in result.stderr
+    assert "translate synth-rafd (11 targets per image): 48/48 (100 %)" in result.stderr
+    assert "ETA" in result.stderr and "━" not in result.stderr  # lines, not a bar

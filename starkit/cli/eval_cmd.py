@@ -35,6 +35,9 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Test images per dataset (default: all).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Images translated at once (each to every target).")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processes drawing the synthetic faces' counterfactuals (0: in the main process, "
+                   "torch's threads untouched; default: one per core, torch in one thread per four cores).")
 @click.option("--mask-ablation", is_flag=True,
               help="Encode other datasets' targets with the source dataset's mask (paper Fig. 7).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -54,6 +57,7 @@ def command(
     sources: list[str] | None,
     limit: int | None,
     batch_size: int,
+    workers: int | None,
     mask_ablation: bool,
     inception_weights: Path | None,
     alexnet_weights: Path | None,
@@ -76,7 +80,8 @@ def command(
     from ..durable import atomic_write_text
     from ..evaluation.evaluate import EvalOptions, evaluate_run
 
-    options = EvalOptions(limit=limit, batch_size=batch_size, mask="source" if mask_ablation else "target")
+    options = EvalOptions(limit=limit, batch_size=batch_size, mask="source" if mask_ablation else "target",
+                          workers=workers)
     report = evaluate_run(
         run_dir, data_root, checkpoint=checkpoint, classifier=classifier, sources=sources, options=options,
         device=device, inception_weights=inception_weights, alexnet_weights=alexnet_weights,

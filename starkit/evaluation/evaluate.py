@@ -34,12 +34,13 @@ documents (``format`` "starkit.eval", ``version`` 1).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -168,8 +169,15 @@ class Judge:
         first = targets[0]
         if not self.can_judge(first.dataset, first.attribute, first.kind):
             return None
+        return self.hits(self.classifier.logits(images), targets)
+
+    def hits(self, logits: Any, targets: Sequence[Target]) -> np.ndarray | None:
+        """:meth:`correct` from the classifier's logits ``[B, label_dim]`` of the images."""
+        first = targets[0]
+        if not self.can_judge(first.dataset, first.attribute, first.kind):
+            return None
         kind, gs, j = self._where[(first.dataset, first.attribute)]
-        logits = np.asarray(self.classifier.logits(images).cpu())[:, gs.joint]
+        logits = np.asarray(logits.cpu())[:, gs.joint]
         if kind == "onehot":
             return logits.argmax(1) == j
         wanted = np.array([t.value for t in targets])
@@ -242,13 +250,16 @@ class _SourceTally:
 @dataclass
 class EvalOptions:
     """How to evaluate. ``limit``: test images per source dataset (``None``: all);
-    ``batch_size``: images translated at once (each to every target)."""
+    ``batch_size``: images translated at once (each to every target); ``workers``: processes
+    that draw the counterfactual renderings (``None``: as :func:`~starkit.evaluation.rendering.plan_cpu`
+    picks; 0: in this process)."""
 
     limit: int | None = None
     batch_size: int = 16
     mask: str = "target"
     split: str = TEST_SPLIT
     image_size: int | None = None  # None: the generator's training size, else the shards'
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_MODES:
@@ -257,6 +268,8 @@ class EvalOptions:
             raise EvaluationError(f"--limit must be at least 1, got {self.limit}")
         if self.batch_size < 1:
             raise EvaluationError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.workers is not None and self.workers < 0:
+            raise EvaluationError(f"workers must be 0 or more, got {self.workers}")
 
 
 def evaluate_generator(
@@ -306,30 +319,80 @@ def evaluate_generator(
     if hasattr(generator, "eval"):
         generator.eval()
     started = time.perf_counter()
-    run_batch = _BatchEvaluator(generator, label_space, judge, opts, device, inception, alexnet)
     try:
-        with progress_bar(progress) as bar:
-            task = bar.add_task("evaluate", total=sum(counts.values()), status="")
-            for store in stores:
-                bar.update(task, description=f"evaluate {store.name}")
-                tally = tallies[store.name]
-                for start in range(0, counts[store.name], opts.batch_size):
-                    stop = min(counts[store.name], start + opts.batch_size)
-                    run_batch(store, range(start, stop), tally)
-                    bar.update(task, advance=stop - start, status=_status(tally))
+        with _cpu_plan(opts, device, stores) as pool, progress_bar(progress) as bar:
+            run_batch = _BatchEvaluator(generator, label_space, judge, opts, device, inception, alexnet, pool)
+            task = _translate_all(run_batch, stores, counts, tallies, bar)
+            bar.update(task, description="report (FID, accuracy)")
+            datasets = {s.name: _dataset_report(s, tallies[s.name], label_space, judge, opts, inception, alexnet)
+                        for s in stores}
     finally:
         if hasattr(generator, "train"):
             generator.train(was_training)
     for name, tally in tallies.items():
         notes.extend(f"{name}: {note}" for note in sorted(tally.notes))
-    report = {
-        "datasets": {s.name: _dataset_report(s, tallies[s.name], label_space, judge, opts, inception, alexnet)
-                     for s in stores},
-        "notes": notes,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    report = {"datasets": datasets, "notes": notes, "seconds": round(time.perf_counter() - started, 2)}
     report["summary"] = _summary(report["datasets"])
     return report
+
+
+def _translate_all(run_batch: "_BatchEvaluator", stores: Sequence[Any], counts: Mapping[str, int],
+                   tallies: Mapping[str, _SourceTally], bar: Any) -> Any:
+    """Every batch of every store, one batch ahead: the next batch's renderings are drawn by
+    the workers while this one's networks run. The bar counts translations; returns its task."""
+    per_image = {s.name: run_batch.targets_per_image(s.name) for s in stores}
+    task = bar.add_task("translate", total=sum(counts[n] * per_image[n] for n in counts), status="")
+    pending: tuple[_Batch, Any] | None = None
+    for store in stores:
+        tally = tallies[store.name]
+        for start in range(0, counts[store.name], run_batch.opts.batch_size):
+            batch = run_batch.prepare(store, range(start, min(counts[store.name], start + run_batch.opts.batch_size)), tally)
+            if pending is not None:
+                _finish(run_batch, *pending, bar, task)
+            pending = (batch, tally)
+    if pending is not None:
+        _finish(run_batch, *pending, bar, task)
+    return task
+
+
+def _finish(run_batch: "_BatchEvaluator", batch: "_Batch", tally: _SourceTally, bar: Any, task: Any) -> None:
+    bar.update(task, description=f"translate {batch.source} ({len(batch.per_image[0])} targets per image)")
+    run_batch.measure(batch, tally)
+    bar.update(task, advance=len(batch.labels) * len(batch.per_image[0]), status=_status(tally))
+
+
+@contextlib.contextmanager
+def _cpu_plan(opts: EvalOptions, device: Any, stores: Sequence[Any]) -> Iterator[Any]:
+    """The render workers, and torch's thread count while they run (restored afterwards);
+    no workers, and torch's threads untouched, when no store has faces to re-render or
+    ``opts.workers`` is 0."""
+    import torch
+
+    from .rendering import RenderPool, plan_cpu
+
+    if not any(_has_face_params(s, opts.split) for s in stores):
+        yield RenderPool(0)
+        return
+    workers, threads = plan_cpu(opts.workers, on_cpu=torch.device(device).type == "cpu")
+    if workers == 0:
+        yield RenderPool(0)
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with RenderPool(workers) as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(before)
+
+
+def _has_face_params(store: Any, split: str) -> bool:
+    """Whether the store's images carry face parameters (synthetic datasets): the first test
+    image tells, as ingestion writes the same kind of meta for every image of a dataset."""
+    if not store.count(split):
+        return False
+    meta = store.read(split, 0)[3]
+    return bool(meta) and "params" in meta
 
 
 def _status(t: _SourceTally) -> str:
@@ -353,12 +416,32 @@ def _pooled(metrics: Mapping[Any, Mapping[str, _Mean]], name: str, keys: Iterabl
     return total.value
 
 
+@dataclass
+class _Batch:
+    """One batch of a source's test images, their targets (``per_image[b][t]``: the same
+    keys at each ``t``) and their renderings on the way (``renders[b]``; ``None`` for an image
+    without face parameters)."""
+
+    source: str
+    x: Any
+    labels: np.ndarray
+    per_image: list[list[Target]]
+    renders: list[Any]
+
+
+#: Pixels per network call (64 images at 32 px): big enough to keep the calls' overhead small,
+#: small enough that activations of larger images stay within cache and memory.
+PIXELS_PER_CALL = 64 * 32 * 32
+
+
 class _BatchEvaluator:
     """Translates one batch of a source dataset's test images to every target and adds the
-    measurements to that source's tally."""
+    measurements to that source's tally. All of a batch's translations go through each
+    network together (``rows``: target-major, row ``t * B + b`` is image ``b`` to its target
+    ``t``), in calls of at most :data:`PIXELS_PER_CALL` pixels."""
 
     def __init__(self, generator: Any, label_space: LabelSpace, judge: Judge | None, opts: EvalOptions,
-                 device: Any, inception: Any, alexnet: Any):
+                 device: Any, inception: Any, alexnet: Any, pool: Any):
         self.G = generator
         self.space = label_space
         self.judge = judge
@@ -366,6 +449,11 @@ class _BatchEvaluator:
         self.device = device
         self.inception = inception
         self.alexnet = alexnet
+        self.pool = pool
+
+    def targets_per_image(self, source: str) -> int:
+        own = source in self.space.names
+        return len(targets_for(self.space, source, np.zeros(self.space.dataset(source).width) if own else None))
 
     def _inputs(self, store: Any, indices: range) -> tuple[Any, np.ndarray, list[Mapping[str, Any] | None]]:
         import torch
@@ -378,99 +466,128 @@ class _BatchEvaluator:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         return x, np.stack([r[1] for r in records]).astype(np.float32), [r[3] for r in records]
 
-    def __call__(self, store: Any, indices: range, tally: _SourceTally) -> None:
+    def prepare(self, store: Any, indices: range, tally: _SourceTally) -> _Batch:
+        """Read a batch and send its renderings to the workers."""
+        source = store.name
+        in_space = source in self.space.names
+        x, labels, metas = self._inputs(store, indices)
+        per_image = [targets_for(self.space, source, labels[b] if in_space else None) for b in range(len(labels))]
+        renders: list[Any] = []
+        for meta, targets in zip(metas, per_image):
+            render, reason = counterfactual_renderer(meta)
+            if reason:
+                tally.notes.add(reason)
+            renders.append(None if render is None else self.pool.submit((meta, _requests(self.space, targets), x.shape[-1])))
+        return _Batch(source, x, labels, per_image, renders)
+
+    def _rows(self, fn: Any, *tensors: Any) -> Any:
+        """``fn`` over the rows of ``tensors`` in calls of at most :data:`PIXELS_PER_CALL` pixels."""
         import torch
 
-        source, space = store.name, self.space
-        in_space = source in space.names
-        x, labels, metas = self._inputs(store, indices)
-        found = [counterfactual_renderer(m) for m in metas]
-        renderers = [render for render, _ in found]
-        tally.notes.update(reason for _, reason in found if reason)
-        per_image = [targets_for(space, source, labels[b] if in_space else None) for b in range(len(labels))]
-        tally.images += len(labels)
+        n, side = tensors[0].shape[0], tensors[0].shape[-1]
+        step = max(1, PIXELS_PER_CALL // (side * side))
+        return torch.cat([fn(*(t[i:i + step] for t in tensors)) for i in range(0, n, step)])
 
+    def measure(self, batch: _Batch, tally: _SourceTally) -> None:
+        import torch
+
+        space, x, B = self.space, batch.x, len(batch.labels)
+        T = len(batch.per_image[0])
+        in_space = batch.source in space.names
+        by_target = [[targets_b[t] for targets_b in batch.per_image] for t in range(T)]
+        tally.images += B
         judge = self.judge
-        if judge is not None and judge.classifier.knows(source):
-            tally.real_pred.append(np.asarray(judge.classifier.predict(x, source).cpu()))
-            tally.real_true.append(labels)
-        c_orig = torch.from_numpy(space.encode(source, labels)).to(self.device) if in_space else None
-        if self.inception is not None:
-            tally.fid_real = tally.fid_real or RunningStats(self.inception.dim)
-            tally.fid_fake = tally.fid_fake or RunningStats(self.inception.dim)
-            tally.fid_real.update(self.inception(x))
-        embeddings = []
         with torch.inference_mode():
-            for t in range(len(per_image[0])):
-                targets = [targets_b[t] for targets_b in per_image]
+            if judge is not None and judge.classifier.knows(batch.source):
+                tally.real_pred.append(np.asarray(judge.classifier.predict(x, batch.source).cpu()))
+                tally.real_true.append(batch.labels)
+            if self.inception is not None:
+                tally.fid_real = tally.fid_real or RunningStats(self.inception.dim)
+                tally.fid_fake = tally.fid_fake or RunningStats(self.inception.dim)
+                tally.fid_real.update(self.inception(x))
+            c = torch.from_numpy(np.concatenate([condition(space, ts, batch.source, self.opts.mask) for ts in by_target]))
+            xs = x.repeat(T, 1, 1, 1)
+            y = self._rows(lambda a, b: self.G(a, b).float().clamp(-1, 1), xs, c.to(self.device))
+            rec = None
+            if in_space:
+                c_orig = torch.from_numpy(space.encode(batch.source, batch.labels)).to(self.device).repeat(T, 1)
+                rec = self._rows(lambda a, b: self.G(a, b).float(), y, c_orig)
+            logits = self._rows(judge.classifier.logits, y) if judge is not None else None
+            truth = _Truths(self, batch)
+            embeddings = []
+            for t, targets in enumerate(by_target):
+                rows = slice(t * B, (t + 1) * B)
                 bucket = tally.metrics[targets[0].key]
-                c = torch.from_numpy(condition(space, targets, source, self.opts.mask)).to(self.device)
-                y = self.G(x, c).float().clamp(-1, 1)
-                bucket["translations"].add(np.ones(len(targets)))
-                if c_orig is not None:
-                    bucket["reconstruction_l1"].add(l1(to_unit(self.G(y, c_orig).float()), to_unit(x)).cpu())
-                if judge is not None:
-                    hit = judge.correct(y, targets)
+                bucket["translations"].add(np.ones(B))
+                if rec is not None:
+                    bucket["reconstruction_l1"].add(l1(to_unit(rec[rows]), to_unit(x)).cpu())
+                if logits is not None:
+                    hit = judge.hits(logits[rows], targets)
                     if hit is not None:
                         bucket["accuracy"].add(hit)
-                _counterfactuals(bucket, space, renderers, targets, x, y, x.shape[-1], judge)
+                truth.measure(bucket, t, targets, x, y[rows])
                 # FID compares with real images of the source dataset: only its own targets.
-                if self.inception is not None and (not in_space or targets[0].dataset == source):
-                    tally.fid_fake.update(self.inception(y))
+                if self.inception is not None and (not in_space or targets[0].dataset == batch.source):
+                    tally.fid_fake.update(self.inception(y[rows]))
                 if self.alexnet is not None:
-                    embeddings.append(self.alexnet.embed(y))
+                    embeddings.append(self.alexnet.embed(y[rows]))
             if len(embeddings) > 1:
                 pairs = [self.alexnet.distance(embeddings[i], embeddings[j]).cpu()
                          for i in range(len(embeddings)) for j in range(i + 1, len(embeddings))]
                 tally.diversity.add(torch.stack(pairs).mean(0))
 
 
-def _counterfactuals(
-    bucket: Mapping[str, _Mean],
-    label_space: LabelSpace,
-    renderers: Sequence[Any],
-    targets: Sequence[Target],
-    x: Any,
-    y: Any,
-    size: int,
-    judge: Judge | None,
-) -> None:
-    """L1/PSNR of outputs, of the inputs (identity baseline) and of another rendering of the
-    same counterfactual (other noise and hair texture: what a perfect translation that cannot
-    know the exact noise scores) against the exact counterfactual renderings, for the images
-    that have one. The outputs' L1 is also split between the pixels the counterfactual
-    changes and those it leaves as they were (what a translation changed that its target
-    does not concern)."""
-    import torch
+def _requests(space: LabelSpace, targets: Sequence[Target]) -> list[tuple[str, dict[str, int]]]:
+    """What each target asks the renderer for: its dataset and that dataset's labels."""
+    return [(t.dataset, {a: int(v) for a, v in zip(space.dataset(t.dataset).attributes, t.labels)}) for t in targets]
 
-    rows = [b for b, r in enumerate(renderers) if r is not None]
-    if not rows:
-        return
-    attrs = label_space.dataset(targets[0].dataset).attributes
-    wanted = [{a: int(v) for a, v in zip(attrs, targets[b].labels)} for b in rows]
 
-    def rendered(other_seed: bool) -> Any:
-        images = [renderers[b](targets[b].dataset, w, size, other_seed) for b, w in zip(rows, wanted)]
-        return to_model_range(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)).to(y.device)
+class _Truths:
+    """A batch's exact counterfactuals (and the other seed's renderings of them), collected
+    from the workers, and the classifier's logits on them, for the images that have them."""
 
-    gt = rendered(other_seed=False)
-    gt_u, y_u, x_u = to_unit(gt), to_unit(y[rows]), to_unit(x[rows])
-    bucket["counterfactual_l1"].add(l1(y_u, gt_u).cpu())
-    changed = changed_pixels(x_u, gt_u)
-    where_changed, where_unchanged = l1_parts(y_u, gt_u, changed)
-    bucket["counterfactual_l1_changed"].add(where_changed.cpu())
-    bucket["counterfactual_l1_unchanged"].add(where_unchanged.cpu())
-    bucket["changed_fraction"].add(changed.flatten(1).float().mean(1).cpu())
-    bucket["counterfactual_psnr"].add(psnr(y_u, gt_u).cpu())
-    bucket["identity_l1"].add(l1(x_u, gt_u).cpu())
-    bucket["identity_psnr"].add(psnr(x_u, gt_u).cpu())
-    other_u = to_unit(rendered(other_seed=True))
-    bucket["resample_l1"].add(l1(other_u, gt_u).cpu())
-    bucket["resample_psnr"].add(psnr(other_u, gt_u).cpu())
-    if judge is not None:
-        hit = judge.correct(gt, [targets[b] for b in rows])
-        if hit is not None:
-            bucket["ground_truth_accuracy"].add(hit)
+    def __init__(self, evaluator: _BatchEvaluator, batch: _Batch):
+        import torch
+
+        self.rows = [b for b, r in enumerate(batch.renders) if r is not None]
+        self.logits = None
+        if not self.rows:
+            return
+        drawn = np.stack([evaluator.pool.result(batch.renders[b]) for b in self.rows], axis=1)  # [T, B', 2, H, W, 3]
+        images = to_model_range(torch.from_numpy(drawn).permute(0, 1, 2, 5, 3, 4)).to(batch.x.device)
+        self.exact, self.other = images[:, :, 0], images[:, :, 1]  # [T, B', 3, H, W] each
+        self.judge = evaluator.judge
+        if self.judge is not None:
+            flat = self.exact.flatten(0, 1)
+            self.logits = evaluator._rows(self.judge.classifier.logits, flat).view(*self.exact.shape[:2], -1)
+
+    def measure(self, bucket: Mapping[str, _Mean], t: int, targets: Sequence[Target], x: Any, y: Any) -> None:
+        """L1/PSNR of outputs, of the inputs (identity baseline) and of another rendering of
+        the same counterfactual (other noise and hair texture: what a perfect translation that
+        cannot know the exact noise scores) against the exact counterfactual renderings, for
+        the images that have one. The outputs' L1 is also split between the pixels the
+        counterfactual changes and those it leaves as they were (what a translation changed
+        that its target does not concern)."""
+        if not self.rows:
+            return
+        rows = self.rows
+        gt_u, y_u, x_u = to_unit(self.exact[t]), to_unit(y[rows]), to_unit(x[rows])
+        bucket["counterfactual_l1"].add(l1(y_u, gt_u).cpu())
+        changed = changed_pixels(x_u, gt_u)
+        where_changed, where_unchanged = l1_parts(y_u, gt_u, changed)
+        bucket["counterfactual_l1_changed"].add(where_changed.cpu())
+        bucket["counterfactual_l1_unchanged"].add(where_unchanged.cpu())
+        bucket["changed_fraction"].add(changed.flatten(1).float().mean(1).cpu())
+        bucket["counterfactual_psnr"].add(psnr(y_u, gt_u).cpu())
+        bucket["identity_l1"].add(l1(x_u, gt_u).cpu())
+        bucket["identity_psnr"].add(psnr(x_u, gt_u).cpu())
+        other_u = to_unit(self.other[t])
+        bucket["resample_l1"].add(l1(other_u, gt_u).cpu())
+        bucket["resample_psnr"].add(psnr(other_u, gt_u).cpu())
+        if self.logits is not None:
+            hit = self.judge.hits(self.logits[t], [targets[b] for b in rows])
+            if hit is not None:
+                bucket["ground_truth_accuracy"].add(hit)
 
 
 # ------------------------------------------------------------------------------ the report
