@@ -86,11 +86,10 @@ def test_the_lock_of_a_killed_holder_does_not_block_even_while_its_forked_worker
             import os, sys, time
             from starkit.locking import lock_folder
             lock = lock_folder({str(path)!r}, "run folder X")
-            worker = os.fork()  # like a data-loading worker, which lives on for a while
-            if worker == 0:
+            if os.fork() == 0:  # like a data-loading worker, which lives on for a while
+                print(os.getpid(), flush=True)  # fork's hooks have run by now
                 time.sleep(60)
                 os._exit(0)
-            print(worker, flush=True)
             time.sleep(60)
         """)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
