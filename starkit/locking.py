@@ -106,7 +106,8 @@ def lock_folder(lock_path: str | Path, what: str) -> FolderLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise FolderInUseError(f"{what} is in use by {describe_holder(lock_path)}; wait for it to finish, or stop it") from None
+            holder = describe_holder(lock_path)
+            raise FolderInUseError(f"{what} is in use by {holder}; wait for it to finish, or stop it") from None
         except BaseException:
             os.close(fd)
             raise

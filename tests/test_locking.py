@@ -132,8 +132,9 @@ def test_a_run_folder_changed_by_another_trainer_while_starting_is_refused(toy_d
     from starkit.training.run import RunDirError, prepare_run, run_setup
 
     out = tmp_path / "run"
-    tiny = {"g_conv_dim": 4, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 2}
-    setup = prepare_run(out, {"datasets": "toyfaces", "data_root": str(toy_data_root), "iters": 2, "workers": 0, **tiny})
+    config = {"datasets": "toyfaces", "data_root": str(toy_data_root), "iters": 2, "workers": 0,
+              "g_conv_dim": 4, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 2}
+    setup = prepare_run(out, config)
     try:
         out.mkdir()
         (out / "config.json").write_text('{"seed": 7}\n')  # another trainer got there first
