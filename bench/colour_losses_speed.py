@@ -1,15 +1,14 @@
-"""How much the colour critic (``lambda_hist``) and the colour moments (``lambda_colour_match``)
-add to a training step, at the quality benchmark's sizes.
+"""How much the colour critic (``lambda_hist``) adds to a training step, at the quality
+benchmark's sizes.
 
     .venv/bin/python bench/colour_losses_speed.py [--batch 16] [--size 32] [--bins 8] [--repeats 15]
 
 Single thread, median of ``--repeats`` timed calls after one warm-up, each a forward and a
 backward pass with respect to the images: the critic scoring a batch through
 ``soft_histogram`` (scattering each pixel's 8 corner weights), the same through the dense
-product of per-channel tent weights (the definition, as the first version computed it); the
-colour moments' G-step work (the translations' Gaussian-bump embedding with its backward, the
-real images' without, and the loss); and the benchmark's generator (residual, colour map, 16
-base channels, 3 residual blocks) for scale. Prints JSON (milliseconds).
+product of per-channel tent weights (the definition, as the first version computed it); and
+the benchmark's generator (attention, colour map, 16 base channels, 3 residual blocks) for
+scale. Prints JSON (milliseconds).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from starkit.models.colour_critic import SQRT_EPS, ColourCritic
-    from starkit.models.colour_moments import ColourMoments
     from starkit.models.stargan import Generator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     x = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
     y = torch.zeros(args.batch, label_dim)
     critic = ColourCritic(label_dim, args.bins)
-    G = Generator(label_dim + 2, 16, 3, output="residual", colour_map="global")
+    G = Generator(label_dim + 2, 16, 3, output="attention", colour_map="global")
     c = torch.zeros(args.batch, label_dim + 2)
     centres = torch.linspace(-1, 1, args.bins)
 
@@ -65,24 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         hist = torch.einsum("bpi,bpj,bpk->bijk", r, g, b).reshape(args.batch, -1) / r.shape[1]
         critic((hist + SQRT_EPS).sqrt() - SQRT_EPS**0.5, y).sum().backward()
 
-    moments = ColourMoments(label_dim, args.bins)
-    own = torch.zeros(args.batch, 5)
-    own[:, 0] = 1
-    moments.observe("real", moments.embed(x), own, slice(0, 5))
-
-    def colour_moments():
-        images = x.clone().requires_grad_(True)
-        with torch.no_grad():
-            sources = moments.embed(x)
-        moments.loss(moments.embed(images), sources, own, slice(0, 5)).backward()
-
     def generator():
         G(x.clone(), c).sum().backward()
 
     report = {"batch": args.batch, "size": args.size, "bins": args.bins, "threads": 1,
               "torch": torch.__version__, "critic_scatter_ms": _median_ms(scatter, args.repeats),
               "critic_dense_ms": _median_ms(dense, args.repeats),
-              "colour_moments_ms": _median_ms(colour_moments, args.repeats),
               "generator_ms": _median_ms(generator, args.repeats)}
     print(json.dumps(report, indent=2))
     return 0

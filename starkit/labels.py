@@ -239,31 +239,20 @@ class LabelSpace:
         return out
 
     # ------------------------------------------------------------------ losses and predictions
-    def classification_loss(self, logits, labels, name: str, floor: float = 0.0,
-                            weights: Mapping[str, float] | None = None):
+    def classification_loss(self, logits, labels, name: str):
         """Domain-classification loss of ``logits`` ``[B, label_dim]`` (the discriminator's
         head, no mask) against ``name``'s own ``labels`` ``[B, k]``, using only ``name``'s
         slice. Binary groups: BCE summed over attributes, averaged over the batch (as the
         reference code). One-hot groups: cross-entropy averaged over rows whose group is set
-        (rows with no member set carry no signal for that group).
-
-        ``floor`` > 0 counts each image's loss per one-hot group and per binary attribute as
-        at least ``floor``: a term already below it (the classifier gives the label a
-        probability above ``exp(-floor)``) adds a constant and no gradient.
-
-        ``weights`` maps attribute-group names to the weight of their term (groups not named:
-        1; a weight of 0 leaves the group out); see :func:`parse_group_weights`."""
+        (rows with no member set carry no signal for that group)."""
         if logits.shape[-1] != self.label_dim:
             raise LabelError(f"logits have {logits.shape[-1]} columns, the label space {self.label_dim}")
         labels = labels.to(logits.dtype)
         total = logits.new_zeros(())
         for gs in self.group_slices(name):
-            weight = 1.0 if weights is None else float(weights.get(gs.group.name, 1.0))
-            if weight == 0:
-                continue
-            term = _group_classification_loss(gs.group.kind, logits[:, gs.joint], labels[:, gs.local], floor)
+            term = _group_classification_loss(gs.group.kind, logits[:, gs.joint], labels[:, gs.local])
             if term is not None:
-                total = total + (term if weight == 1 else weight * term)
+                total = total + term
         return total
 
     def uncertainty_loss(self, logits, name: str):
@@ -507,50 +496,19 @@ class LabelSpace:
         return rows
 
 
-def _group_classification_loss(kind: str, lg, lb, floor: float):
+def _group_classification_loss(kind: str, lg, lb):
     """One group's term of :meth:`LabelSpace.classification_loss` (``None``: no row of a
     one-hot group has a member set, so the group says nothing in this batch)."""
     import torch.nn.functional as F
 
     if kind == "binary":
-        if floor > 0:
-            terms = F.binary_cross_entropy_with_logits(lg, lb, reduction="none").clamp_min(floor)
-            return terms.sum() / lg.shape[0]
         return F.binary_cross_entropy_with_logits(lg, lb, reduction="sum") / lg.shape[0]
     known = lb.sum(-1) > 0
     if not bool(known.any()):
         return None
     if not bool(known.all()):
         lg, lb = lg[known], lb[known]
-    if floor > 0:
-        return F.cross_entropy(lg, lb.argmax(-1), reduction="none").clamp_min(floor).mean()
     return F.cross_entropy(lg, lb.argmax(-1))
-
-
-def parse_group_weights(text: str, space: "LabelSpace | None" = None, key: str = "weights") -> dict[str, float]:
-    """``"hair=0.5,expression=2"`` as ``{"hair": 0.5, "expression": 2.0}`` (``""``: no weights):
-    attribute-group names and non-negative weights. With ``space``, every name must be a group
-    of one of its datasets. Errors name ``key`` (the config key the text came from)."""
-    if not isinstance(text, str):
-        raise LabelError(f"{key}: expected a string like 'hair=0.5' (group=weight, comma-separated), got {text!r}")
-    out: dict[str, float] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, eq, value = item.partition("=")
-        name = name.strip()
-        try:
-            weight = float(value) if eq else float("nan")
-        except ValueError:
-            weight = float("nan")
-        if not name or not weight >= 0 or weight == float("inf"):
-            raise LabelError(f"{key}: {item!r} is not group=weight with a finite weight >= 0 (e.g. 'hair=0.5')")
-        if name in out:
-            raise LabelError(f"{key}: group {name!r} is given twice")
-        out[name] = weight
-    if space is not None:
-        _check_groups(sorted(out), space, key)
-    return out
 
 
 def parse_group_names(text: str, space: "LabelSpace | None" = None, key: str = "groups") -> tuple[str, ...]:

@@ -100,11 +100,10 @@ def test_default_cuda_fast_path_matches_the_naive_cpu_path_within_bf16_tolerance
     assert errors["grad D"] <= 0.1 and errors["grad G"] <= 0.6, errors
 
 
-@pytest.mark.parametrize("output, colour_map", [("image", "none"), ("residual", "none"), ("attention", "none"),
-                                                ("residual", "global"), ("attention", "global")])
+@pytest.mark.parametrize("output, colour_map", [("image", "none"), ("attention", "none"), ("attention", "global")])
 def test_every_generator_output_trains_finite_under_the_cuda_fast_path(output, colour_map):
-    # The residual output once clamped bf16 fakes to ±1 before atanh: G's gradients were NaN
-    # at the first G step on CUDA, in every run (the CPU's kernels happened to give zeros).
+    # Saturated pixels under bf16 autocast: the colour map keeps its input in fp32, where bf16
+    # would lose ~3 digits of it.
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
     from starkit.training.stargan_step import StarGANStep
 

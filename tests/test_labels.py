@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from starkit.labels import LabelError, LabelSpace, parse_group_weights
+from starkit.labels import LabelError, LabelSpace
 from starkit.spec import AttributeGroup
 
 CELEBA = [
@@ -265,81 +265,6 @@ def test_classification_loss_ignores_unknown_onehot_rows(joint):
     loss = joint.classification_loss(logits, labels, "celeba")
     only_first = torch.nn.functional.cross_entropy(logits[:1, :3], torch.tensor([0]))
     assert loss.item() == pytest.approx(only_first.item() + 2 * np.log(2), rel=1e-5)
-
-
-def test_a_classification_floor_stops_the_push_on_terms_already_below_it(joint):
-    labels = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1]], dtype=torch.float32)
-    logits = torch.zeros(2, 13)
-    logits[0, 0], logits[0, 3] = 5.0, 5.0  # row 1: sure of its hair and of Male
-    logits[1, 4] = 5.0  # row 2: sure of not-Young, unsure of its hair and of Male
-    logits.requires_grad_(True)
-    floor = 0.2
-    loss = joint.classification_loss(logits, labels, "celeba", floor=floor)
-    loss.backward()
-    # Row 1's hair and Male terms (CE ≈ 0.013, BCE ≈ 0.007) count as the floor and push no more.
-    assert logits.grad[0, :4].abs().sum() == 0
-    assert logits.grad[1, :3].abs().sum() > 0 and logits.grad[1, 3] != 0
-    # Young is wrong for row 1 and right for row 2 (BCE ≈ 0.007): only row 1 is pushed.
-    assert logits.grad[0, 4] != 0 and logits.grad[1, 4] == 0
-    ce = torch.nn.functional.cross_entropy(logits.detach()[:, :3], torch.tensor([0, 1]), reduction="none")
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits.detach()[:, 3:5], labels[:, 3:5],
-                                                               reduction="none")
-    expected = ce.clamp_min(floor).mean() + bce.clamp_min(floor).sum() / 2
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-    # Without a floor it is the plain loss, and a floor under every term changes nothing.
-    plain = joint.classification_loss(logits.detach(), labels, "celeba")
-    assert plain.item() == pytest.approx((ce.mean() + bce.sum() / 2).item(), rel=1e-6)
-    assert joint.classification_loss(logits.detach(), labels, "celeba", floor=1e-6).item() == pytest.approx(
-        plain.item(), rel=1e-4)
-
-
-def test_group_weights_scale_each_groups_term_and_zero_leaves_it_out(joint):
-    torch.manual_seed(0)
-    logits = torch.randn(4, 13)
-    labels = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.float32)
-
-    def loss(weights=None, floor=0.0):
-        lg = logits.clone().requires_grad_(True)
-        value = joint.classification_loss(lg, labels, "celeba", floor=floor, weights=weights)
-        value.backward()
-        return value.item(), lg.grad
-
-    plain, g_plain = loss()
-    no_hair, g_no_hair = loss({"hair": 0.0})
-    hair = plain - no_hair
-    assert hair == pytest.approx(torch.nn.functional.cross_entropy(logits[:, :3], labels[:, :3].argmax(-1)).item())
-    # A weight of 0: the hair logits get no gradient, the other groups the same as unweighted.
-    assert g_no_hair[:, :3].abs().sum() == 0
-    assert torch.equal(g_no_hair[:, 3:], g_plain[:, 3:])
-    # Other weights scale the group's term and its gradient, and only them.
-    half, g_half = loss({"hair": 0.5})
-    assert half == pytest.approx(no_hair + 0.5 * hair, rel=1e-6)
-    assert torch.allclose(g_half[:, :3], 0.5 * g_plain[:, :3]) and torch.equal(g_half[:, 3:], g_plain[:, 3:])
-    both, _ = loss({"hair": 2.0, "attributes": 3.0})
-    assert both == pytest.approx(2 * hair + 3 * no_hair, rel=1e-6)
-    # A group of another dataset weighs nothing here, and a weight of 1 is no weight.
-    assert loss({"expression": 0.0, "hair": 1.0})[0] == pytest.approx(plain, rel=1e-7)
-    # The weight applies to the floored term too.
-    floored, _ = loss(floor=0.5)
-    floored_no_hair, _ = loss({"hair": 0.0}, floor=0.5)
-    assert loss({"hair": 0.25}, floor=0.5)[0] == pytest.approx(
-        floored_no_hair + 0.25 * (floored - floored_no_hair), rel=1e-6)
-
-
-def test_group_weights_parse_and_name_what_is_wrong(joint):
-    assert parse_group_weights("") == {} and parse_group_weights(" , ") == {}
-    assert parse_group_weights("hair=0.5, expression = 2") == {"hair": 0.5, "expression": 2.0}
-    assert parse_group_weights("hair=0", joint) == {"hair": 0.0}
-    for bad, message in (("hair", "'hair' is not group=weight"), ("hair=-1", "'hair=-1' is not group=weight"),
-                         ("hair=x", "'hair=x' is not group=weight"), ("=1", "'=1' is not group=weight"),
-                         ("hair=inf", "finite weight"), ("hair=nan", "'hair=nan'"),
-                         ("hair=1,hair=2", "group 'hair' is given twice")):
-        with pytest.raises(LabelError, match=f"g_cls_group_weights: .*{message}"):
-            parse_group_weights(bad, key="g_cls_group_weights")
-    with pytest.raises(LabelError, match="expected a string like 'hair=0.5'"):
-        parse_group_weights({"hair": 0.5})
-    with pytest.raises(LabelError, match="no attribute group 'hat' in the label space .*groups: attributes, expression, hair"):
-        parse_group_weights("hat=1,hair=1", joint)
 
 
 def test_predict_is_valid_labels(joint):

@@ -81,9 +81,8 @@ def default_transforms() -> list[Any]:
     return [_import_albumentations().HorizontalFlip(p=0.5)]
 
 
-#: The random framing of :func:`robust_transforms` (and of D's framed classification,
-#: :mod:`starkit.training.framing`): zoom factor range (> 1: the content appears larger), largest
-#: shift as a fraction of the side, largest roll in degrees.
+#: The random framing of :func:`robust_transforms`: zoom factor range (> 1: the content appears
+#: larger), largest shift as a fraction of the side, largest roll in degrees.
 FRAMING_SCALE = (0.9, 1.12)
 FRAMING_SHIFT = 0.06
 FRAMING_ROLL_DEGREES = 9.0

@@ -51,39 +51,11 @@ def reconstruction_loss(x_real: Tensor, x_reconstructed: Tensor) -> Tensor:
     return (x_real.float() - x_reconstructed.float()).abs().mean()
 
 
-def scale_gradient(x: Tensor, scale: float) -> Tensor:
-    """``x`` unchanged on the way forward; on the way back, the gradient reaching ``x`` is
-    multiplied by ``scale`` (0: ``x`` detached; 1: ``x`` itself)."""
-    if scale == 1:
-        return x
-    if scale == 0:
-        return x.detach()
-    frozen = x.detach()
-    return frozen + scale * (x - frozen)
-
-
-def change_l1(x_real: Tensor, x_fake: Tensor, cap: float = 0.0) -> Tensor:
-    """``mean(|G(x, c) - x|)``: how much a translation changes its input (L1 averaged over
-    pixels). Not in the paper: weighted by ``lambda_change``, it asks G to leave alone what the
-    target does not concern (minimal-change regularisers of counterfactual generation). The same
-    L1 as :func:`reconstruction_loss`, between the input and its translation.
-
-    ``cap`` > 0 counts each pixel's change as at most ``cap``: ``mean(min(|G(x, c) - x|, cap))``.
-    A change larger than that (the target's own) costs no more however large it grows, while
-    small changes spread over the image (a colour cast) cost as in the plain L1."""
-    if cap > 0:
-        return (x_fake.float() - x_real.float()).abs().clamp_max(cap).mean()
-    return reconstruction_loss(x_real, x_fake)
-
-
 def mask_opening(mask: Tensor) -> Tensor:
-    """``mean(mask)``: how far a generator opens one of its masks (the attention output's
-    paint mask ``1 − K``, the colour map's mask ``M``), averaged over pixels: GANimation's
-    sparsity term on its attention mask (Pumarola et al., ECCV 2018). Weighted by
-    ``lambda_mask`` / ``lambda_recolour_mask`` (not in StarGAN), it charges G for every pixel
-    it opens a mask on, however close its paint or recolouring is to the input there, where
-    :func:`change_l1` charges only the difference it makes: nearly nothing where a blurred mask
-    spills a little paint past the region it changes."""
+    """``mean(mask)``: how far a generator opens its paint mask (the attention output's
+    ``1 − K``), averaged over pixels: GANimation's sparsity term on its attention mask
+    (Pumarola et al., ECCV 2018). Weighted by ``lambda_mask`` (not in StarGAN), it charges G
+    for every pixel it opens the mask on, however close its paint is to the input there."""
     return mask.float().mean()
 
 
@@ -102,30 +74,6 @@ def mask_indecision(mask: Tensor, rows: Tensor | None = None) -> Tensor:
         return indecision.mean()
     per_image = indecision.flatten(1).mean(dim=1)
     return (per_image * rows.to(per_image.dtype)).sum() / mask.shape[0]
-
-
-def change_total_variation(x_real: Tensor, x_fake: Tensor) -> Tensor:
-    """Anisotropic total variation of the change ``G(x, c) - x``: the mean absolute difference
-    between vertically and between horizontally adjacent pixels of the change, summed. A
-    translation that recolours a region evenly costs little, one that sprinkles
-    high-frequency colour noise (which a small classifier may accept) a lot. Not in the paper;
-    weighted by ``lambda_change_tv``."""
-    delta = x_fake.float() - x_real.float()
-    return (delta[..., 1:, :] - delta[..., :-1, :]).abs().mean() + (delta[..., :, 1:] - delta[..., :, :-1]).abs().mean()
-
-
-def path_consistency(direct: Tensor, by_way_of: Tensor) -> Tensor:
-    """Mean L1 between a translation straight to a target, ``G(x, c)``, and one to the same
-    target by way of another, ``G(G(x, c_mid), c)`` (multi-path consistency; not in the paper,
-    weighted by ``lambda_path``). Both paths get its gradient.
-
-    Why: a translation that goes only part of the way from the input's attribute to the
-    target's (the benchmark's hair colours go 58–89 % of the way) lands somewhere else when it
-    goes there in two steps: with a share ``w`` of the way per step, straight leaves ``1 − w``
-    of it and two steps ``(1 − w)²``, and the gap ``w(1 − w)`` closes only at ``w = 1`` (or at
-    0, where the classification term does not let G stay). A translator that does exactly what
-    it is asked is consistent along every path."""
-    return (direct.float() - by_way_of.float()).abs().mean()
 
 
 def interpolation_weights(batch: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -293,23 +293,15 @@ def to_reference_state_dict(model: Generator | Discriminator) -> dict[str, Tenso
     copies), loadable by the reference code's ``load_state_dict``."""
     if not isinstance(model, (Generator, Discriminator)):
         raise TypeError(f"expected a starkit Generator or Discriminator, got {type(model).__name__}")
-    keys = ("g_output", "g_condition", "g_upsample", "g_colour_map", "g_skip", "g_up_norm")
+    keys = ("g_output", "g_upsample", "g_colour_map", "g_skip")
     paper = tuple(DEFAULT_MODEL_CONFIG[key] for key in keys)
-    if isinstance(model, Generator) and (model.output, model.condition, model.upsample, model.colour_map,
-                                         model.skip, model.up_norm) != paper:
-        # The reference's G draws the image, from the label at its input only, up-sampling by
-        # transposed convolutions: a residual G's weights would load there and compute
-        # something else; the other options' layers would not load at all.
+    if isinstance(model, Generator) and (model.output, model.upsample, model.colour_map, model.skip) != paper:
+        # The reference's G draws the image, up-sampling by transposed convolutions: the other
+        # options' layers would not load there.
         raise ReferenceCheckpointError(
-            f"the reference generator has no counterpart for output={model.output!r}, condition={model.condition!r}, "
-            f"upsample={model.upsample!r}, colour_map={model.colour_map!r}, skip={model.skip!r}, "
-            f"up_norm={model.up_norm!r} (it has output='image', condition='input', upsample='transposed', "
-            "colour_map='none', skip='none', up_norm='instance')"
-        )
-    if isinstance(model, Discriminator) and model.condition != DEFAULT_MODEL_CONFIG["d_condition"]:
-        raise ReferenceCheckpointError(
-            f"the reference discriminator has no counterpart for condition={model.condition!r} "
-            "(its real/fake score does not see the label)"
+            f"the reference generator has no counterpart for output={model.output!r}, "
+            f"upsample={model.upsample!r}, colour_map={model.colour_map!r}, skip={model.skip!r} "
+            "(it has output='image', upsample='transposed', colour_map='none', skip='none')"
         )
     ours = model.state_dict()
     return {their: ours[our].detach().to("cpu", copy=True) for their, our in _key_map(model).items()}

@@ -122,6 +122,45 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
 
 FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}
 
+#: Options of the ``stargan`` family that this starkit no longer has (no preset set them and no
+#: published method motivates them), each with the value that behaves as what remains (its old
+#: default). A saved run or checkpoint holding that value loses the key silently; any other
+#: value is refused, naming the key: that run needs the starkit version that trained it.
+REMOVED_STARGAN_KEYS: dict[str, Any] = {
+    "rec_fake_grad": 1.0,
+    "g_cls_confidence": 0.0,
+    "g_cls_group_weights": "",
+    "lambda_change": 0.0,
+    "lambda_change_tv": 0.0,
+    "change_cap": 0.0,
+    "change_warmup": 0,
+    "lambda_path": 0.0,
+    "path_fraction": 0.25,
+    "lambda_colour_match": 0.0,
+    "colour_match_decay": 0.99,
+    "colour_match_gate": 0.05,
+    "g_map_hidden": 0,
+    "g_map_only": "",
+    "g_up_norm": "instance",
+    "g_condition": "input",
+    "d_condition": "none",
+    "lambda_recolour_mask": 0.0,
+    "mask_sharpness_on": "",
+    "d_cls_augment": "none",
+    "target_sampling": "permute",
+}
+#: Removed keys that only tuned another option: any value is harmless while that option is off (0).
+REMOVED_ONLY_WITH = {
+    "change_cap": "lambda_change",
+    "change_warmup": "lambda_change",
+    "path_fraction": "lambda_path",
+    "colour_match_decay": "lambda_colour_match",
+    "colour_match_gate": "lambda_colour_match",
+    "mask_sharpness_on": "lambda_mask_sharpness",
+}
+#: Values of kept ``stargan`` keys that this starkit no longer has.
+REMOVED_STARGAN_VALUES: dict[str, tuple[Any, ...]] = {"g_output": ("residual", "gated")}
+
 
 def family_fields(default_config: Mapping[str, Any]) -> dict[str, ConfigField]:
     """Fields for a model family's hyper-parameters, typed by their default values. Semantic
@@ -189,8 +228,11 @@ def _apply(
     values: Mapping[str, Any],
     where: str,
     origins: dict[str, str] | None = None,
+    model: str | None = None,
 ) -> None:
     for key, value in values.items():
+        if model == "stargan":
+            _refuse_removed_option(key, value, where)
         field = fields.get(key)
         if field is None:
             close = difflib.get_close_matches(key, list(fields), n=1)
@@ -199,6 +241,56 @@ def _apply(
         config[key] = _coerce(field, value, where)
         if origins is not None:
             origins[key] = where
+
+
+def _refuse_removed_option(key: str, value: Any, where: str) -> None:
+    """A ConfigError for a key (or a value) of the ``stargan`` family given on the command line
+    or in a config file that this starkit no longer has."""
+    if key in REMOVED_STARGAN_KEYS:
+        raise ConfigError(
+            f"{where}{key}: this version of starkit no longer has this option (it now always behaves "
+            f"as {key} = {REMOVED_STARGAN_KEYS[key]!r}); remove it, or use an older starkit that has it"
+        )
+    if value in REMOVED_STARGAN_VALUES.get(key, ()):
+        raise ConfigError(
+            f"{where}{key}: this version of starkit no longer has {key} = {value!r} (choose from "
+            f"{', '.join(map(repr, _kept_choices(key)))}), or use an older starkit that has it"
+        )
+
+
+def _kept_choices(key: str) -> tuple[Any, ...]:
+    from ..models import GENERATOR_OUTPUTS
+
+    return {"g_output": GENERATOR_OUTPUTS}[key]
+
+
+def drop_removed_keys(saved: Mapping[str, Any], source: str, version: str | None = None) -> dict[str, Any]:
+    """A saved ``stargan`` config (a run's ``config.json``, a checkpoint's) without the keys this
+    starkit no longer has, where each held its harmless value (:data:`REMOVED_STARGAN_KEYS`).
+    Any other value of a removed key or value is a ConfigError naming ``source``, the key and
+    the value: the run can only be continued by the starkit that trained it (``version``)."""
+    config = dict(saved)
+    if config.get("model", "stargan") != "stargan":
+        return config
+    for key, harmless in REMOVED_STARGAN_KEYS.items():
+        if key not in config:
+            continue
+        value = config.pop(key)
+        parent = REMOVED_ONLY_WITH.get(key)
+        if value != harmless and not (parent is not None and not saved.get(parent)):
+            _refuse_saved(source, key, value, version)
+    for key, values in REMOVED_STARGAN_VALUES.items():
+        if config.get(key) in values:
+            _refuse_saved(source, key, config[key], version)
+    return config
+
+
+def _refuse_saved(source: str, key: str, value: Any, version: str | None) -> None:
+    trained = f"starkit {version}" if version else "the starkit version that trained it"
+    raise ConfigError(
+        f"{source}: {key} = {value!r}, which this version of starkit no longer has; use {trained} "
+        f"for this run (a run folder's config.json records it as starkit_version)"
+    )
 
 
 def validate(
@@ -265,10 +357,11 @@ def resolve_config(
     fields = all_fields(default_config)
     config: dict[str, Any] = {name: _copy(f.default) for name, f in fields.items()}
     origins: dict[str, str] = {}
+    model = (overrides or {}).get("model") or (file_values or {}).get("model") or FIELDS_BY_NAME["model"].default
     if file_values:
-        _apply(config, fields, file_values, f"{file_label}: ", origins)
+        _apply(config, fields, file_values, f"{file_label}: ", origins, model)
     if overrides:
-        _apply(config, fields, {k: v for k, v in overrides.items() if v is not None}, "", origins)
+        _apply(config, fields, {k: v for k, v in overrides.items() if v is not None}, "", origins, model)
     validate(config, fields, origins)
     return config
 
@@ -288,7 +381,7 @@ def resume_config(
     flag that disagrees with the saved run is an error naming the field: it would make the
     resumed run a different experiment."""
     fields = all_fields(default_config)
-    config = dict(saved)
+    config = drop_removed_keys(saved, source)
     for name, field in fields.items():  # keys added by a newer starkit take their defaults
         config.setdefault(name, _copy(field.default))
     unknown = sorted(set(config) - set(fields))
@@ -296,7 +389,7 @@ def resume_config(
         raise ConfigError(f"{source}: unknown config key {unknown[0]!r} (written by another starkit version?)")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     changed: dict[str, Any] = {}
-    _apply(changed, fields, given, "")
+    _apply(changed, fields, given, "", model=config.get("model"))
     for key, value in changed.items():
         if fields[key].resumable or value == config.get(key):
             config[key] = value

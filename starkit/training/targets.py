@@ -21,7 +21,7 @@ drawn: the batch's targets are the paper's, computed exactly as before. The same
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -47,13 +47,10 @@ class Targets:
     joint: Tensor
     parts: tuple[TargetPart, ...]
 
-    def classification_loss(self, space: LabelSpace, logits: Tensor, floor: float = 0.0,
-                            weights: Mapping[str, float] | None = None) -> Tensor:
+    def classification_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
         """D's classification of the translations against their targets, each part by its own
-        dataset's slice, weighted by its share of the batch (one part: the paper's loss).
-        ``floor``, ``weights``: see :meth:`LabelSpace.classification_loss`."""
-        return self._by_part(logits, lambda part, lg: space.classification_loss(lg, part.labels, part.dataset,
-                                                                                 floor, weights))
+        dataset's slice, weighted by its share of the batch (one part: the paper's loss)."""
+        return self._by_part(logits, lambda part, lg: space.classification_loss(lg, part.labels, part.dataset))
 
     def uncertainty_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
         """:meth:`LabelSpace.uncertainty_loss` of each part's rows for its dataset's groups,
@@ -93,7 +90,7 @@ class Targets:
         return changed
 
     def centered(self, space: LabelSpace) -> Tensor:
-        """:meth:`LabelSpace.centered_labels` of every row's target (for a conditional critic)."""
+        """:meth:`LabelSpace.centered_labels` of every row's target (for the colour critic)."""
         if len(self.parts) == 1 and self.parts[0].rows is None:
             part = self.parts[0]
             return space.centered_labels(part.labels, part.dataset)
