@@ -20,7 +20,7 @@ is the hair-L1 ratio of ``bench/quality.py`` (on these faces):
 - ``unchanged_near_part`` / ``unchanged_far_part``: the unchanged part split between the pixels
   within ``NEAR`` pixels of a changed one (the hair's edges) and the rest; with ``--heatmap``, a
   PNG of the mean error on unchanged pixels per position (white: 0.1 or more, in [0, 1] units).
-- ``mask_openings``: for a generator that draws masks (``g_output`` attention or gated: the
+- ``mask_openings``: for a generator that draws masks (``g_output`` attention: the
   paint mask's opening ``1 − K``; ``g_colour_map`` global: the recolour mask), each mask's mean
   on the changed and on the unchanged pixels of translations to another colour: a mask half
   open on the hair lets the source colour through, one open off the hair spills there.

@@ -109,13 +109,10 @@ class Profile:
     # at training seeds 0 / 1, against 0.76 / 0.81 for the residual recipe before it and 0.76 /
     # 0.65 for the same G with 7×7 (seed 0). The benchmark's recipe since session 19.
     # "gated" (the residual's change where the attention mask opens): 0.72 / 0.73 (7×7), 0.71 /
-    # 0.66 (3×3) at seed 0; not kept.
+    # 0.66 (3×3) at seed 0; not kept (nor is "residual": starkit no longer has either).
     g_output: str = "attention"
-    # The label inside G too ("norm": conditional instance norm) gave 0.662; resize
-    # up-sampling ("resize") 0.618. With attention, "norm", "resize" and lambda_cls 0.5 the
-    # hair-L1 ratio is 0.56 / 0.59 (two seeds; under the 0.6 target) but expressions 0.31 /
-    # 0.13 (docs/training.md, with the other combinations).
-    g_condition: str = "input"
+    # The label inside G too (conditional instance norm, an option starkit no longer has) gave
+    # 0.662; resize up-sampling ("resize") 0.618.
     g_upsample: str = "resize"
     # U-Net skips: the down path's features join the up path's at their resolution; with the
     # residual G they lifted expressions (session 14), with the attention G they keep the
@@ -133,13 +130,9 @@ class Profile:
     # 0.75 against 0.80 / 0.79 / 0.76), Young flips 0.63 / 0.83 / 0.69 against 0.75 / 0.71 /
     # 0.69: JNT, training seeds 0 / 1 / 2, CPU, docs/training.md.
     g_colour_map: str = "global"
-    # D's real/fake score told the labels ("projection"): expressions 0.68 / 0.73 over two
-    # training seeds (0.70 / 0.72 without), hair-L1 ratio 0.94 / 0.97 (1.03 / 1.05), mask
-    # ablation 0.37 / 0.25. D's classifier learning from re-framed real images ("framing"):
-    # 0.50 — D cannot learn framed faces at this budget; with d_conv_dim 32, 0.57 against 0.61
-    # (docs/training.md).
-    d_condition: str = "none"
-    d_cls_augment: str = "none"
+    # D's real/fake score told the labels (a projection critic): expressions 0.68 / 0.73 over
+    # two training seeds (0.70 / 0.72 without). D's classifier learning from re-framed real
+    # images: 0.50 — D cannot learn framed faces at this budget. Neither is an option any more.
     # Three departures that together lift JNT's expressions on synth-celeba faces from 0.70 /
     # 0.72 to 0.80 / 0.79 (training seeds 0 / 1) and take the mask ablation to chance (0.27 ->
     # 0.13 / 0.12); docs/training.md has the runs that chose them. lambda_cls_fake: D's
@@ -154,21 +147,9 @@ class Profile:
     lambda_cls_fake: float = 0.3
     cross_targets: float = 0.25
     mask_noise: float = 0.5
-    # Penalties on a translation's change to its input (its L1, its total variation), for the
-    # hair target: no gain beyond the spread between seeds before they cost expressions (an
-    # H100 sweep, docs/training.md). With these three keys the attention generator keeps more
-    # expressions than with the recipe before (GPU 0.80 over four seeds against 0.82 residual;
-    # CPU 0.69 / 0.75 against 0.80 / 0.79) for a hair-L1 ratio of 0.69, hair 0.99 and Male 0.97.
-    # Noise on the way back (G(G(x, c) + noise, c_org), against a G that hides its input in
-    # the translation) kept D's classifier at chance at 0.1 and 0.03: not kept as an option.
-    # The L1 penalty capped per pixel (training keys change_cap 0.1: each pixel's change counts
-    # as at most 0.1; change_warmup 1000: its weight ramps in) at weight 3: hair-L1 ratio 0.79 /
-    # 0.90 / 0.87 against 0.88 / 0.98 / 0.96 at training seeds 0 / 1 / 2 (session 14's sweeps),
-    # but in this benchmark (session 15, seed 0) it also lifted SNG's expressions to 0.68 and
-    # lowered JNT's to 0.76: both expression targets lost for hair 0.79, still above 0.6
-    # (docs/training.md). Not in the recipe.
-    lambda_change: float = 0.0
-    lambda_change_tv: float = 0.0
+    # Penalties on a translation's change to its input (its L1, its total variation, capped per
+    # pixel), for the hair target: no gain beyond the spread between seeds before they cost
+    # expressions; starkit no longer has them.
     # A second critic that sees only each image's colour histogram and labels (session 17;
     # starkit.models.colour_critic). JNT at training seeds 0 / 1, against the recipe without it
     # on the same machine: hair-L1 ratio 0.80 / 0.87 against 0.81 / 0.96, expressions 0.81 /
@@ -181,7 +162,7 @@ class Profile:
     # 0.814 / 0.813 / 0.739 / 0.798 / 0.800. In the recipe since session 22.
     lambda_hist: float = 3.0
     # G's masks pushed toward shut-or-open (training keys lambda_mask_sharpness,
-    # mask_sharpness_on / _from / _groups; sessions 22-24), over the last quarter of the run
+    # mask_sharpness_from / _groups; sessions 22-24), over the last quarter of the run
     # (mask_sharpness_from_fraction: the first iteration it weighs, as a share of iters), at
     # weight 1, both masks. On every translation (session 23): hair-L1 ratio 0.589-0.604 over
     # training seeds 0-4 (mean 0.596 against 0.657) but expressions 0.782 (0.807) and Young
@@ -191,18 +172,12 @@ class Profile:
     # 0.807, level), Young 0.69 (0.73); at weight 2 hair 0.608, expressions 0.809, Young 0.66
     # (docs/training.md, session 24). In the recipe since session 24, at weight 1.
     # synth-rafd has no hair, so SNG trains without it (training_keys).
-    lambda_mask_sharpness: float = 1.0
-    mask_sharpness_on: str = ""  # every mask G draws: the paint and the recolour mask
+    lambda_mask_sharpness: float = 1.0  # every mask G draws: the paint and the recolour mask
     mask_sharpness_from_fraction: float = 0.75
     mask_sharpness_groups: str = "hair"
-    # Other penalties on G's masks (training keys lambda_mask, lambda_recolour_mask; session
-    # 22): not in the recipe.
-    # Class-conditional colour matching (session 18; starkit.models.colour_moments, the training
-    # key lambda_colour_match): not in the recipe. On an AMD EPYC with AVX-512, seed 0, hair-L1
-    # ratio 0.79 (gated, weight 100) / 0.89 (ungated) against 0.81: it takes the hair further
-    # but recruits skin; with the attention G, U-Net skips and resize 0.72 against 0.65. The
-    # attention G with hair only through the colour map: expressions 0.86 / 0.83 / 0.74 and
-    # hair-L1 0.76 / 0.88 / 0.78 at seeds 0 / 1 / 2, Male at chance at seed 1 (docs/training.md).
+    # The paint mask's sparsity (training key lambda_mask; session 22): not in the recipe.
+    # Class-conditional colour matching (session 18, an option starkit no longer has): hair-L1
+    # ratio 0.79 against 0.81 at seed 0, but it recruited skin.
     # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
     # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
     # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with

@@ -102,6 +102,11 @@ def test_every_removed_key_at_its_old_default_is_dropped_silently():
     assert drop_removed_keys({"lambda_path": 0.0, "path_fraction": 0.5, "change_cap": 0.2,
                               "lambda_mask_sharpness": 0.0, "mask_sharpness_on": "paint"}, "c") == {
         "lambda_mask_sharpness": 0.0}
+    # Naming every mask the generator draws is what sharpening does now.
+    net = {"g_output": "attention", "g_colour_map": "global", "lambda_mask_sharpness": 1.0}
+    assert drop_removed_keys({**net, "mask_sharpness_on": "recolour, paint"}, "c") == net
+    with pytest.raises(ConfigError, match="mask_sharpness_on = 'paint'"):
+        drop_removed_keys({**net, "mask_sharpness_on": "paint"}, "c")
 
 
 @pytest.mark.parametrize("saved, named", [

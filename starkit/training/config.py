@@ -277,12 +277,21 @@ def drop_removed_keys(saved: Mapping[str, Any], source: str, version: str | None
             continue
         value = config.pop(key)
         parent = REMOVED_ONLY_WITH.get(key)
-        if value != harmless and not (parent is not None and not saved.get(parent)):
+        if value != harmless and not (parent is not None and not saved.get(parent)) and not (
+                key == "mask_sharpness_on" and _names_every_mask(value, saved)):
             _refuse_saved(source, key, value, version)
     for key, values in REMOVED_STARGAN_VALUES.items():
         if config.get(key) in values:
             _refuse_saved(source, key, config[key], version)
     return config
+
+
+def _names_every_mask(names: Any, saved: Mapping[str, Any]) -> bool:
+    """Whether ``mask_sharpness_on`` = ``names`` chose every mask the saved generator draws:
+    what the option's absence does now."""
+    drawn = {name for name, on in (("paint", saved.get("g_output") == "attention"),
+                                   ("recolour", saved.get("g_colour_map", "none") != "none")) if on}
+    return isinstance(names, str) and {n.strip() for n in names.split(",") if n.strip()} == drawn
 
 
 def _refuse_saved(source: str, key: str, value: Any, version: str | None) -> None:
