@@ -197,6 +197,10 @@ def test_inception_features_load_a_saved_state_dict_without_download(tmp_path):
     assert out.shape == (2, 2048)
     assert torch.isfinite(out).all()
     assert not torch.allclose(out[0], out[1])  # depends on the image
+    # The weights' hash keys the cache of real-image statistics.
+    import hashlib
+
+    assert hashlib.sha256((tmp_path / "inception.pt").read_bytes()).hexdigest() in features.identity
 
 
 def test_weight_files_of_the_wrong_network_or_missing_are_refused(tmp_path):
@@ -895,3 +899,55 @@ def test_eval_prints_plain_progress_when_not_a_terminal(joint_run):
     assert "translate synth-celeba (13 targets per image): 0/48 (0 %)" in result.stderr
     assert "translate synth-rafd (11 targets per image): 48/48 (100 %)" in result.stderr
     assert "ETA" in result.stderr and "━" not in result.stderr  # lines, not a bar
+
+
+def test_real_images_inception_statistics_are_computed_once_per_shard_set(face_root, tmp_path, monkeypatch):
+    """FID's real side does not depend on the model: the second evaluation reads it from the
+    cache (same FID, Inception run on translations only); other images or other features
+    miss the cache."""
+    from starkit.evaluation import fid_cache
+    from starkit.evaluation.classifier import label_space_of
+    from starkit.evaluation.evaluate import EvalOptions, evaluate_generator
+
+    monkeypatch.setenv("STARKIT_CACHE", str(tmp_path / "cache"))
+
+    class CountingFeatures:
+        dim = 3
+        identity = "channel means v1"
+
+        def __init__(self):
+            self.images = 0
+
+        def __call__(self, images):
+            self.images += len(images)
+            return images.mean(dim=(2, 3))
+
+    stores = _stores(face_root, ["synth-celeba"])
+    space = label_space_of(stores)
+
+    def fid(features, limit=None):
+        report = evaluate_generator(TinyConditionalG(space.dim), space, stores, inception=features, progress=False,
+                                    options=EvalOptions(batch_size=2, limit=limit, workers=0))
+        assert not [n for n in report["notes"] if "not cached" in n]
+        return report["datasets"]["synth-celeba"]["fid"]
+
+    first, second = CountingFeatures(), CountingFeatures()
+    assert fid(first) == fid(second) is not None
+    assert first.images == 5 + 5 * 5  # real images, then the translations to 5 own targets
+    assert second.images == 5 * 5
+    assert len(list((tmp_path / "cache" / "fid").glob("*.npz"))) == 1
+    fewer = CountingFeatures()
+    fid(fewer, limit=3)
+    assert fewer.images == 3 + 3 * 5
+    other = CountingFeatures()
+    other.identity = "channel means v2"
+    fid(other)
+    assert other.images == 5 + 5 * 5
+    # A damaged file is recomputed, not trusted.
+    for path in (tmp_path / "cache" / "fid").glob("*.npz"):
+        path.write_bytes(b"not an npz")
+    again = CountingFeatures()
+    assert fid(again) == pytest.approx(fid(CountingFeatures()))
+    assert again.images == 5 + 5 * 5
+    assert fid_cache.cache_dir() == tmp_path / "cache" / "fid"
+    stores[0].close()

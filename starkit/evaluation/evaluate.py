@@ -242,6 +242,7 @@ class _SourceTally:
         self.metrics: dict[tuple[str, str, str], dict[str, _Mean]] = defaultdict(lambda: defaultdict(_Mean))
         self.diversity = _Mean()
         self.fid_real: RunningStats | None = None
+        self.fid_real_cached = False  # the real side came from the cache (fid_cache)
         self.fid_fake: RunningStats | None = None
         self.notes: set[str] = set()
 
@@ -315,6 +316,7 @@ def evaluate_generator(
 
     counts = {s.name: s.count(opts.split) if opts.limit is None else min(opts.limit, s.count(opts.split)) for s in stores}
     tallies = {s.name: _SourceTally() for s in stores}
+    to_cache = _cached_real_fid(stores, counts, tallies, opts, inception)
     was_training = getattr(generator, "training", False)
     if hasattr(generator, "eval"):
         generator.eval()
@@ -324,6 +326,7 @@ def evaluate_generator(
             run_batch = _BatchEvaluator(generator, label_space, judge, opts, device, inception, alexnet, pool)
             task = _translate_all(run_batch, stores, counts, tallies, bar)
             bar.update(task, description="report (FID, accuracy)")
+            notes.extend(_save_real_fid(to_cache, tallies))
             datasets = {s.name: _dataset_report(s, tallies[s.name], label_space, judge, opts, inception, alexnet)
                         for s in stores}
     finally:
@@ -384,6 +387,36 @@ def _cpu_plan(opts: EvalOptions, device: Any, stores: Sequence[Any]) -> Iterator
             yield pool
     finally:
         torch.set_num_threads(before)
+
+
+def _cached_real_fid(stores: Sequence[Any], counts: Mapping[str, int], tallies: Mapping[str, _SourceTally],
+                     opts: EvalOptions, inception: Any) -> dict[str, str]:
+    """Put the real images' Inception statistics that an earlier evaluation saved into the
+    tallies; returns the cache keys of those still to compute (and save), by dataset. Only
+    feature networks that say what they are (``identity``) are cached."""
+    identity = getattr(inception, "identity", None)
+    if identity is None:
+        return {}
+    from .fid_cache import load_real_stats, real_stats_key
+
+    missing = {}
+    for s in stores:
+        key = real_stats_key(s, opts.split, counts[s.name], opts.image_size or s.image_size, identity)
+        cached = load_real_stats(key, inception.dim)
+        if cached is not None and cached.count == counts[s.name]:
+            tallies[s.name].fid_real, tallies[s.name].fid_real_cached = cached, True
+        else:
+            missing[s.name] = key
+    return missing
+
+
+def _save_real_fid(keys: Mapping[str, str], tallies: Mapping[str, _SourceTally]) -> list[str]:
+    """Save the real-image statistics computed in this evaluation; notes for those that failed."""
+    from .fid_cache import save_real_stats
+
+    reasons = (save_real_stats(key, tallies[name].fid_real) for name, key in keys.items()
+               if tallies[name].fid_real is not None)
+    return [reason for reason in reasons if reason]
 
 
 def _has_face_params(store: Any, split: str) -> bool:
@@ -504,7 +537,8 @@ class _BatchEvaluator:
             if self.inception is not None:
                 tally.fid_real = tally.fid_real or RunningStats(self.inception.dim)
                 tally.fid_fake = tally.fid_fake or RunningStats(self.inception.dim)
-                tally.fid_real.update(self.inception(x))
+                if not tally.fid_real_cached:
+                    tally.fid_real.update(self.inception(x))
             c = torch.from_numpy(np.concatenate([condition(space, ts, batch.source, self.opts.mask) for ts in by_target]))
             xs = x.repeat(T, 1, 1, 1)
             y = self._rows(lambda a, b: self.G(a, b).float().clamp(-1, 1), xs, c.to(self.device))

@@ -137,6 +137,20 @@ class RunningStats:
         self._sum += f.sum(0)
         self._outer += f.T @ f
 
+    def state(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(count, sum, sum of outer products)``: all it holds, for saving."""
+        return self.count, self._sum, self._outer
+
+    @classmethod
+    def from_state(cls, count: int, total: np.ndarray, outer: np.ndarray) -> "RunningStats":
+        """The inverse of :meth:`state`; a ``ValueError`` when the arrays do not fit together."""
+        total, outer = np.asarray(total, dtype=np.float64), np.asarray(outer, dtype=np.float64)
+        if total.ndim != 1 or outer.shape != (total.size, total.size) or count < 0:
+            raise ValueError(f"inconsistent statistics: sum {total.shape}, outer {outer.shape}, count {count}")
+        stats = cls(total.size)
+        stats.count, stats._sum, stats._outer = int(count), total.copy(), outer.copy()
+        return stats
+
     def stats(self) -> GaussianStats:
         if self.count < 2:
             raise ValueError("need at least two feature rows for a covariance")
@@ -246,6 +260,10 @@ class InceptionFeatures:
 
         net = inception_v3(weights=None, aux_logits=True, init_weights=False)
         _load_into(net, _load_state_dict(weights, "inception_v3"), weights, "inception_v3")
+        from ..data.shards import file_sha256
+
+        #: What the features depend on (keys the cache of real-image statistics).
+        self.identity = f"inception_v3 pool3 {self.size}px bilinear, weights sha256 {file_sha256(Path(weights))}"
         net.fc = torch.nn.Identity()  # logits -> the pooled 2048-d features
         self.net = net.eval().to(device)
         self.device = device
