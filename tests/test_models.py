@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 
@@ -491,7 +490,8 @@ def test_gradient_penalty_rejects_mismatched_shapes():
     [
         {},
         {"g_upsample": "resize", "g_skip": "unet"},
-        {"g_output": "attention", "g_colour_map": "global", "g_skip": "unet", "g_upsample": "resize", "g_out_kernel": 3},
+        {"g_output": "attention", "g_colour_map": "global", "g_skip": "unet", "g_upsample": "resize",
+         "g_out_kernel": 3},
     ],
     ids=["paper", "resize_unet", "attention_map_unet_kernel3"],
 )

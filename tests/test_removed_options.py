@@ -142,7 +142,8 @@ def test_an_old_run_that_used_a_removed_option_is_refused_by_resume_translate_an
     before = (run / "config.json").read_text()
     resume = _cli("train", "--out", run, "--resume")
     assert resume.exit_code != 0 and "Traceback" not in resume.output
-    assert f"Error: {run / 'config.json'}: lambda_path = 1.0, which this version of starkit no longer has" in resume.output
+    refusal = f"Error: {run / 'config.json'}: lambda_path = 1.0, which this version of starkit no longer has"
+    assert refusal in resume.output
     assert "starkit_version" in resume.output
     assert (run / "config.json").read_text() == before  # nothing rewritten
     for command in (["translate", "--run", run, "--input", tmp_path, "--to", "Male", "--out", tmp_path / "t"],
