@@ -175,3 +175,15 @@ def test_end_to_end_on_the_synthetic_celeba_and_rafd_datasets(tmp_path, registry
     assert translated.exit_code == 0, translated.output
     assert (tmp_path / "t" / "face__synth-rafd-happy.png").is_file()
     assert (tmp_path / "t" / "face__Blond_Hair.png").is_file()
+
+
+def test_set_overrides_a_config_file_unless_the_same_flag_says_otherwise(toy_data_root, tmp_path, registry):
+    config = tmp_path / "c.toml"
+    config.write_text("iters = 3000\nseed = 5\n")
+    base = ["train", "--datasets", "toyfaces", "--data", toy_data_root, "--out", tmp_path / "r", "--config", config,
+            *TINY, "--dry-run", "--json"]
+    plan = json.loads(run(*base, "--set", "iters=60", "--set", "seed=1").output)
+    assert (plan["config"]["iters"], plan["config"]["seed"]) == (60, 1)
+    assert json.loads(run(*base, "--iters", 70).output)["config"]["iters"] == 70
+    twice = run(*base, "--iters", 70, "--set", "iters=60")
+    assert twice.exit_code == 2 and "iters is given twice" in twice.output

@@ -114,21 +114,26 @@ def command(
     if not datasets and not resume and not config_file:
         raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume or a --config names them")
     overrides: dict[str, Any] = _parse_sets(sets)
-    overrides.update(
-        {
-            "datasets": datasets,
-            "data_root": data_root,
-            "model": model,
-            "image_size": image_size,
-            "batch_size": batch_size,
-            "iters": iters,
-            "device": device,
-            "seed": seed,
-            "sample_every": sample_every,
-            "save_every": save_every,
-            "workers": workers,
-        }
-    )
+    flags = {
+        "datasets": datasets,
+        "data_root": data_root,
+        "model": model,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "iters": iters,
+        "device": device,
+        "seed": seed,
+        "sample_every": sample_every,
+        "save_every": save_every,
+        "workers": workers,
+    }
+    # Only the flags given: an absent one must not hide the same key given with --set.
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in overrides and overrides[key] != value:
+            raise click.UsageError(f"{key} is given twice, as {'--data' if key == 'data_root' else '--' + key.replace('_', '-')} {value} and --set {key}={overrides[key]}")
+        overrides[key] = value
     setup = prepare_run(out, overrides, config_file, resume)
     try:
         if dry_run:
