@@ -18,6 +18,8 @@ class ModelFamily:
     ``{"G": ..., "D": ...}``). ``trainer(label_space, config, device)`` returns the object that
     owns the training step for this family (see :mod:`starkit.training`). ``default_config``
     holds the family's hyper-parameters; user config files override them key by key.
+    ``resolve_config(config) -> dict``, when given, fills in what depends on the data once the
+    image size is known (e.g. StarGAN's D depth); the run records the resolved values.
     """
 
     name: str
@@ -25,3 +27,4 @@ class ModelFamily:
     trainer: Callable[..., Any] | None = None
     default_config: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    resolve_config: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None

@@ -187,3 +187,20 @@ def test_set_overrides_a_config_file_unless_the_same_flag_says_otherwise(toy_dat
     assert json.loads(run(*base, "--iters", 70).output)["config"]["iters"] == 70
     twice = run(*base, "--iters", 70, "--set", "iters=60")
     assert twice.exit_code == 2 and "iters is given twice" in twice.output
+
+
+def test_paper_defaults_train_at_any_image_size_with_d_depth_from_the_size(toy_data_root, tmp_path, registry):
+    from starkit.models.stargan import discriminator_depth
+
+    assert [discriminator_depth(s) for s in (128, 32, 16, 96, 256)] == [6, 4, 3, 5, 7]
+    assert discriminator_depth(128, 3) == 3
+    out = tmp_path / "paper"
+    result = run("train", "--datasets", "toyfaces,toyexpr", "--data", toy_data_root, "--out", out,
+                 "--iters", 1, "--set", "g_conv_dim=8", "--set", "d_conv_dim=8", "--set", "batch_size=4",
+                 "--set", "workers=0", "--set", "sample_every=0", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["d_repeat_num"] == discriminator_depth(config["image_size"]) == 3  # 16 px toy shards, recorded
+    too_deep = run("train", "--datasets", "toyfaces", "--data", toy_data_root, "--out", tmp_path / "deep",
+                   "--set", "d_repeat_num=5", "--dry-run")
+    assert too_deep.exit_code == 1 and "d_repeat_num: 5 halvings" in too_deep.output

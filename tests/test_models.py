@@ -391,7 +391,8 @@ def test_build_stargan_names_the_bad_config_key():
     with pytest.raises(ModelError, match="'g_conv_dim'"):
         build_stargan(space, {"g_conv_dim": "64"})
     with pytest.raises(ModelError, match="model config: image_size 96"):
-        build_stargan(space, {"image_size": 96})
+        build_stargan(space, {"image_size": 96, "d_repeat_num": 6})
+    assert build_stargan(space, {"image_size": 96})["D"] is not None  # depth 5 follows the size
     with pytest.raises(ModelError, match="'g_output' must be one of image, attention"):
         build_stargan(space, {"g_output": "rgb"})
     assert build_stargan(space, {"g_output": "attention", "g_conv_dim": 4, "g_repeat_num": 0})["G"].output == "attention"

@@ -85,6 +85,13 @@ def trainer(label_space: Any, config: Mapping[str, Any], runtime: Any) -> Any:
     return StarGANStep(label_space, {**STARGAN_DEFAULTS, **config}, runtime)
 
 
+def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with D's depth set from the image size where ``d_repeat_num`` is 0."""
+    from ..models.stargan import discriminator_depth
+
+    return {**config, "d_repeat_num": discriminator_depth(int(config["image_size"]), int(config["d_repeat_num"]))}
+
+
 @hookimpl
 def starkit_models() -> list[ModelFamily]:
     return [
@@ -94,5 +101,6 @@ def starkit_models() -> list[ModelFamily]:
             trainer=trainer,
             default_config=dict(STARGAN_DEFAULTS),
             description="StarGAN: one generator for many domains, joint training with mask vectors",
+            resolve_config=resolve_config,
         )
     ]

@@ -14,13 +14,14 @@ from ..lazy import lazy_exports
 
 #: Model hyper-parameters of the ``stargan`` family and their paper values (StarGAN, appendix:
 #: 128 px, 64 base channels, 6 residual blocks in G, 6 stride-2 convolutions in D; G draws the
-#: output image itself, ``g_output = "image"``).
+#: output image itself, ``g_output = "image"``). ``d_repeat_num = 0`` lets D's depth follow the
+#: image size, halving it down to 2×2 as the paper's D does at 128 px (6; 4 at 32 px).
 DEFAULT_MODEL_CONFIG: dict[str, int | str] = {
     "image_size": 128,
     "g_conv_dim": 64,
     "d_conv_dim": 64,
     "g_repeat_num": 6,
-    "d_repeat_num": 6,
+    "d_repeat_num": 0,
     "g_output": "image",
     "g_upsample": "transposed",
     "g_colour_map": "none",

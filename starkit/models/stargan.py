@@ -367,6 +367,17 @@ def _config_value(config: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+def discriminator_depth(image_size: int, d_repeat_num: int = 0) -> int:
+    """D's number of stride-2 convolutions: ``d_repeat_num``, or where it is 0, as many as halve
+    ``image_size`` evenly down to no less than 2×2 (the paper's 6 at 128 px; 4 at 32 px)."""
+    if d_repeat_num:
+        return d_repeat_num
+    depth = 0
+    while image_size % 2 ** (depth + 1) == 0 and image_size // 2 ** (depth + 1) >= 2:
+        depth += 1
+    return depth
+
+
 def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> dict[str, nn.Module]:
     """G and D for a :class:`~starkit.labels.LabelSpace`: G is conditioned on the joint vector
     (labels + mask, ``label_space.dim``); D classifies the labels only (``label_space.label_dim``).
@@ -381,7 +392,7 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],
                            values["g_upsample"], values["g_colour_map"], values["g_skip"], values["g_out_kernel"]),
             "D": Discriminator(values["image_size"], values["d_conv_dim"], label_space.label_dim,
-                               values["d_repeat_num"]),
+                               discriminator_depth(values["image_size"], values["d_repeat_num"])),
         }
     except ModelError as exc:
         raise ModelError(f"model config: {exc}") from None

@@ -221,6 +221,8 @@ def prepare_run(
     stores = open_datasets(config["datasets"], config["data_root"])
     try:
         config["image_size"] = shard_image_size(stores, config.get("image_size"))
+        if family.resolve_config is not None:
+            config = family.resolve_config(config)
         space = label_space_of(stores)
         if resume and (run_dir / LABEL_SPACE_NAME).is_file():
             saved_space = LabelSpace.from_json((run_dir / LABEL_SPACE_NAME).read_text(encoding="utf-8"))

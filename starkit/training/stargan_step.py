@@ -90,9 +90,10 @@ def check_config(config: Mapping[str, Any]) -> None:
         if not ok:
             raise ConfigError(f"{key}: {what}, got {config.get(key)!r}")
 
-    for key in ("g_conv_dim", "d_conv_dim", "d_repeat_num", "n_critic"):
+    for key in ("g_conv_dim", "d_conv_dim", "n_critic"):
         need(key, config[key] >= 1, "must be >= 1")
     need("g_repeat_num", config["g_repeat_num"] >= 0, "must be >= 0")
+    need("d_repeat_num", config["d_repeat_num"] >= 0, "must be >= 0 (0: follows the image size)")
     for key in ("g_lr", "d_lr"):
         need(key, config[key] > 0, "must be > 0")
     for key in ("beta1", "beta2"):
@@ -125,7 +126,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     if size is not None:
         need("image_size", size % 4 == 0, "must be divisible by 4 (G down-samples twice)")
         depth = config["d_repeat_num"]
-        if size % 2**depth:
+        if depth and size % 2**depth:
             raise ConfigError(
                 f"d_repeat_num: {depth} halvings need an image size divisible by {2**depth}, "
                 f"but image_size is {size}; lower d_repeat_num (e.g. {_max_depth(size)})"
