@@ -32,7 +32,7 @@ With ``--grad-faces`` > 0 it also reads the gradients of G's three losses (adver
 classification, reconstruction at ``lambda_rec``) with respect to the translation, on the
 changed pixels of translations to another colour: the cosine of each term's descent direction
 with the way back to the input and with the way to the counterfactual. A diagnosis of one
-checkpoint, not a benchmark: docs/training.md (session 15) has what it showed.
+checkpoint, not a benchmark.
 """
 
 from __future__ import annotations

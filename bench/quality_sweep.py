@@ -20,7 +20,7 @@ rounding; CUDA's convolutions use TF32); ``--precision`` overrides it. The outpu
 the variants, the commit and each variant's headline numbers; a table is printed at the end.
 
 One training seed says little: on the benchmark's recipe the JNT expression accuracy moved by
-up to 0.075 between training seeds 0, 1 and 2 (session 20). ``--seeds 0,1,2`` runs every
+up to 0.075 between training seeds 0, 1 and 2. ``--seeds 0,1,2`` runs every
 variant at each of those training seeds (as ``NAME@s0``, ``NAME@s1``, ...) and adds, per
 variant, the mean, minimum and maximum of each number over its finished seeds (``summary``
 in the output file, and rows of the table):
@@ -148,7 +148,7 @@ def prepare(profile: q.Profile, work: Path) -> None:
     q.ingest_datasets(profile, work / "data")
     # One thread, as bench/quality.py's judge job: with more, the reduction order and so the
     # judge's weights differ, and with them its verdicts (by 0.03 in expression accuracy on one
-    # generator, session 15): the sweep's numbers would not be the benchmark's.
+    # generator): the sweep's numbers would not be the benchmark's.
     q._single_thread()
     q.train_judge(profile, work / "data", work / "classifier.pt", progress=False)
     q._write_json(marker, key)

@@ -2,8 +2,8 @@
 
 Not in StarGAN. The paper's critic judges patches of pixels; a translation that D's classifier
 already reads as its target is pushed no further, and at small budgets the critic's real/fake
-score says little about a colour that went only part of the way (docs/training.md, sessions 15
-and 16: G takes a new hair colour 58–89 % of the way). Colours are where such a translation
+score says little about a colour that went only part of the way (on the quality benchmark
+without this critic G took a new hair colour 58–89 % of the way; docs/design-decisions.md). Colours are where such a translation
 differs most plainly from real images of its target: its pixels land in colour bins that no
 real image with those labels fills, and a colour cast moves every pixel's mass a little.
 
