@@ -1,20 +1,24 @@
 """Translating images with a trained (or imported) model: the Python API of ``starkit translate``.
 
     from starkit.translate import Translator, translate_files
-    translator = Translator.from_run("runs/joint")
+    translator = Translator.from_run("runs/joint")  # the checkpoint's family's translator
     result = translate_files(translator, ["faces/"], ["Blond_Hair", "Male=0", "rafd:happy"], "out/", grid=True)
+
+The :class:`~starkit.inference.Translator` comes from the checkpoint's model family
+(:mod:`starkit.inference`); this module only prepares inputs, targets and outputs.
 
 Each target is a list of requests such as ``["Blond_Hair", "Male=0"]`` or ``["rafd:happy"]``
 (:meth:`starkit.labels.LabelSpace.target`). Requests change the *source* labels of each input;
 the inputs carry no labels, so they are estimated:
 
-* with a discriminator in the checkpoint (every trained run), its classifier predicts the
-  source dataset's labels for each input (:meth:`LabelSpace.predict`);
-* without one (weights imported from the reference implementation), the source labels are
+* when the model can predict them (``translator.label_predictor``, e.g. StarGAN's
+  discriminator in every trained run), it predicts the source dataset's labels for each input;
+* otherwise (weights imported from the reference implementation), the source labels are
   given with ``source_labels`` (``--source-labels "Black_Hair,Young"``), else all zero — and
   then a target must name a member of every one-hot group itself (``Brown_Hair,Male``).
 
-Explicit ``source_labels`` win over the discriminator's predictions.
+Explicit ``source_labels`` win over the model's predictions. ``conditioning`` (``--condition
+KEY=VALUE``) goes to the family's translator as it is; a family refuses what it does not take.
 
 A target from another dataset (``rafd:happy`` for a CelebA face) starts from that dataset's
 all-zero labels and uses its mask (paper §3.2). Inputs are decoded to 8-bit RGB
@@ -31,22 +35,18 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import StarkitError
-from .labels import LabelError, LabelSpace
+from .inference import GENERATOR_WEIGHTS, TranslateError, Translator, load_translator
+from .labels import LabelSpace
+
+__all__ = ["GENERATOR_WEIGHTS", "TranslateError", "Translator", "load_translator", "translate_files"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: Written into the output folder when inputs were skipped: which, and why.
 SKIPPED_REPORT = "skipped.json"
-#: Which generator weights a checkpoint is translated with (see Translator.from_checkpoint).
-GENERATOR_WEIGHTS = ("auto", "ema", "raw")
-
-
-class TranslateError(StarkitError):
-    """Inputs or options of a translation are unusable; the message names the file or option."""
 
 
 # ---------------------------------------------------------------------------- requests
@@ -163,119 +163,12 @@ def _output_stems(paths: Sequence[Path]) -> list[str]:
     return [f"{p.stem}-{p.suffix.lstrip('.').lower()}" if seen[p.stem] > 1 else p.stem for p in paths]
 
 
-# ---------------------------------------------------------------------------- the model
-class Translator:
-    """A generator (and, when the checkpoint has one, the discriminator) ready to translate."""
-
-    def __init__(self, G: Any, label_space: LabelSpace, image_size: int, device: Any, D: Any = None,
-                 source: str | Path | None = None, weights: str = "raw"):
-        self.G = G.to(device).eval()
-        self.D = D.to(device).eval() if D is not None else None
-        self.label_space = label_space
-        self.image_size = int(image_size)
-        self.device = device
-        self.source = source
-        #: Which generator weights ``G`` holds: "raw" (trained) or "ema" (their moving average).
-        self.weights = weights
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", registry: Any = None,
-                        weights: str = "auto") -> "Translator":
-        """Load a starkit checkpoint (``weights_only=True``); a file that is not one is an
-        error naming it.
-
-        ``weights`` picks the generator: ``"ema"`` the moving average of its weights (saved as
-        ``G_ema`` by runs trained with ``g_ema``), ``"raw"`` the trained weights themselves,
-        ``"auto"`` the average when the checkpoint has one."""
-        from .catalog import get_model
-        from .training.checkpoint import CheckpointError, load_checkpoint
-        from .training.device import resolve_device
-
-        if weights not in GENERATOR_WEIGHTS:
-            raise TranslateError(f"weights: must be one of {', '.join(GENERATOR_WEIGHTS)}, got {weights!r}")
-        checkpoint = load_checkpoint(path)
-        try:
-            space = LabelSpace.from_dict(checkpoint["label_space"])
-        except LabelError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
-        family = get_model(checkpoint["model"], registry)
-        import torch
-
-        saved = checkpoint["networks"]
-        if weights == "ema" and "G_ema" not in saved:
-            raise CheckpointError(f"{path}: the checkpoint holds no moving average of G (G_ema); "
-                                  "its run was trained without g_ema")
-        g_name = "G_ema" if weights == "ema" or (weights == "auto" and "G_ema" in saved) else "G"
-        if g_name not in saved:
-            raise CheckpointError(f"{path}: the checkpoint holds no generator (networks: {', '.join(saved)})")
-        # Built on the meta device: no memory or initialisation for weights about to be replaced,
-        # nor for a discriminator the checkpoint does not have.
-        with torch.device("meta"):
-            networks = family.build(space, checkpoint["config"])
-        loaded = {}
-        for name, saved_name in (("G", g_name), ("D", "D")):
-            if saved_name not in saved:
-                continue
-            loaded[name] = networks[name].to_empty(device="cpu")
-            try:
-                loaded[name].load_state_dict(saved[saved_name])
-            except RuntimeError as exc:
-                raise CheckpointError(
-                    f"{path}: the {saved_name} weights do not fit the {checkpoint['model']} network its "
-                    f"config describes: {str(exc).splitlines()[0]}"
-                ) from None
-        return cls(
-            loaded["G"],
-            space,
-            checkpoint["config"]["image_size"],
-            resolve_device(device),
-            D=loaded.get("D"),
-            source=path,
-            weights="ema" if g_name == "G_ema" else "raw",
-        )
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto", registry: Any = None,
-                 weights: str = "auto") -> "Translator":
-        """The run's ``checkpoints/latest.pt``."""
-        path = Path(run_dir) / "checkpoints" / "latest.pt"
-        if not path.is_file():
-            raise TranslateError(f"--run {run_dir}: no checkpoint at {path} (has the run saved one yet?)")
-        return cls.from_checkpoint(path, device, registry, weights)
-
-    # ------------------------------------------------------------------ operations
-    def to_input(self, images: np.ndarray) -> Any:
-        """uint8 ``[B,H,W,3]`` -> float ``[B,3,H,W]`` in [-1, 1] on the device."""
-        import torch
-
-        from .data.loading import to_model_input
-
-        return to_model_input(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2), self.device)
-
-    def predict_labels(self, x: Any, dataset: str) -> np.ndarray:
-        """The discriminator's hard labels of ``dataset`` for images ``x`` (``[B, k]``)."""
-        import torch
-
-        if self.D is None:
-            raise TranslateError("this checkpoint has no discriminator to predict source labels with")
-        with torch.no_grad():
-            _, logits = self.D(x)
-        return self.label_space.predict(logits.float(), dataset).cpu().numpy()
-
-    def translate(self, x: Any, targets: np.ndarray) -> Any:
-        """G(x, c) for joint targets ``[B, dim]``; float images in [-1, 1]."""
-        import torch
-
-        with torch.no_grad():
-            return self.G(x, torch.as_tensor(targets, dtype=torch.float32, device=self.device))
-
-
 @dataclass
 class TranslateResult:
     files: list[Path] = field(default_factory=list)
     grid: Path | None = None
     source_dataset: str = ""
-    source_labels: str = ""  # "discriminator", "given" or "zeros"
+    source_labels: str = ""  # "given", "zeros" or what predicted them (translator.label_predictor)
     inputs: list[InputRecord] = field(default_factory=list)  # the translated inputs, in order
     skipped: list[SkippedInput] = field(default_factory=list)  # unreadable inputs, with reasons
     skipped_report: Path | None = None  # OUT/skipped.json, when inputs were skipped
@@ -292,6 +185,7 @@ def translate_files(
     batch_size: int = 8,
     progress: bool = False,
     console: Any = None,
+    conditioning: Mapping[str, str] | None = None,
 ) -> TranslateResult:
     """Translate every image of ``inputs`` (files or folders) to every target and write
     ``out_dir/<stem>__<target-slug>.png``; with ``grid``, also ``out_dir/grid.png`` (rows:
@@ -313,7 +207,9 @@ def translate_files(
     stems = _output_stems(paths)
     slugs = [target_slug(t) for t in targets]
     given = parse_source_labels(space, source, source_labels) if source_labels else None
-    mode = "given" if given is not None else ("discriminator" if translator.D is not None else "zeros")
+    mode = "given" if given is not None else (translator.label_predictor or "zeros")
+    conditioning = dict(conditioning or {})
+    translator.check_conditioning(conditioning)
     # Check every request before any work, against a source row with every one-hot group set
     # (an unknown attribute or a mix of datasets fails fast; a missing one-hot member can
     # only be judged per input, from its own labels).
@@ -336,7 +232,7 @@ def translate_files(
                 labels = _source_labels(translator, x, source, given)
                 columns = [images]
                 for request, slug in zip(requests, slugs):
-                    out = _translate_to(translator, x, labels, request, source)
+                    out = _translate_to(translator, x, labels, request, source, conditioning)
                     columns.append(out)
                     for stem, image in zip(chunk_stems, out):
                         result.files.append(save_png(_pil(image), out_dir / f"{stem}__{slug}.png"))
@@ -374,21 +270,22 @@ def _load_chunk(chunk: Sequence[tuple[Path, str]], size: int, result: TranslateR
 
 def _source_labels(translator: Translator, x: Any, source: str, given: np.ndarray | None) -> np.ndarray:
     """Each input's labels of the source dataset (``x``: the model's inputs): given,
-    predicted by D, or all zero."""
+    predicted by the model, or all zero."""
     if given is not None:
         return np.repeat(given[None], len(x), axis=0)
-    if translator.D is not None:
+    if translator.label_predictor is not None:
         return translator.predict_labels(x, source)
     return np.zeros((len(x), translator.label_space.dataset(source).width), np.float32)
 
 
-def _translate_to(translator: Translator, x: Any, labels: np.ndarray, request: list[str], source: str) -> np.ndarray:
+def _translate_to(translator: Translator, x: Any, labels: np.ndarray, request: list[str], source: str,
+                  conditioning: Mapping[str, str]) -> np.ndarray:
     """uint8 translations of the model inputs ``x`` (source labels ``labels``) to ``request``."""
     from .training.samples import to_uint8_images
 
     space = translator.label_space
     joint = np.stack([space.encode(*space.target(request, source, row)) for row in labels])
-    return to_uint8_images(translator.translate(x, joint))
+    return to_uint8_images(translator.translate(x, joint, **conditioning))
 
 
 # ---------------------------------------------------------------------------- reports

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from starkit.families.stargan.translator import StarGANTranslator
 from starkit.labels import LabelError, LabelSpace
 from starkit.training import train
 from starkit.training.checkpoint import CheckpointError, load_checkpoint
@@ -122,7 +123,7 @@ def test_targets_start_from_predicted_labels_and_other_datasets_use_their_mask(i
     # D predicts: Brown_Hair, Male, not Young (the rafd logits are ignored for a celeba source).
     D = FixedClassifier([-1, -2, 3, 2, -2, 5, 0, 0])
     G = RecordingGenerator()
-    translator = Translator(G, space, 16, torch.device("cpu"), D=D)
+    translator = StarGANTranslator(G, space, 16, torch.device("cpu"), D=D)
     translate_files(translator, [images / "tall.png"], ["Blond_Hair", "Young", "rafd:happy"], tmp_path / "o")
     blond, young, happy = (c[0].tolist() for c in G.calls)
     #                 Black Blond Brown Male Young | angry happy neutral | mask celeba, rafd
@@ -134,7 +135,7 @@ def test_targets_start_from_predicted_labels_and_other_datasets_use_their_mask(i
 def test_without_a_discriminator_source_labels_are_given_or_zero(images, tmp_path):
     space = _two_dataset_space()
     G = RecordingGenerator()
-    translator = Translator(G, space, 16, torch.device("cpu"))
+    translator = StarGANTranslator(G, space, 16, torch.device("cpu"))
     result = translate_files(translator, [images / "tall.png"], ["Brown_Hair,Male"], tmp_path / "o")
     assert result.source_labels == "zeros"
     assert G.calls[-1][0].tolist()[:5] == [0, 0, 1, 1, 0]
@@ -163,6 +164,13 @@ def test_bad_inputs_and_targets_are_clear_errors(trained_run, images, tmp_path):
 
 
 # ---------------------------------------------------------------------------- reference weights
+def import_reference_generator(reference, out, **options):
+    """``starkit import-checkpoint`` (the stargan family's importer) as a function; its summary."""
+    from starkit.training.import_reference import import_checkpoint
+
+    return import_checkpoint(reference, out, "stargan", **options)[0]
+
+
 @pytest.fixture
 def reference_generator(tmp_path):
     """A reference-layout ``<iter>-G.ckpt`` of a small random generator (c_dim 5)."""
@@ -177,8 +185,6 @@ def reference_generator(tmp_path):
 
 
 def test_imported_reference_generator_translates_like_the_reference(reference_generator, tmp_path):
-    from starkit.training.import_reference import import_reference_generator
-
     G, path = reference_generator
     out = tmp_path / "celeba-128.pt"
     summary = import_reference_generator(path, out, image_size=128)
@@ -198,8 +204,6 @@ def test_imported_reference_generator_translates_like_the_reference(reference_ge
 
 
 def test_import_permutes_label_channels_for_another_attribute_order(reference_generator, tmp_path):
-    from starkit.training.import_reference import import_reference_generator
-
     G, path = reference_generator
     order = ["Male", "Black_Hair", "Young", "Blond_Hair", "Brown_Hair"]  # as the model was "trained"
     import_reference_generator(path, tmp_path / "p.pt", attributes=order)
@@ -216,8 +220,6 @@ def test_import_permutes_label_channels_for_another_attribute_order(reference_ge
 
 def test_import_errors_name_the_problem(reference_generator, tmp_path):
     from starkit.errors import StarkitError
-    from starkit.training.import_reference import import_reference_generator
-
     _, path = reference_generator
     with pytest.raises(StarkitError, match="conditioned on 5 labels"):
         import_reference_generator(path, tmp_path / "x.pt", attributes=["Male", "Young"])
@@ -307,7 +309,7 @@ def test_no_readable_input_is_an_error_naming_them(trained_run, mixed_inputs, tm
 def test_a_16_bit_input_is_translated_from_its_scaled_pixels(tmp_path):
     # G returns its input, so the output shows the pixels the model was given.
     Image.fromarray(np.full((24, 24), 16448, np.uint16)).save(tmp_path / "gray16.png")  # 16448 / 257 = 64
-    translator = Translator(RecordingGenerator(), _two_dataset_space(), 16, torch.device("cpu"))
+    translator = StarGANTranslator(RecordingGenerator(), _two_dataset_space(), 16, torch.device("cpu"))
     result = translate_files(translator, [tmp_path / "gray16.png"], ["Brown_Hair,Male"], tmp_path / "o")
     with Image.open(result.files[0]) as im:
         assert np.abs(np.asarray(im).astype(int) - 64).max() <= 1  # not clipped to white

@@ -1,4 +1,4 @@
-"""``starkit translate``: apply a trained (or imported) generator to images."""
+"""``starkit translate``: apply a trained (or imported) model to images."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ EXIT_SKIPPED = 3
 @click.option("--source-labels", help="Labels of the inputs, e.g. Black_Hair,Young (default: predicted by the "
               "discriminator; all zero for checkpoints without one, e.g. imported reference weights, so that "
               "each --to must then name a member of every one-hot group, e.g. Brown_Hair,Male).")
+@click.option("--condition", "conditions", multiple=True, metavar="KEY=VALUE",
+              help="Conditioning beyond the target labels, for model families that take it (e.g. a style "
+                   "seed); repeatable. StarGAN takes none.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per forward pass.")
 @weights_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -38,6 +41,7 @@ def command(
     grid: bool,
     source_dataset: str | None,
     source_labels: str | None,
+    conditions: tuple[str, ...],
     batch_size: int,
     weights: str,
     device: str,
@@ -70,6 +74,7 @@ def command(
         batch_size=batch_size,
         progress=not as_json,
         console=console,
+        conditioning=_conditioning(conditions),
     )
     _report_inputs(result)
     if as_json:
@@ -85,12 +90,25 @@ def command(
             }
         )
     else:
-        how = {"discriminator": "predicted by the discriminator", "given": "as given",
-               "zeros": "all zero (no discriminator)"}
-        console.print(f"Source labels ({result.source_dataset}): {how[result.source_labels]}")
+        how = {"given": "as given", "zeros": "all zero (no discriminator)"}
+        said = how.get(result.source_labels, f"predicted by the {result.source_labels}")
+        console.print(f"Source labels ({result.source_dataset}): {said}")
         console.print(f"Wrote {len(result.files)} images to {out}" + (f"; grid: {result.grid}" if result.grid else ""))
     if result.skipped:
         raise click.exceptions.Exit(EXIT_SKIPPED)
+
+
+def _conditioning(conditions: tuple[str, ...]) -> dict[str, str]:
+    """``("seed=3", "styles=2")`` -> ``{"seed": "3", "styles": "2"}``; the family judges the values."""
+    out: dict[str, str] = {}
+    for text in conditions:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{text!r}: expected KEY=VALUE", param_hint="--condition")
+        if key.strip() in out:
+            raise click.BadParameter(f"{key.strip()!r} given twice", param_hint="--condition")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _report_inputs(result) -> None:

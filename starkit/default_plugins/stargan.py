@@ -1,8 +1,8 @@
 """Default plugin: the ``stargan`` model family (Choi et al., CVPR 2018).
 
 Registered through the same ``starkit_models`` hook a third-party family (StarGAN v2, …)
-would implement. Importing this module costs nothing: torch loads inside ``build`` and
-``trainer``.
+would implement. Importing this module costs nothing: torch loads inside ``build``,
+``trainer``, ``translator`` and ``import_weights``.
 """
 
 from __future__ import annotations
@@ -85,6 +85,20 @@ def trainer(label_space: Any, config: Mapping[str, Any], runtime: Any) -> Any:
     return StarGANStep(label_space, {**STARGAN_DEFAULTS, **config}, runtime)
 
 
+def translator(saved: Any) -> Any:
+    """The :class:`starkit.families.stargan.translator.StarGANTranslator` of a checkpoint."""
+    from ..families.stargan.translator import load_translator
+
+    return load_translator(saved)
+
+
+def import_weights(reference: Any, options: Mapping[str, Any]) -> Any:
+    """The reference implementation's ``<iter>-G.ckpt`` (:mod:`starkit.families.stargan.import_weights`)."""
+    from ..families.stargan.import_weights import import_weights as convert
+
+    return convert(reference, options)
+
+
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` with D's depth set from the image size where ``d_repeat_num`` is 0."""
     from ..models.stargan import discriminator_depth
@@ -102,5 +116,7 @@ def starkit_models() -> list[ModelFamily]:
             default_config=dict(STARGAN_DEFAULTS),
             description="StarGAN: one generator for many domains, joint training with mask vectors",
             resolve_config=resolve_config,
+            translator=translator,
+            import_weights=import_weights,
         )
     ]

@@ -285,7 +285,8 @@ def evaluate_generator(
     alexnet: Any = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate ``generator`` (``G(x [B,3,H,W] in [-1,1], c [B,dim]) -> images``) on the test
+    """Evaluate ``generator`` (``G(x [B,3,H,W] in [-1,1], c [B,dim]) -> images``: a network, or
+    a family translator's ``translate``) on the test
     split of each shard store in ``stores``. ``inception`` / ``alexnet``:
     :class:`~starkit.evaluation.metrics.InceptionFeatures` / ``AlexNetDistance`` instances,
     or ``None`` (their metrics are then reported as not computed, with the hint to enable
@@ -475,7 +476,7 @@ class _BatchEvaluator:
 
     def __init__(self, generator: Any, label_space: LabelSpace, judge: Judge | None, opts: EvalOptions,
                  device: Any, inception: Any, alexnet: Any, pool: Any):
-        self.G = generator
+        self.translate = generator
         self.space = label_space
         self.judge = judge
         self.opts = opts
@@ -541,11 +542,11 @@ class _BatchEvaluator:
                     tally.fid_real.update(self.inception(x))
             c = torch.from_numpy(np.concatenate([condition(space, ts, batch.source, self.opts.mask) for ts in by_target]))
             xs = x.repeat(T, 1, 1, 1)
-            y = self._rows(lambda a, b: self.G(a, b).float().clamp(-1, 1), xs, c.to(self.device))
+            y = self._rows(lambda a, b: self.translate(a, b).float().clamp(-1, 1), xs, c.to(self.device))
             rec = None
             if in_space:
                 c_orig = torch.from_numpy(space.encode(batch.source, batch.labels)).to(self.device).repeat(T, 1)
-                rec = self._rows(lambda a, b: self.G(a, b).float(), y, c_orig)
+                rec = self._rows(lambda a, b: self.translate(a, b).float(), y, c_orig)
             logits = self._rows(judge.classifier.logits, y) if judge is not None else None
             truth = _Truths(self, batch)
             embeddings = []
@@ -766,11 +767,11 @@ def evaluate_run(
     resolution). ``sources``: datasets whose test images are translated (default: the run's);
     one outside the run's label space gets only other datasets' targets. Returns the full
     JSON report (``format`` "starkit.eval"). ``weights``: which generator weights, as in
-    :meth:`starkit.translate.Translator.from_checkpoint` (the moving average when the run kept one)."""
+    :func:`starkit.inference.load_translator` (the moving average when the run kept one). The
+    checkpoint's model family translates (:class:`starkit.inference.Translator`)."""
     from .. import __version__
-    from ..models import count_parameters
+    from ..inference import Translator
     from ..training.run import open_datasets, read_run_config
-    from ..translate import Translator
     from .classifier import load_classifier
     from .metrics import AlexNetDistance, InceptionFeatures
 
@@ -805,15 +806,13 @@ def evaluate_run(
     stores = open_datasets(names, root)
     try:
         body = evaluate_generator(
-            translator.G, space, stores, classifier=clf, options=opts, device=translator.device,
+            translator.translate, space, stores, classifier=clf, options=opts, device=translator.device,
             inception=inception, alexnet=alexnet, progress=progress,
         )
     finally:
         for s in stores:
             s.close()
-    parameters = {"G": count_parameters(translator.G)}
-    if translator.D is not None:
-        parameters["D"] = count_parameters(translator.D)
+    parameters = {name: sum(p.numel() for p in module.parameters()) for name, module in translator.networks.items()}
     facts = _checkpoint_facts(ckpt_path)
     return {
         "format": EVAL_FORMAT,

@@ -10,8 +10,9 @@ so opening one never runs code from the file. Layout (format version 1)::
     iteration       iterations completed
     label_space     LabelSpace.to_dict()
     config          the resolved training config (plain JSON values)
-    networks        {"G": state_dict, "D": state_dict}   (an imported reference model: G only)
-    optimizers      {"G": state_dict, "D": state_dict}   (training checkpoints only)
+    networks        {name: state_dict} under the family's names (its StepRunner's networks;
+                    an imported checkpoint: what the family's importer wrote)
+    optimizers      {name: state_dict} (training checkpoints only)
     loader          the joint loader's position (JointLoader.state_dict())
     rng             one entry per rank: torch CPU/CUDA, numpy, python ``random`` and the
                     training step's own generators (see capture_rng_state)

@@ -1,114 +1,48 @@
-"""``starkit import-checkpoint``: the reference implementation's released generator as a
-starkit checkpoint.
+"""``starkit import-checkpoint``: another implementation's weights as a starkit checkpoint.
 
-The authors released CelebA generators conditioned on five attributes in the order
-``Black_Hair, Blond_Hair, Brown_Hair, Male, Young`` (``<iter>-G.ckpt``, 128 and 256 px). The
-reference treats the hair colours among the selected attributes as one one-hot group and the
-rest as binary attributes; starkit's label space says so explicitly: one dataset ``celeba``
-with a one-hot group ``hair`` and a binary group ``attributes``. Where the given attribute
-order differs from the label space's (hair colours first), the generator's label input
-channels are permuted to match, so a request means the same thing either way.
-
-The checkpoint holds G only (no discriminator, no optimiser state): it translates but cannot
-be resumed. Without D, translation cannot predict the inputs' own labels; they are given with
-``--source-labels`` or taken as all zero (see :mod:`starkit.translate`).
+The model family converts the file (its ``import_weights``, see
+:class:`starkit.model_family.ModelFamily`); this module checks what it made, adds the format
+tag, version and family name, and writes the checkpoint atomically.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import StarkitError
-from ..labels import LabelSpace
-from ..spec import AttributeGroup
+from ..model_family import ImportedWeights
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, save_checkpoint
 
-#: The reference's defaults (solver.py ``selected_attrs``), the attributes of the released models.
-REFERENCE_ATTRIBUTES: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
-#: CelebA attributes the reference treats as one one-hot group (``create_labels``).
-HAIR_COLOURS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
-DATASET = "celeba"
+#: What an imported checkpoint must hold besides what starkit adds.
+REQUIRED_FIELDS = ("label_space", "config", "networks")
 
 
-def reference_label_space(attributes: Sequence[str]) -> LabelSpace:
-    """``celeba`` with the hair colours among ``attributes`` as a one-hot group (a binary one
-    when only one is selected) and the others as binary attributes, in the given order."""
-    attributes = list(attributes)
-    if not attributes:
-        raise StarkitError("--attrs: name at least one attribute")
-    if len(set(attributes)) != len(attributes):
-        raise StarkitError(f"--attrs: an attribute is listed twice in {attributes}")
-    hair = [a for a in attributes if a in HAIR_COLOURS]
-    other = [a for a in attributes if a not in HAIR_COLOURS]
-    groups = []
-    if hair:
-        groups.append(AttributeGroup("hair", "onehot" if len(hair) > 1 else "binary", tuple(hair)))
-    if other:
-        groups.append(AttributeGroup("attributes", "binary", tuple(other)))
-    try:
-        return LabelSpace.from_groups([(DATASET, groups)])
-    except StarkitError as exc:
-        raise StarkitError(f"--attrs: {exc}") from None
+def import_checkpoint(reference: str | Path, out: str | Path, model: str, registry: Any = None,
+                      **options: Any) -> tuple[dict[str, Any], str]:
+    """Convert ``reference`` with the family ``model``'s importer into a starkit checkpoint at
+    ``out``; ``options`` (e.g. ``image_size``, ``attributes``) go to the importer. Returns the
+    importer's summary (JSON values) with ``out`` first, and its one-line description."""
+    from ..catalog import get_model
 
-
-def import_reference_generator(
-    reference: str | Path,
-    out: str | Path,
-    image_size: int = 128,
-    attributes: Sequence[str] = REFERENCE_ATTRIBUTES,
-) -> dict[str, Any]:
-    """Convert a reference ``<iter>-G.ckpt`` into a starkit checkpoint at ``out``; returns a
-    summary (label space, hyper-parameters, output path)."""
-    from ..default_plugins.stargan import STARGAN_DEFAULTS
-    from ..models.reference_import import load_reference_checkpoint
-    from .config import resolve_config
-
-    if image_size not in (128, 256):
-        raise StarkitError(f"--image-size: the released models are 128 or 256 px, got {image_size}")
-    state_dict, info = load_reference_checkpoint(reference, "G")
-    attributes = list(attributes)
-    if info["c_dim"] != len(attributes):
-        raise StarkitError(
-            f"{reference}: the generator is conditioned on {info['c_dim']} labels but --attrs names "
-            f"{len(attributes)} ({', '.join(attributes)}); list them in the order the model was trained with"
-        )
-    space = reference_label_space(attributes)
-    # The reference feeds labels in --attrs order; the label space groups hair colours first.
-    order = [attributes.index(a) for a in space.dataset(DATASET).attributes]
-    if order != list(range(len(order))):
-        weight = state_dict["stem.conv.weight"]
-        state_dict = dict(state_dict)
-        state_dict["stem.conv.weight"] = weight[:, [0, 1, 2, *(3 + i for i in order)]].contiguous()
-    config = resolve_config(
-        STARGAN_DEFAULTS,
-        overrides={
-            "datasets": [DATASET],
-            "model": "stargan",
-            "image_size": image_size,
-            "g_conv_dim": info["conv_dim"],
-            "g_repeat_num": info["repeat_num"],
-        },
-    )
+    family = get_model(model, registry)
+    if family.import_weights is None:
+        raise StarkitError(f"--model {model}: the family cannot import weights from other implementations")
+    imported = family.import_weights(reference, options)
+    if not isinstance(imported, ImportedWeights):
+        raise StarkitError(f"--model {model}: its import_weights returned a {type(imported).__name__}, "
+                           "not an ImportedWeights")
+    missing = [k for k in REQUIRED_FIELDS if k not in imported.checkpoint]
+    if missing:
+        raise StarkitError(f"--model {model}: its imported checkpoint lacks {', '.join(missing)}")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "model": "stargan",
+        "model": family.name,
         "starkit_version": __version__,
         "iteration": 0,
-        "label_space": space.to_dict(),
-        "config": config,
-        "networks": {"G": {k: v.contiguous() for k, v in state_dict.items()}},
-        "imported_from": {"path": str(reference), "attributes": attributes, "parameters": info["parameters"]},
+        **imported.checkpoint,
     }
     path = save_checkpoint(payload, out)
-    return {
-        "out": str(path),
-        "source": str(reference),
-        "label_space": space.describe(),
-        "g_conv_dim": info["conv_dim"],
-        "g_repeat_num": info["repeat_num"],
-        "parameters": info["parameters"],
-        "image_size": image_size,
-    }
+    return {"out": str(path), **imported.summary}, imported.description
