@@ -585,13 +585,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from starkit.labels import LabelSpace
     from starkit.training.device import resolve_device
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     config = build_config(args)
-    check_config(config)
+    validate_options(config)
     space = LabelSpace.from_specs([bench_spec(config["image_size"])])
     n = int(config["n_critic"])
 

@@ -12,7 +12,7 @@ callables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,14 @@ class ModelFamily:
     default_config: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     resolve_config: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    #: The family's options by group (group name -> ``starkit.training.config.ConfigField``s:
+    #: type, default, help, range check), keys unique across groups and equal to
+    #: ``default_config``'s: validated when a config is resolved, listed by ``starkit train
+    #: --options``. Empty: the options are typed by their defaults, with no help or checks.
+    options: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    #: Named presets for ``starkit train --preset NAME``: each a dict of overrides over the
+    #: defaults (family options and training keys).
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     translator: Callable[[Any], Any] | None = None
     import_weights: Callable[[Any, Mapping[str, Any]], "ImportedWeights"] | None = None
 

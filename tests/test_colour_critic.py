@@ -157,14 +157,14 @@ def test_the_family_builds_the_colour_critic_only_when_it_is_on():
 
 def test_colour_critic_config_is_checked():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
-    check_config({**STARGAN_DEFAULTS, **TINY, "lambda_hist": 1.0, "hist_bins": 16})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "lambda_hist": 1.0, "hist_bins": 16})
     with pytest.raises(ConfigError, match="lambda_hist: must be >= 0"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_hist": -0.5})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "lambda_hist": -0.5})
     for bad in (1, 33, 8.0, True):
         with pytest.raises(ConfigError, match=r"hist_bins: must be an integer in \[2, 32\]"):
-            check_config({**STARGAN_DEFAULTS, **TINY, "hist_bins": bad})
+            validate_options({**STARGAN_DEFAULTS, **TINY, "hist_bins": bad})
 
 
 def test_soft_histogram_equals_the_dense_product_of_tent_weights():

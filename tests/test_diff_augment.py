@@ -119,12 +119,12 @@ def test_policy_parsing_normalises_order_and_refuses_mistakes_by_name():
 
 def test_bad_policy_is_a_config_error_naming_the_key():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
     assert STARGAN_DEFAULTS["d_augment"] == []  # the paper: D sees images as they are
-    check_config({**STARGAN_DEFAULTS, **TINY, "d_augment": ["translation", "cutout"]})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "d_augment": ["translation", "cutout"]})
     with pytest.raises(ConfigError, match="d_augment: unknown augmentation 'flip'"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "d_augment": ["flip"]})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "d_augment": ["flip"]})
 
 
 def test_config_accepts_a_comma_separated_policy():

@@ -117,6 +117,8 @@ def documented_defaults() -> dict[str, str]:
 
 def same_default(documented: str, actual) -> bool:
     cell = documented.strip("`").strip()
+    if actual is None:
+        return cell == "—"
     if isinstance(actual, bool):
         return cell.lower() == str(actual).lower()
     if isinstance(actual, (int, float)):
@@ -144,3 +146,17 @@ def test_every_config_key_is_documented_with_its_default():
     wrong = {k: (documented[k], v) for k, v in actual.items()
              if k not in DECIDED_LATER and not same_default(documented[k], v)}
     assert wrong == {}
+
+
+def test_the_stargan_option_tables_are_the_generated_text():
+    """docs/training.md's StarGAN option tables are exactly what the family's option
+    declarations render (regenerate: starkit.families.stargan.options.stargan_options_markdown)."""
+    from starkit.families.stargan.options import OPTION_FIELDS, stargan_options_markdown
+
+    text = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    begin, end = "<!-- options:stargan begin -->\n", "<!-- options:stargan end -->"
+    assert text.count(begin) == 1 and text.count(end) == 1
+    documented = text[text.index(begin) + len(begin):text.index(end)]
+    assert documented == stargan_options_markdown()
+    for group, fields in OPTION_FIELDS.items():  # every group and key is in it
+        assert f"**{group}**" in documented and all(f"| `{f.name}` |" in documented for f in fields)

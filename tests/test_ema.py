@@ -106,11 +106,11 @@ def test_average_after_each_g_step_matches_the_formula():
 
 def test_g_ema_out_of_range_is_refused_by_name():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
     for bad in (1.0, -0.01):
         with pytest.raises(ConfigError, match=r"g_ema: must be in \[0, 1\)"):
-            check_config({**STARGAN_DEFAULTS, **TINY, "g_ema": bad})
+            validate_options({**STARGAN_DEFAULTS, **TINY, "g_ema": bad})
 
 
 def test_sample_grids_translate_with_the_average():

@@ -393,57 +393,57 @@ def test_classifier_gradient_penalty_is_off_by_default_and_adds_exactly_its_term
 
 
 def test_negative_classifier_penalty_weight_is_refused():
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
     with pytest.raises(ConfigError, match="lambda_cls_gp: must be >= 0"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_cls_gp": -0.5})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "lambda_cls_gp": -0.5})
 
 
 def test_negative_identity_weight_is_refused():
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
     with pytest.raises(ConfigError, match="lambda_id"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_id": -1.0})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "lambda_id": -1.0})
 
 
 def test_a_colour_map_is_checked_by_name_and_needs_a_generator_that_starts_from_its_input():
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
     assert STARGAN_DEFAULTS["g_colour_map"] == "none"  # the paper's generator
-    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global"})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global"})
     with pytest.raises(ConfigError, match="g_colour_map: must be one of none, global, got 'grid'"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "grid"})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "grid"})
     with pytest.raises(ConfigError, match="g_colour_map: needs g_output 'attention'"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "g_colour_map": "global"})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "g_colour_map": "global"})
     # The output convolution's kernel: 7 (the paper), or a smaller odd size.
     assert STARGAN_DEFAULTS["g_out_kernel"] == 7
-    check_config({**STARGAN_DEFAULTS, **TINY, "g_out_kernel": 3})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "g_out_kernel": 3})
     for bad in (0, 2, 9, 3.0, True):
         with pytest.raises(ConfigError, match="g_out_kernel: must be an odd integer from 1 to 7"):
-            check_config({**STARGAN_DEFAULTS, **TINY, "g_out_kernel": bad})
+            validate_options({**STARGAN_DEFAULTS, **TINY, "g_out_kernel": bad})
 
 
 def test_skip_connections_are_checked_by_name():
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
     assert STARGAN_DEFAULTS["g_skip"] == "none"  # the paper's generator
-    check_config({**STARGAN_DEFAULTS, **TINY, "g_skip": "unet"})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "g_skip": "unet"})
     with pytest.raises(ConfigError, match="g_skip: must be one of none, unet, got 'dense'"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "g_skip": "dense"})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "g_skip": "dense"})
 
 
 def test_generator_output_mode_is_checked_by_name():
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
 
     assert STARGAN_DEFAULTS["g_output"] == "image"  # the paper's generator
-    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention"})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "attention"})
     with pytest.raises(ConfigError, match="g_output: must be one of image, attention, got 'delta'"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "delta"})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "delta"})
 
 
 # ---------------------------------------------------------------------------------- cross-dataset targets
@@ -499,11 +499,11 @@ def test_cross_targets_translate_part_of_the_batch_to_the_other_dataset_and_judg
 
 def test_cross_targets_are_checked():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
-    check_config({**STARGAN_DEFAULTS, **TINY, "cross_targets": 1.0})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "cross_targets": 1.0})
     with pytest.raises(ConfigError, match=r"cross_targets: must be in \[0, 1\] \(0: the paper\), got 1.5"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "cross_targets": 1.5})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "cross_targets": 1.5})
 
 
 # ---------------------------------------------------------------------------- mask penalties
@@ -661,14 +661,14 @@ def test_mask_sharpness_groups_push_only_the_translations_that_change_those_grou
 
 def test_mask_sharpness_groups_must_name_groups_of_the_label_space():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
     net = {"g_output": "attention", "lambda_mask_sharpness": 1.0}
-    check_config({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": "hair, expression"})
+    validate_options({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": "hair, expression"})
     with pytest.raises(ConfigError, match="mask_sharpness_groups: group 'hair' is given twice"):
-        check_config({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": "hair,hair"})
+        validate_options({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": "hair,hair"})
     with pytest.raises(ConfigError, match="mask_sharpness_groups: expected a string"):
-        check_config({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": ["hair"]})
+        validate_options({**STARGAN_DEFAULTS, **TINY, **net, "mask_sharpness_groups": ["hair"]})
     with pytest.raises(ConfigError, match=r"mask_sharpness_groups: no attribute group 'hiar' in the label space "
                                           r"\(groups: a, expression, hair\)"):
         _step(NAIVE, **net, mask_sharpness_groups="hiar")
@@ -687,19 +687,19 @@ def test_mask_indecision_is_zero_at_shut_or_open_and_one_at_half():
 
 def test_mask_penalties_need_the_mask_they_penalise():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
-    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_mask": 1.0})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_mask": 1.0})
     with pytest.raises(ConfigError, match="lambda_mask: needs g_output 'attention'.*got 1.0"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_mask": 1.0})
-    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global",
+        validate_options({**STARGAN_DEFAULTS, **TINY, "lambda_mask": 1.0})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global",
                   "lambda_mask_sharpness": 1.0})
-    check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_mask_sharpness": 1.0})
+    validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "lambda_mask_sharpness": 1.0})
     with pytest.raises(ConfigError, match="lambda_mask_sharpness: needs a generator that draws a mask"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_mask_sharpness": 1.0})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "lambda_mask_sharpness": 1.0})
     for key in ("lambda_mask", "lambda_mask_sharpness"):
         with pytest.raises(ConfigError, match=f"{key}: must be >= 0"):
-            check_config({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global", key: -0.1})
+            validate_options({**STARGAN_DEFAULTS, **TINY, "g_output": "attention", "g_colour_map": "global", key: -0.1})
 
 
 # ---------------------------------------------------------------------------------- unsure classifier on fakes
@@ -749,10 +749,10 @@ def test_classifier_uncertainty_is_the_same_with_real_and_fake_in_one_d_call():
 
 def test_negative_classifier_uncertainty_weight_is_refused():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
     with pytest.raises(ConfigError, match="lambda_cls_fake: must be >= 0"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "lambda_cls_fake": -0.1})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "lambda_cls_fake": -0.1})
 
 
 # ---------------------------------------------------------------------------------- mask noise
@@ -797,7 +797,7 @@ def test_mask_noise_changes_what_g_is_given_not_what_it_is_judged_by(monkeypatch
 
 def test_mask_noise_is_checked():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import check_config
+    from starkit.families.stargan.options import validate_options
 
     with pytest.raises(ConfigError, match=r"mask_noise: must be in \[0, 1\]"):
-        check_config({**STARGAN_DEFAULTS, **TINY, "mask_noise": -0.5})
+        validate_options({**STARGAN_DEFAULTS, **TINY, "mask_noise": -0.5})

@@ -64,11 +64,31 @@ def _print_plan(plan: dict[str, Any]) -> None:
     )
 
 
+def _print_options(model: str, as_json: bool) -> None:
+    """``--options``: the family's options by group and its presets, then the training keys."""
+    from ..catalog import get_model
+    from ..training.config import TRAINING_FIELDS, family_fields, option_rows, options_markdown
+
+    family = get_model(model)
+    groups = dict(family.options) or {"options": tuple(family_fields(family.default_config).values())}
+    groups["training"] = TRAINING_FIELDS
+    if as_json:
+        print_json({"model": family.name, "options": option_rows(groups),
+                    "presets": {name: dict(values) for name, values in family.presets.items()}})
+        return
+    click.echo(options_markdown(groups))
+    for name, values in family.presets.items():
+        changes = ", ".join(f"{k}={v}" for k, v in values.items()) or "the defaults"
+        click.echo(f"--preset {name}: {changes}")
+
+
 @click.command("train")
 @click.option("--datasets", help="Comma-separated datasets to train on jointly, e.g. celeba,rafd.")
 @click.option("--data", "data_root", type=click.Path(file_okay=False), help="Data root (default: $STARKIT_DATA, else ./data).")
-@click.option("--out", required=True, type=click.Path(dir_okay=True, file_okay=False), help="Run directory.")
+@click.option("--out", type=click.Path(dir_okay=True, file_okay=False), help="Run directory (required).")
 @click.option("--model", help="Model family (default: stargan).")
+@click.option("--preset", help="The model family's named preset to start from, e.g. paper, demo (see --options).")
+@click.option("--options", "show_options", is_flag=True, help="List the model family's options and presets (with --json: as JSON), and exit.")
 @click.option("--image-size", type=int, help="Image size; must match the shards' (default: theirs).")
 @click.option("--batch-size", type=int, help="Images per iteration over all processes (default: 16).")
 @click.option("--iters", type=int, help="Training iterations, one D step each (default: 200000).")
@@ -77,7 +97,7 @@ def _print_plan(plan: dict[str, Any]) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from checkpoints/latest.pt.")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--dry-run", is_flag=True, help="Build everything, print the label layout and network sizes, and exit.")
-@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run or --options: print JSON.")
 @click.option("--seed", type=int, help="Random seed (default: 0).")
 @click.option("--sample-every", type=int, help="Iterations between sample grids (0: never; default 1000).")
 @click.option("--save-every", type=int, help="Iterations between kept checkpoints (0: latest.pt only; default 10000).")
@@ -85,8 +105,10 @@ def _print_plan(plan: dict[str, Any]) -> None:
 def command(
     datasets: str | None,
     data_root: str | None,
-    out: str,
+    out: str | None,
     model: str | None,
+    preset: str | None,
+    show_options: bool,
     image_size: int | None,
     batch_size: int | None,
     iters: int | None,
@@ -109,8 +131,15 @@ def command(
     """
     from ..training.run import plan, prepare_run, run_setup
 
+    if show_options:
+        _print_options(model or "stargan", as_json)
+        return
     if as_json and not dry_run:
-        raise click.UsageError("--json goes with --dry-run")
+        raise click.UsageError("--json goes with --dry-run or --options")
+    if not out:
+        raise click.UsageError("Missing option '--out' (the run directory).")
+    if preset and resume:
+        raise click.UsageError("--preset starts a new run; --resume continues with the run's saved config")
     if not datasets and not resume and not config_file:
         raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume or a --config names them")
     overrides: dict[str, Any] = _parse_sets(sets)
@@ -118,6 +147,7 @@ def command(
         "datasets": datasets,
         "data_root": data_root,
         "model": model,
+        "preset": preset,
         "image_size": image_size,
         "batch_size": batch_size,
         "iters": iters,

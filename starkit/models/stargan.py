@@ -350,21 +350,17 @@ class Discriminator(nn.Module):
 
 
 # ---------------------------------------------------------------------------------- family API
-#: Model config keys that take one of a few names.
-_CHOICES = {"g_output": GENERATOR_OUTPUTS, "g_upsample": GENERATOR_UPSAMPLES,
-            "g_colour_map": GENERATOR_COLOUR_MAPS, "g_skip": GENERATOR_SKIPS}
+def _checked_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config``'s model options (paper values where missing), each checked by the family's
+    option declarations (starkit.families.stargan.options); a bad one is a ModelError naming it."""
+    from ..families.stargan.options import validate_options
+    from ..training.config import ConfigError
 
-
-def _config_value(config: Mapping[str, Any], key: str) -> Any:
-    value = config.get(key, DEFAULT_MODEL_CONFIG[key])
-    choices = _CHOICES.get(key)
-    if choices is not None:
-        if value not in choices:
-            raise ModelError(f"model config {key!r} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ModelError(f"model config {key!r} must be an integer, got {value!r}")
-    return value
+    try:
+        validate_options({key: config[key] for key in DEFAULT_MODEL_CONFIG if key in config}, groups=("model",))
+    except ConfigError as exc:
+        raise ModelError(f"model config {exc}") from None
+    return {key: config.get(key, default) for key, default in DEFAULT_MODEL_CONFIG.items()}
 
 
 def discriminator_depth(image_size: int, d_repeat_num: int = 0) -> int:
@@ -385,8 +381,7 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
     ``config`` keys named in :data:`DEFAULT_MODEL_CONFIG` override its values; other keys
     (training settings) are ignored.
     """
-    config = {} if config is None else config
-    values = {key: _config_value(config, key) for key in DEFAULT_MODEL_CONFIG}
+    values = _checked_model_config({} if config is None else config)
     try:
         return {
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],

@@ -1,8 +1,8 @@
 """The resolved training configuration: defaults, a config file, command-line flags.
 
 Precedence, lowest first: the trainer's defaults (:data:`TRAINING_FIELDS`), the model family's
-``default_config``, a ``--config`` file (JSON or TOML, flat ``key = value``), then command-line
-flags. The result is a flat dict of plain JSON values; it is saved as ``config.json`` in the
+``default_config``, the family's preset named by ``preset`` (``--preset NAME``), a ``--config``
+file (JSON or TOML, flat ``key = value``), then command-line flags. The result is a flat dict of plain JSON values; it is saved as ``config.json`` in the
 run directory and inside every checkpoint. Every check names the field and where its value came
 from, e.g. ``--config train.toml: iters: must be an integer >= 1, got 'many'``.
 """
@@ -79,6 +79,8 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
     ConfigField("datasets", [], list, "datasets to train on jointly, in label-space order", _check_datasets),
     ConfigField("data_root", None, str, "folder holding one sub-folder per dataset", optional=True, resumable=True),
     ConfigField("model", "stargan", str, "model family (a plugin may add others)"),
+    ConfigField("preset", None, str, "the model family's named preset the run starts from (`--preset NAME`; "
+                "none: its defaults)", optional=True),
     ConfigField("image_size", None, int, "image side in pixels; default: the shards'", at_least(8), optional=True),
     ConfigField("batch_size", 16, int, "images per step, summed over processes", at_least(1)),
     ConfigField("iters", 200_000, int, "training iterations (one discriminator step each)", at_least(1),
@@ -162,15 +164,21 @@ REMOVED_ONLY_WITH = {
 REMOVED_STARGAN_VALUES: dict[str, tuple[Any, ...]] = {"g_output": ("residual", "gated")}
 
 
-def family_fields(default_config: Mapping[str, Any]) -> dict[str, ConfigField]:
-    """Fields for a model family's hyper-parameters, typed by their default values. Semantic
-    checks (ranges, choices) are the family's job when it builds."""
+#: A family's options by group (``ModelFamily.options``).
+OptionGroups = Mapping[str, Iterable[ConfigField]]
+
+
+def family_fields(default_config: Mapping[str, Any], options: OptionGroups | None = None) -> dict[str, ConfigField]:
+    """Fields for a model family's hyper-parameters: its declared ``options`` (typed, with
+    their range checks), else typed by their default values. The checks between options are
+    the family's job when it builds."""
+    declared = {f.name: f for group in (options or {}).values() for f in group}
     out = {}
     for name, default in default_config.items():
         if name in FIELDS_BY_NAME:
             raise ConfigError(f"model family default {name!r} clashes with a training field")
         kind = type(default) if isinstance(default, (bool, int, float, str, list)) else object
-        out[name] = ConfigField(name, default, kind, "model hyper-parameter")
+        out[name] = declared.get(name) or ConfigField(name, default, kind, "model hyper-parameter")
     return out
 
 
@@ -351,8 +359,20 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- resolution
-def all_fields(default_config: Mapping[str, Any]) -> dict[str, ConfigField]:
-    return {**FIELDS_BY_NAME, **family_fields(default_config)}
+def all_fields(default_config: Mapping[str, Any], options: OptionGroups | None = None) -> dict[str, ConfigField]:
+    return {**FIELDS_BY_NAME, **family_fields(default_config, options)}
+
+
+def preset_values(name: str, presets: Mapping[str, Mapping[str, Any]], model: str) -> Mapping[str, Any]:
+    """The overrides of preset ``name`` of the family ``model``; a ConfigError listing the
+    family's presets when it has no such preset."""
+    if name in presets:
+        return presets[name]
+    if not presets:
+        raise ConfigError(f"preset: model family {model!r} has no presets (got {name!r})")
+    close = difflib.get_close_matches(name, list(presets), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"preset: model family {model!r} has no preset {name!r}; {hint}its presets: {', '.join(presets)}")
 
 
 def resolve_config(
@@ -360,13 +380,19 @@ def resolve_config(
     file_values: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     file_label: str = "--config",
+    options: OptionGroups | None = None,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Merge defaults, the family's defaults, a config file's values and flags into one
-    validated flat dict. ``overrides`` entries that are ``None`` are flags not given."""
-    fields = all_fields(default_config)
+    """Merge defaults, the family's defaults, its preset (the ``preset`` key, from the flags
+    or the file), a config file's values and flags into one validated flat dict, in that
+    order of precedence. ``overrides`` entries that are ``None`` are flags not given."""
+    fields = all_fields(default_config, options)
     config: dict[str, Any] = {name: _copy(f.default) for name, f in fields.items()}
     origins: dict[str, str] = {}
     model = (overrides or {}).get("model") or (file_values or {}).get("model") or FIELDS_BY_NAME["model"].default
+    preset = (overrides or {}).get("preset") or (file_values or {}).get("preset")
+    if preset:
+        _apply(config, fields, preset_values(str(preset), presets or {}, model), f"--preset {preset}: ", origins, model)
     if file_values:
         _apply(config, fields, file_values, f"{file_label}: ", origins, model)
     if overrides:
@@ -384,12 +410,13 @@ def resume_config(
     default_config: Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
     source: str = "config.json",
+    options: OptionGroups | None = None,
 ) -> dict[str, Any]:
     """The config of a resumed run: the saved one, with flags applied only to keys that may
     change (``iters``, logging and checkpoint intervals, workers, device, data root). Any other
     flag that disagrees with the saved run is an error naming the field: it would make the
     resumed run a different experiment."""
-    fields = all_fields(default_config)
+    fields = all_fields(default_config, options)
     config = drop_removed_keys(saved, source)
     for name, field in fields.items():  # keys added by a newer starkit take their defaults
         config.setdefault(name, _copy(field.default))
@@ -411,5 +438,48 @@ def resume_config(
     return config
 
 
-def describe_fields(default_config: Mapping[str, Any]) -> Iterable[ConfigField]:
-    return all_fields(default_config).values()
+def describe_fields(default_config: Mapping[str, Any], options: OptionGroups | None = None) -> Iterable[ConfigField]:
+    return all_fields(default_config, options).values()
+
+
+# ---------------------------------------------------------------------------- documentation
+def format_default(value: Any) -> str:
+    """A default as the option table shows it: numbers plainly, names in backticks."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "`[]`" if not value else f"`{','.join(value)}`"
+    if value == "":
+        return '`""`'
+    return f"`{value}`"
+
+
+def option_rows(option_fields: OptionGroups) -> list[dict[str, Any]]:
+    """One row per option: group, key, type, default, help (what ``--options --json`` prints)."""
+    return [{"group": group, "key": f.name, "type": f.kind.__name__, "default": f.default, "help": f.help}
+            for group, group_fields in option_fields.items() for f in group_fields]
+
+
+def _cell(text: str) -> str:
+    # A "|" in a table cell, even inside backticks, would end the cell.
+    return text.replace("|", "\\|")
+
+
+def options_markdown(option_fields: OptionGroups,
+                     descriptions: Mapping[str, str] | None = None) -> str:
+    """Every option as Markdown: per group a line naming it, then a table of key, default,
+    type and meaning (docs/training.md holds this text for the ``stargan`` family, between
+    ``<!-- options:stargan begin -->`` and ``end`` markers)."""
+    out: list[str] = []
+    for group, group_fields in option_fields.items():
+        about = (descriptions or {}).get(group, "")
+        out += [f"**{group}**" + (f" — {about}" if about else ""), "",
+                "| key | default | type | meaning |", "| --- | --- | --- | --- |"]
+        out += [f"| `{f.name}` | {format_default(f.default)} | {f.kind.__name__} | {_cell(f.help)} |"
+                for f in group_fields]
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -203,7 +203,8 @@ def prepare_run(
     if resume:
         saved = read_run_config(run_dir)
         family = _family(saved.get("model", "stargan"), registry)
-        config = resume_config(saved, family.default_config, {**file_values, **overrides}, source=str(run_dir / CONFIG_NAME))
+        config = resume_config(saved, family.default_config, {**file_values, **overrides}, source=str(run_dir / CONFIG_NAME),
+                               options=family.options)
         if not latest.is_file():
             notes.append(f"{run_dir} has no checkpoint yet: starting from iteration 0 with its saved config")
     else:
@@ -213,7 +214,8 @@ def prepare_run(
             )
         model = overrides.get("model") or file_values.get("model") or "stargan"
         family = _family(model, registry)
-        config = resolve_config(family.default_config, file_values, overrides, file_label=f"--config {config_file}")
+        config = resolve_config(family.default_config, file_values, overrides, file_label=f"--config {config_file}",
+                                options=family.options, presets=family.presets)
     if config.get("data_root") is None:
         config["data_root"] = str(_default_data_root().resolve())
     else:

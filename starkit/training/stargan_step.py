@@ -42,13 +42,14 @@ the tolerances stated in tests/test_fast_path.py.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from ..labels import LabelError, LabelSpace, parse_group_names
-from ..models import GENERATOR_COLOUR_MAPS, GENERATOR_OUTPUTS, GENERATOR_SKIPS, GENERATOR_UPSAMPLES
+from ..families.stargan.options import StarGANOptions, drawn_masks
+from ..labels import LabelSpace, parse_group_names
 from ..models.colour_critic import ColourCritic, colour_features
 from ..models.losses import (
     critic_fake_loss,
@@ -61,9 +62,8 @@ from ..models.losses import (
     reconstruction_loss,
 )
 from ..models.stargan import build_stargan
-from .config import ConfigError
 from .device import Runtime, rank_seed
-from .diff_augment import AugmentPolicyError, DiffAugment, parse_policy
+from .diff_augment import DiffAugment
 from .ema import WeightAverage
 from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
 from .gemm_convs import use_gemm_convs
@@ -71,107 +71,18 @@ from .nnpack_convs import use_nnpack_convs
 from .targets import Targets, with_cross_targets, with_off_mask_noise
 
 
-# The paper's hyper-parameter values are the family's defaults:
-# starkit.default_plugins.stargan.STARGAN_DEFAULTS.
+# The family's options (paper values, types, checks, groups): starkit.families.stargan.options.
 
 
-def drawn_masks(config: Mapping[str, Any]) -> tuple[str, ...]:
-    """The names of the masks a generator with this config draws (``Generator.forward``'s
-    ``with_masks``), all of which ``lambda_mask_sharpness`` pushes: ``"paint"`` for the
-    attention output, ``"recolour"`` with a colour map."""
-    return tuple(name for name, drawn in (("paint", config["g_output"] == "attention"),
-                                          ("recolour", config["g_colour_map"] != "none")) if drawn)
-
-
-def check_config(config: Mapping[str, Any]) -> None:
-    """Range checks of StarGAN's hyper-parameters, each error naming its key."""
-
-    def need(key: str, ok: bool, what: str) -> None:
-        if not ok:
-            raise ConfigError(f"{key}: {what}, got {config.get(key)!r}")
-
-    for key in ("g_conv_dim", "d_conv_dim", "n_critic"):
-        need(key, config[key] >= 1, "must be >= 1")
-    need("g_repeat_num", config["g_repeat_num"] >= 0, "must be >= 0")
-    need("d_repeat_num", config["d_repeat_num"] >= 0, "must be >= 0 (0: follows the image size)")
-    for key in ("g_lr", "d_lr"):
-        need(key, config[key] > 0, "must be > 0")
-    for key in ("beta1", "beta2"):
-        need(key, 0 <= config[key] < 1, "must be in [0, 1)")
-    for key in ("lambda_cls", "lambda_rec", "lambda_gp", "lambda_id", "lambda_cls_gp", "lambda_cls_fake",
-                "lambda_mask", "lambda_mask_sharpness"):
-        need(key, config[key] >= 0, "must be >= 0")
-    drawn = drawn_masks(config)
-    need("lambda_mask", config["lambda_mask"] == 0 or "paint" in drawn,
-         "needs g_output 'attention' (only it draws a paint mask)")
-    need("lambda_mask_sharpness", config["lambda_mask_sharpness"] == 0 or bool(drawn),
-         "needs a generator that draws a mask (g_output 'attention')")
-    need("mask_sharpness_from", config["mask_sharpness_from"] >= 0, "must be >= 0 (0: from the start)")
-    try:
-        parse_group_names(config["mask_sharpness_groups"], key="mask_sharpness_groups")
-    except LabelError as exc:
-        raise ConfigError(str(exc)) from None
-    need("lambda_hist", config["lambda_hist"] >= 0, "must be >= 0 (0: no colour critic, the paper)")
-    need("hist_bins", not isinstance(config["hist_bins"], bool) and isinstance(config["hist_bins"], int)
-         and 2 <= config["hist_bins"] <= 32, "must be an integer in [2, 32] (bins per colour channel)")
-    need("cross_targets", 0 <= config["cross_targets"] <= 1, "must be in [0, 1] (0: the paper)")
-    need("mask_noise", 0 <= config["mask_noise"] <= 1, "must be in [0, 1] (0: the paper)")
-    need("g_ema", 0 <= config["g_ema"] < 1, "must be in [0, 1) (0: no moving average)")
-    _check_architecture(config, need)
-    try:
-        parse_policy(config["d_augment"])
-    except AugmentPolicyError as exc:
-        raise ConfigError(f"d_augment: {exc}") from None
-    size = config.get("image_size")
-    if size is not None:
-        need("image_size", size % 4 == 0, "must be divisible by 4 (G down-samples twice)")
-        depth = config["d_repeat_num"]
-        if depth and size % 2**depth:
-            raise ConfigError(
-                f"d_repeat_num: {depth} halvings need an image size divisible by {2**depth}, "
-                f"but image_size is {size}; lower d_repeat_num (e.g. {_max_depth(size)})"
-            )
-
-
-def _check_architecture(config: Mapping[str, Any], need: Any) -> None:
-    """The generator's switches: each one of its names, and a colour map only with the
-    attention output (the image output never starts from its input)."""
-    need("g_output", config["g_output"] in GENERATOR_OUTPUTS, f"must be one of {', '.join(GENERATOR_OUTPUTS)}")
-    need("g_upsample", config["g_upsample"] in GENERATOR_UPSAMPLES, f"must be one of {', '.join(GENERATOR_UPSAMPLES)}")
-    need("g_colour_map", config["g_colour_map"] in GENERATOR_COLOUR_MAPS,
-         f"must be one of {', '.join(GENERATOR_COLOUR_MAPS)}")
-    need("g_colour_map", config["g_colour_map"] == "none" or config["g_output"] == "attention",
-         "needs g_output 'attention' (g_output 'image' never starts from its input)")
-    need("g_out_kernel", not isinstance(config["g_out_kernel"], bool) and isinstance(config["g_out_kernel"], int)
-         and config["g_out_kernel"] in (1, 3, 5, 7), "must be an odd integer from 1 to 7 (7: the paper)")
-    need("g_skip", config["g_skip"] in GENERATOR_SKIPS, f"must be one of {', '.join(GENERATOR_SKIPS)}")
-
-
-def check_group_options(label_space: LabelSpace, config: Mapping[str, Any]) -> None:
-    """The option that names attribute groups names groups of ``label_space`` (the step reads
-    it again; checked here too, so that building the networks rejects every bad option)."""
-    try:
-        parse_group_names(config["mask_sharpness_groups"], label_space, "mask_sharpness_groups")
-    except LabelError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _max_depth(size: int) -> int:
-    depth = 0
-    while size % 2 ** (depth + 1) == 0:
-        depth += 1
-    return depth
-
-
-def build_networks(label_space: LabelSpace, config: Mapping[str, Any]) -> dict[str, nn.Module]:
+def build_networks(label_space: LabelSpace, config: Mapping[str, Any],
+                   options: StarGANOptions | None = None) -> dict[str, nn.Module]:
     """G (conditioned on ``label_space.dim``, mask included) and D (classifying
-    ``label_space.label_dim``), after checking the config; with ``lambda_hist`` > 0 also the
-    colour critic H (:mod:`starkit.models.colour_critic`)."""
-    check_config(config)
-    check_group_options(label_space, config)
+    ``label_space.label_dim``), after checking the config (unless its checked ``options`` are
+    given); with ``lambda_hist`` > 0 also the colour critic H (:mod:`starkit.models.colour_critic`)."""
+    options = options or StarGANOptions.from_config(config, label_space)
     networks = build_stargan(label_space, config)
-    if config["lambda_hist"] > 0:
-        networks["H"] = ColourCritic(label_space.label_dim, int(config["hist_bins"]))
+    if options.colour_critic.lambda_hist > 0:
+        networks["H"] = ColourCritic(label_space.label_dim, options.colour_critic.hist_bins)
     return networks
 
 
@@ -189,7 +100,9 @@ class StarGANStep:
         self.runtime = runtime
         device = runtime.device
         self.fast = fast if fast is not None else resolve_fast_path(config, device)
-        nets = build_networks(label_space, config)
+        # Every option checked once, read from here on as typed groups.
+        self.options = opts = StarGANOptions.from_config(config, label_space)
+        nets = build_networks(label_space, config, opts)
         # Same parameters and state-dict keys, other kernels.
         if self.fast.nnpack_convs:
             use_nnpack_convs(nets["G"])
@@ -202,17 +115,17 @@ class StarGANStep:
         # The moving average of G's weights (a network of its own, saved in checkpoints as
         # "G_ema"; never trained, never wrapped for DistributedDataParallel: every process
         # averages the same replicas, so the averages stay identical too).
-        self.g_ema = WeightAverage(self.G, float(config["g_ema"])) if config["g_ema"] > 0 else None
+        self.g_ema = WeightAverage(self.G, opts.ema.g_ema) if opts.ema.g_ema > 0 else None
         if self.g_ema is not None:
             self.networks["G_ema"] = self.g_ema.module
         # The colour critic (lambda_hist > 0; not in the paper): a second critic, "H", trained
         # beside D with D's learning rate, that sees only colour histograms and labels.
-        self.lambda_hist = float(config["lambda_hist"])
+        self.lambda_hist = opts.colour_critic.lambda_hist
         self.H: ColourCritic | None = nets["H"].to(device) if "H" in nets else None
         if self.H is not None:
             self.networks["H"] = self.H
-        betas = (float(config["beta1"]), float(config["beta2"]))
-        self.base_lrs = {"G": float(config["g_lr"]), "D": float(config["d_lr"])}
+        betas = (opts.optim.beta1, opts.optim.beta2)
+        self.base_lrs = {"G": opts.optim.g_lr, "D": opts.optim.d_lr}
         self.optimizers = {
             "G": make_adam(self.G.parameters(), self.base_lrs["G"], betas, self.fast.adam_impl),
             "D": make_adam(self.D.parameters(), self.base_lrs["D"], betas, self.fast.adam_impl),
@@ -238,28 +151,21 @@ class StarGANStep:
             self.G_infer = self.G_call
         else:
             self.G_infer = CompiledOrEager(self.G) if self.fast.compile else self.G
-        self.n_critic = int(config["n_critic"])
-        self.lambda_cls = float(config["lambda_cls"])
-        self.lambda_rec = float(config["lambda_rec"])
-        self.lambda_gp = float(config["lambda_gp"])
-        self.lambda_id = float(config["lambda_id"])
-        self.lambda_cls_gp = float(config["lambda_cls_gp"])
-        self.lambda_cls_fake = float(config["lambda_cls_fake"])
+        self.n_critic = opts.optim.n_critic
+        loss = opts.loss
+        self.lambda_cls, self.lambda_rec, self.lambda_gp = loss.lambda_cls, loss.lambda_rec, loss.lambda_gp
+        self.lambda_id, self.lambda_cls_gp, self.lambda_cls_fake = loss.lambda_id, loss.lambda_cls_gp, loss.lambda_cls_fake
         # Penalties on G's masks: the paint mask's opening, and every mask pushed shut or open.
-        self.lambda_mask = float(config["lambda_mask"])
-        self.lambda_mask_sharpness = float(config["lambda_mask_sharpness"])
-        self.sharpness_masks = drawn_masks(config)
-        self.mask_sharpness_from = int(config["mask_sharpness_from"])
-        try:
-            # () : every translation; else only those whose target changes one of the groups.
-            self.mask_sharpness_groups = parse_group_names(config["mask_sharpness_groups"], label_space,
-                                                           "mask_sharpness_groups")
-        except LabelError as exc:
-            raise ConfigError(str(exc)) from None
-        self.cross_targets = float(config["cross_targets"])
-        self.mask_noise = float(config["mask_noise"])
+        push = opts.mask_push
+        self.lambda_mask, self.lambda_mask_sharpness = push.lambda_mask, push.lambda_mask_sharpness
+        self.sharpness_masks = drawn_masks(asdict(opts.model))
+        self.mask_sharpness_from = push.mask_sharpness_from
+        # () : every translation; else only those whose target changes one of the groups
+        # (checked against the label space with the other options).
+        self.mask_sharpness_groups = parse_group_names(push.mask_sharpness_groups, label_space, "mask_sharpness_groups")
+        self.cross_targets, self.mask_noise = opts.targets.cross_targets, opts.targets.mask_noise
         # What D sees of every image, real or fake (identity unless d_augment is set).
-        self.augment = DiffAugment(config["d_augment"], self.rng)
+        self.augment = DiffAugment(opts.augment.d_augment, self.rng)
 
     # ------------------------------------------------------------------ targets
     def target_labels(self, dataset: str, labels: Tensor) -> Tensor:
