@@ -38,11 +38,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from starkit.families.stargan.options import FIELDS_BY_KEY, PAPER_DEFAULTS
+from starkit.families.stargan.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -51,161 +54,53 @@ CELEBA, RAFD = "synth-celeba", "synth-rafd"
 FIGURE_EXPRESSIONS = ("angry", "happy", "sad", "surprised")
 
 
+#: The starkit preset the generators train with (the recipe: networks, budget, departures from
+#: the paper, fp32 on the CPU); each departure's reason is its row in docs/design-decisions.md.
+PRESET = "quality-benchmark"
+_PRESET_VALUES = PRESETS[PRESET]
+
+
 @dataclass(frozen=True)
-class Profile:
-    """Everything that decides the benchmark's numbers (recorded in the results file)."""
+class BenchmarkFields:
+    """The benchmark's own settings (data, budget, judge, evaluation, where it runs)."""
 
     image_size: int = 32
     count: int = 2200  # faces per dataset, ~10 % of them held out as test
     test_fraction: float = 0.1
-    # generator training, identical for SNG and JNT. Notes measured before lambda_cls_fake,
-    # cross_targets and mask_noise (below) joined the recipe had those three at 0.
-    # 3,600 and 3,900 iterations gave JNT 0.718 and 0.726 against 0.696 (expression accuracy on
-    # synth-celeba faces), a gain the size of the spread between training seeds (0.70 / 0.72),
-    # for 1.2–1.3× the time (measured with lambda_cls_gp 0.3, as are the other notes below).
-    iters: int = 3000
-    batch_size: int = 16
-    g_conv_dim: int = 16
-    d_conv_dim: int = 16
-    g_repeat_num: int = 3  # 5 gave 0.556
-    d_repeat_num: int = 4
-    # Departures from the paper (n_critic 5, lr 1e-4 for both, G drawing the whole image) that
-    # make a run of a few thousand iterations learn something: a G step every iteration,
-    # faster Adam with D twice as fast as G, and a residual generator (g_output = "residual":
-    # G draws a change to its input and starts as the identity). With the paper's generator at
-    # this budget the translations were blurred, washed-out faces, and it needed an identity
-    # loss (lambda_id 10) and lambda_cls 2 to keep its outputs depending on the input at all,
-    # which the residual generator does not. Each with its best settings, 2,000 iterations
-    # (JNT): reconstruction L1 0.105 vs 0.017, expression accuracy on synth-celeba faces 0.44 vs
-    # 0.50, hair-L1 ratio 2.07 vs 1.06 — but Male flips 0.91 vs 0.55: large changes come
-    # slowly. See configs/demo.toml and the README's Quality benchmark.
-    # And an input-gradient penalty on D's classification of real images (lambda_cls_gp):
-    # without it G learns what D's small classifier looks for rather than the attribute (D
-    # accepted 1,198 of 1,200 expression translations of synth-rafd faces, the judge 66 %).
-    # JNT, 3,000 iterations, expression accuracy on synth-celeba faces / Male flips:
-    # lambda_cls_gp 0: 0.54 / 0.55; 0.1: 0.60 / 0.75; 0.3: 0.70 / 0.83; 1: 0.61 / 0.83;
-    # 3: 0.13 / 0.79 (D's expression classifier no longer learns). See docs/training.md.
-    lambda_cls_gp: float = 0.3
-    # Differentiable augmentation of D's inputs ("translation,cutout", …): off; at this budget it
-    # slowed D's classifier more than it helped (docs/training.md).
-    d_augment: str = ""
-    # A moving average of G's weights for evaluation (g_ema, StarGAN v2's 0.999): off; with the
-    # learning rate already falling to zero over the second half it changed nothing measurable
-    # (JNT expression accuracy on synth-celeba faces 0.697 against 0.696; docs/training.md).
-    g_ema: float = 0.0
-    n_critic: int = 1
-    g_lr: float = 2e-4
-    d_lr: float = 4e-4  # 2e-4 (= g_lr) gave 0.578
-    lambda_cls: float = 1.0  # 0.5 gave 0.577 (Young 0.26), 2 gave 0.575
-    lambda_rec: float = 10.0
-    lambda_gp: float = 10.0
-    lambda_id: float = 0.0
-    # "attention" (GANimation-style colour + mask): hair-L1 ratio 0.78 / 0.80 (two training
-    # seeds; residual 1.03 / 1.05) but expressions 0.47 / 0.51 (docs/training.md).
-    # With U-Net skips and resize up-sampling as well (session 16): 0.65 / 0.77 with
-    # expressions 0.74 / 0.61 at training seeds 0 / 1 (docs/training.md).
-    # And with a 3×3 output convolution instead of the paper's 7×7 (g_out_kernel; session 19,
-    # AMD EPYC with AVX-512, JNT sweeps): expressions 0.81 / 0.81 and hair-L1 ratio 0.66 / 0.69
-    # at training seeds 0 / 1, against 0.76 / 0.81 for the residual recipe before it and 0.76 /
-    # 0.65 for the same G with 7×7 (seed 0). The benchmark's recipe since session 19.
-    # "gated" (the residual's change where the attention mask opens): 0.72 / 0.73 (7×7), 0.71 /
-    # 0.66 (3×3) at seed 0; not kept (nor is "residual": starkit no longer has either).
-    g_output: str = "attention"
-    # The label inside G too (conditional instance norm, an option starkit no longer has) gave
-    # 0.662; resize up-sampling ("resize") 0.618.
-    g_upsample: str = "resize"
-    # U-Net skips: the down path's features join the up path's at their resolution; with the
-    # residual G they lifted expressions (session 14), with the attention G they keep the
-    # change where it belongs (docs/training.md, sessions 14 and 16).
-    g_skip: str = "unet"
-    # The output convolution's kernel (the paper: 7). 3 lifts the attention G's expressions
-    # and moves the hair error off the pixels next to the hair (the part near the outline of
-    # the unchanged part 0.17 -> 0.14 -> 0.10 for 7 / 3 / 1, while 1 spreads a cast farther
-    # out: hair-L1 ratio 0.78, session 19).
-    g_out_kernel: int = 3
-    # A colour map of the input (one affine map per image, applied where G's extra mask says,
-    # before the residual change): hair right 0.99 / 0.99 / 0.97 of the time against 0.91 /
-    # 0.92 / 0.87 without, Male flips 0.93 / 0.90 / 0.93 against 0.80 / 0.86 / 0.77, hair-L1
-    # ratio 0.88 / 0.98 / 0.96 against 0.97 / 1.00 / 1.10, expressions unchanged (0.81 / 0.79 /
-    # 0.75 against 0.80 / 0.79 / 0.76), Young flips 0.63 / 0.83 / 0.69 against 0.75 / 0.71 /
-    # 0.69: JNT, training seeds 0 / 1 / 2, CPU, docs/training.md.
-    g_colour_map: str = "global"
-    # D's real/fake score told the labels (a projection critic): expressions 0.68 / 0.73 over
-    # two training seeds (0.70 / 0.72 without). D's classifier learning from re-framed real
-    # images: 0.50 — D cannot learn framed faces at this budget. Neither is an option any more.
-    # Three departures that together lift JNT's expressions on synth-celeba faces from 0.70 /
-    # 0.72 to 0.80 / 0.79 (training seeds 0 / 1) and take the mask ablation to chance (0.27 ->
-    # 0.13 / 0.12); docs/training.md has the runs that chose them. lambda_cls_fake: D's
-    # classifier also learns to be unsure of translations (so G cannot win it over with what
-    # D's classifier happens to accept; 0.1 and 0.5 gave about the same, 1 diverged once).
-    # cross_targets: a quarter of every JNT batch translated to the other dataset's labels and
-    # mask, so G practises the translations the benchmark measures (0.5 was unstable; SNG has
-    # no other dataset and is unaffected). Alone, neither moved expressions beyond the spread
-    # between seeds; together 0.78 / 0.83, but the wrong mask then still carried the
-    # expression (ablation 0.63 / 0.38) — which mask_noise (half of G's label inputs get random
-    # labels in the parts their mask marks unknown) undoes.
-    lambda_cls_fake: float = 0.3
-    cross_targets: float = 0.25
-    mask_noise: float = 0.5
-    # Penalties on a translation's change to its input (its L1, its total variation, capped per
-    # pixel), for the hair target: no gain beyond the spread between seeds before they cost
-    # expressions; starkit no longer has them.
-    # A second critic that sees only each image's colour histogram and labels (session 17;
-    # starkit.models.colour_critic). JNT at training seeds 0 / 1, against the recipe without it
-    # on the same machine: hair-L1 ratio 0.80 / 0.87 against 0.81 / 0.96, expressions 0.81 /
-    # 0.80 against 0.82 / 0.79, on synth-rafd faces 0.90 / 0.89 against 0.89 / 0.86 (weight 3:
-    # 0.78 / 0.81 at seed 0). With the attention G, U-Net skips and resize up-sampling: hair
-    # 0.67 / 0.66, expressions 0.81 / 0.77 (docs/training.md). Weight 3 against 1 on the
-    # recipe of session 19, fp32, training seeds 0-4 (sessions 21-22): hair-L1 ratio 0.650 /
-    # 0.671 / 0.662 / 0.649 / 0.654 against 0.660 / 0.694 / 0.665 / 0.660 / 0.665 (lower at
-    # every seed, by 0.003-0.023), expressions 0.812 / 0.820 / 0.772 / 0.807 / 0.824 against
-    # 0.814 / 0.813 / 0.739 / 0.798 / 0.800. In the recipe since session 22.
-    lambda_hist: float = 3.0
-    # G's masks pushed toward shut-or-open (training keys lambda_mask_sharpness,
-    # mask_sharpness_from / _groups; sessions 22-24), over the last quarter of the run
-    # (mask_sharpness_from_fraction: the first iteration it weighs, as a share of iters), at
-    # weight 1, both masks. On every translation (session 23): hair-L1 ratio 0.589-0.604 over
-    # training seeds 0-4 (mean 0.596 against 0.657) but expressions 0.782 (0.807) and Young
-    # 0.58 (0.73). Only on the translations whose target changes the hair (session 24), over
-    # seeds 0-4: hair-L1 0.598 / 0.648 / 0.620 / 0.599 / 0.614 (mean 0.616 against 0.657, lower
-    # at every seed by 0.023-0.052), expressions 0.809 / 0.814 / 0.783 / 0.813 / 0.815 (mean
-    # 0.807, level), Young 0.69 (0.73); at weight 2 hair 0.608, expressions 0.809, Young 0.66
-    # (docs/training.md, session 24). In the recipe since session 24, at weight 1.
-    # synth-rafd has no hair, so SNG trains without it (training_keys).
-    lambda_mask_sharpness: float = 1.0  # every mask G draws: the paint and the recolour mask
+    iters: int = _PRESET_VALUES["iters"]
+    batch_size: int = _PRESET_VALUES["batch_size"]
+    # The mask push's first iteration, as a share of iters (the preset's 2250 of 3000).
     mask_sharpness_from_fraction: float = 0.75
-    mask_sharpness_groups: str = "hair"
-    # The paint mask's sparsity (training key lambda_mask; session 22): not in the recipe.
-    # Class-conditional colour matching (session 18, an option starkit no longer has): hair-L1
-    # ratio 0.79 against 0.81 at seed 0, but it recruited skin.
-    # attribute classifier (the judge). "robust" augmentation (random framing and colour) lets
-    # its expression head, learnt on synth-rafd's centred studio faces, read synth-celeba faces:
-    # it scores exact counterfactual expressions of synth-celeba faces 0.88, against 0.67 with
-    # flips only (800 iterations each; 0.61 with flips and 400, the previous profile).
-    # 1,600 iterations: 0.92 on them, yet the same generator scored 0.718 against 0.726, so the
-    # judge is not what holds the generators' scores down (and the budget has no room for it).
+    # The judge: its choices are in docs/design-decisions.md ("The judge").
     classifier_iters: int = 800
     classifier_batch_size: int = 32
     classifier_image_size: int = 64
     classifier_lr: float = 1e-3
     classifier_augment: str = "robust"
-    # evaluation
     eval_limit: int = 150  # synth-celeba / synth-rafd test faces evaluated
     figure_rows: int = 6
-    # where training and evaluation run, and loader processes per training job ("cuda" for the
-    # "gpu" profile; on a CPU the cores compute and small HDF5 reads are cheap in-process)
-    device: str = "cpu"
-    # Training arithmetic, pinned: the trainer's "auto" picks bf16 autocast on CPUs with
-    # AVX512-BF16 or AMX, so the same command trained in bf16 on one machine and fp32 on
-    # another, and the sweeps (fp32) did not compute what the benchmark did. On an AMD EPYC with
-    # AVX512-BF16 bf16 was 1.3x faster per JNT step here (0.165 s against 0.211 s, one thread
-    # each, side by side), and this recipe at seed 0 scored expressions 0.75 / hair-L1 0.65 in
-    # bf16 against 0.81 / 0.66 in fp32 (session 19; docs/training.md, session 20). On a CPU
-    # without native bf16 it would be 7-80x slower: fp32 is the only setting every machine runs.
-    precision: str = "fp32"
-    workers: int = 0
+    # Where training and evaluation run, loader processes per training job, and the training
+    # arithmetic, pinned to fp32 so that machines compare (design-decisions.md: "`precision`").
+    device: str = _PRESET_VALUES["device"]
+    precision: str = _PRESET_VALUES["precision"]
+    workers: int = _PRESET_VALUES["workers"]
     seed: int = 0  # rendering, the held-out split, the judge
     train_seed: int = 0  # the generators' training (--seed sets both; --set train_seed=N only this)
+
+
+def _recipe_fields() -> list[tuple[str, type, Any]]:
+    """One field per StarGAN option (``--set KEY=VALUE`` and sweeps change them), its default
+    the preset's value over the paper's; ``mask_sharpness_from`` follows its fraction instead."""
+    recipe = {**PAPER_DEFAULTS, **{k: v for k, v in _PRESET_VALUES.items() if k in PAPER_DEFAULTS}}
+    return [(key, FIELDS_BY_KEY[key].kind,
+             field(default_factory=lambda v=value: list(v)) if isinstance(value, list) else field(default=value))
+            for key, value in recipe.items() if key != "mask_sharpness_from"]
+
+
+#: Everything that decides the benchmark's numbers (recorded in the results file): its own
+#: settings and the generators' recipe.
+Profile = make_dataclass("Profile", _recipe_fields(), bases=(BenchmarkFields,), frozen=True)
+Profile.__module__ = __name__  # so that the spawned jobs can unpickle it
 
 
 PROFILES = {
@@ -301,6 +196,7 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
     run_dir = runs / name
     shutil.rmtree(run_dir, ignore_errors=True)
     config = {
+        "preset": PRESET,  # logging, sample and checkpoint intervals; the rest is the profile's
         "datasets": datasets,
         "data_root": str(data),
         "iters": profile.iters,
@@ -309,10 +205,7 @@ def train_generator(name: str, datasets: list[str], profile: Profile, data: Path
         "workers": profile.workers,
         "device": profile.device,
         "precision": profile.precision,
-        "sample_every": 0,
-        "log_every": 25,
         "latest_every": profile.iters,
-        "save_every": 0,
         **training_keys(profile, datasets),
         **(extra or {}),
     }
@@ -602,6 +495,9 @@ def apply_overrides(profile: Profile, pairs: list[str]) -> Profile:
         key = key.strip()
         if not sep or key not in types:
             raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        if types[key] is list:  # names, comma-separated: d_augment=translation,cutout
+            changes[key] = [name.strip() for name in text.split(",") if name.strip()]
+            continue
         try:
             changes[key] = types[key](text.strip())
         except ValueError:

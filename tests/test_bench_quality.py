@@ -176,3 +176,28 @@ def test_results_record_each_generators_training_config_without_machine_paths(qu
     (run / "config.json").write_text(json.dumps({"datasets": ["synth-rafd"], "data_root": "/tmp/x",
                                                  "lambda_mask_sharpness": 0.0}), encoding="utf-8")
     assert quality.run_config(run) == {"datasets": ["synth-rafd"], "lambda_mask_sharpness": 0.0}
+
+
+def test_the_generators_recipe_is_the_quality_benchmark_preset(quality, tmp_path, monkeypatch):
+    """Profile's recipe fields take their defaults from starkit's quality-benchmark preset (one
+    place for the recipe), one field per StarGAN option so that --set and sweeps reach any of
+    them, and the runs record the preset's name."""
+    import pickle
+
+    from starkit.families.stargan.options import PAPER_DEFAULTS
+    from starkit.families.stargan.presets import PRESETS
+
+    profile = quality.PROFILES["cpu20"]
+    preset = PRESETS[quality.PRESET]
+    for key in set(PAPER_DEFAULTS) - {"mask_sharpness_from"}:
+        assert getattr(profile, key) == preset.get(key, PAPER_DEFAULTS[key]), key
+    for key in ("iters", "batch_size", "precision", "device", "workers"):
+        assert getattr(profile, key) == preset[key], key
+    assert round(profile.mask_sharpness_from_fraction * profile.iters) == preset["mask_sharpness_from"]
+    seen = {}
+    monkeypatch.setattr("starkit.training.train", lambda run, config, **kw: seen.update(config))
+    quality.train_generator("jnt", ["synth-celeba"], profile, tmp_path / "data", tmp_path / "runs")
+    assert seen["preset"] == "quality-benchmark" and seen["beta1"] == PAPER_DEFAULTS["beta1"]
+    augmented = quality.apply_overrides(profile, ["d_augment=translation,cutout", "beta1=0"])
+    assert augmented.d_augment == ["translation", "cutout"] and augmented.beta1 == 0.0
+    assert pickle.loads(pickle.dumps(augmented)) == augmented  # the spawned jobs receive it
