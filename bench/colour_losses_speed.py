@@ -33,8 +33,8 @@ def _median_ms(fn, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from starkit.models.colour_critic import SQRT_EPS, ColourCritic
-    from starkit.models.stargan import Generator
+    from starkit.families.stargan.parts.colour_critic import SQRT_EPS, ColourCritic
+    from starkit.families.stargan.networks import Generator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=16)

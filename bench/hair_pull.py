@@ -191,7 +191,8 @@ def _ratio(value: Any) -> float:
 def gradient_pull(translator: Any, store: Any, faces: int, lambda_rec: float) -> dict[str, Any]:
     import torch
 
-    from starkit.models.losses import generator_adversarial_loss, reconstruction_loss
+    from starkit.families.stargan.losses import generator_adversarial_loss, reconstruction_loss
+    from starkit.families.stargan.parts.colour_critic import centered_labels
 
     G, D, space = translator.G, translator.D, translator.label_space
     if D is None:
@@ -207,7 +208,7 @@ def gradient_pull(translator: Any, store: Any, faces: int, lambda_rec: float) ->
         # Images in [-1, 1] here: twice the threshold in [0, 1] units.
         changed = ((gt_t - x).abs().amax(1, keepdim=True) > 2 * CHANGED).expand_as(x)
         # A projection critic is told the target, as in the training step (others ignore it).
-        src, cls = D(y, space.centered_labels(wanted, CELEBA))
+        src, cls = D(y, centered_labels(space, wanted, CELEBA))
         terms = {
             "adversarial": generator_adversarial_loss(src),
             "classification": space.classification_loss(cls, wanted, CELEBA),

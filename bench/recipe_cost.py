@@ -54,7 +54,7 @@ def build_steps(modes: dict[str, dict], seed: int = 0):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
     from starkit.labels import LabelSpace
     from starkit.training.device import Runtime
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.step import StarGANStep
 
     space = LabelSpace.from_specs([get_dataset(q.CELEBA), get_dataset(q.RAFD)])
     profile = q.PROFILES["cpu20"]

@@ -19,7 +19,7 @@ Normalize) in a DataLoader; fp32, eager, NCHW; torch's default Adam (the per-ten
 CPU); the D step's fake computed with its autograd graph and detached; the G step computes
 ``G(x, c_trg)`` again. **fast** is the shard loader (uint8 batches, normalised on the device,
 pinned memory and persistent workers) and the step with the switches that ``auto`` selects on
-this device (see ``starkit.training.fast``), changed with ``--set key=value``.
+this device (see ``starkit.families.stargan.speed.fast``), changed with ``--set key=value``.
 
 An iteration is one D step; every ``n_critic``-th one (5) adds a G step. All modes are built
 once, warmed up (``--warmup`` iterations each, the first with a G step), then timed: each repeat
@@ -184,7 +184,7 @@ class Mode:
     """One way of training: a data path and the step's switches."""
 
     name: str
-    fast: Any  # starkit.training.fast.FastPath
+    fast: Any  # starkit.families.stargan.speed.fast.FastPath
     shard_loader: bool
     #: Batches cycled from a few already on the device: no loader at all (``--loader-check``).
     in_memory: bool = False
@@ -195,13 +195,13 @@ class Mode:
 
 
 def naive_mode():
-    from starkit.training.fast import FastPath
+    from starkit.families.stargan.speed.fast import FastPath
 
     return Mode("naive", FastPath.naive(), shard_loader=False)
 
 
 def fast_mode(config: dict[str, Any], device) -> Mode:
-    from starkit.training.fast import resolve_fast_path
+    from starkit.families.stargan.speed.fast import resolve_fast_path
 
     return Mode("fast", resolve_fast_path(config, device), shard_loader=True)
 
@@ -263,8 +263,8 @@ def count_flops(space, config: dict[str, Any], mode: Mode, device) -> dict[str, 
     from torch.utils.flop_counter import FlopCounterMode
 
     from starkit.training.device import Runtime
-    from starkit.training.fast import FastPath
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.speed.fast import FastPath
+    from starkit.families.stargan.step import StarGANStep
 
     class GlobalOnly:
         """Stands in for FlopCounterMode's per-module tracker, whose backward hooks cannot run
@@ -324,7 +324,7 @@ class Runner:
         import torch
 
         from starkit.training.device import Runtime
-        from starkit.training.stargan_step import StarGANStep
+        from starkit.families.stargan.step import StarGANStep
 
         torch.manual_seed(0)
         self.step = StarGANStep(space, config, Runtime(self.device), fast=self.mode.fast)
@@ -529,7 +529,7 @@ def build_config(args) -> dict[str, Any]:
 
 
 def default_switches(device) -> list[str]:
-    from starkit.training.fast import cpu_has_native_bf16
+    from starkit.families.stargan.speed.fast import cpu_has_native_bf16
 
     names = list(SWITCHES)
     if device.type != "cpu":
@@ -546,8 +546,8 @@ def memory_probe(spec: str) -> int:
 
     from starkit.labels import LabelSpace
     from starkit.training.device import Runtime
-    from starkit.training.fast import FastPath
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.speed.fast import FastPath
+    from starkit.families.stargan.step import StarGANStep
 
     probe = json.loads(spec)
     if probe["threads"]:

@@ -6,9 +6,10 @@ For datasets ``d1 … dn`` with label widths ``k1 … kn`` the joint vector is::
 
 A sample of dataset ``di`` fills its own slice; every other dataset's slice is zero, and the
 mask says which slice is valid (StarGAN, section 3.2). With a single dataset there is no mask.
-The discriminator's classification head predicts the label part (without the mask), and the
-classification loss only looks at the current dataset's slice, group by group: BCE for binary
-groups, cross-entropy for one-hot groups.
+A classifier of the label part (without the mask) — the discriminator's classification head,
+the evaluation's attribute classifier — is trained with :meth:`LabelSpace.classification_loss`,
+which only looks at the current dataset's slice, group by group: BCE for binary groups,
+cross-entropy for one-hot groups.
 
 Arrays may be NumPy arrays or torch tensors; torch is imported only when a tensor is passed or
 a loss is asked for.
@@ -158,7 +159,7 @@ class LabelSpace:
         """Joint vectors ``[..., dim]`` for a dataset's own labels ``[..., k]``: the other
         datasets' parts are zero and the mask marks ``name``. NumPy in, NumPy out; torch in,
         torch out (same device)."""
-        self._check_width(name, labels)
+        self.check_width(name, labels)
         sl = self.slice(name)
         shape = tuple(labels.shape[:-1]) + (self.dim,)
         if _is_tensor(labels):
@@ -172,7 +173,8 @@ class LabelSpace:
             out[..., self.label_dim + self.index(name)] = 1
         return out
 
-    def _check_width(self, name: str, labels: Any) -> None:
+    def check_width(self, name: str, labels: Any) -> None:
+        """LabelError unless ``labels`` ``[..., k]`` have ``name``'s width ``k``."""
         d = self.dataset(name)
         if labels.shape[-1] != d.width:
             raise LabelError(f"{name}: expected {d.width} labels {list(d.attributes)}, got {labels.shape[-1]}")
@@ -254,46 +256,6 @@ class LabelSpace:
             if term is not None:
                 total = total + term
         return total
-
-    def uncertainty_loss(self, logits, name: str):
-        """How far ``logits`` ``[B, label_dim]`` are from saying nothing about ``name``'s
-        groups: cross-entropy against the uniform distribution for one-hot groups, against 0.5
-        for binary attributes (summed over attributes), averaged over the batch. Its minimum
-        (log k per one-hot group, log 2 per attribute) is reached at logits that are all equal
-        within a one-hot group and 0 for binary attributes."""
-        import torch.nn.functional as F
-
-        if logits.shape[-1] != self.label_dim:
-            raise LabelError(f"logits have {logits.shape[-1]} columns, the label space {self.label_dim}")
-        total = logits.new_zeros(())
-        for gs in self.group_slices(name):
-            lg = logits[:, gs.joint]
-            if gs.group.kind == "binary":
-                total = total + F.binary_cross_entropy_with_logits(lg, lg.new_full(lg.shape, 0.5), reduction="sum") / lg.shape[0]
-            else:
-                total = total - F.log_softmax(lg, dim=-1).mean(-1).mean()
-        return total
-
-    def centered_labels(self, labels, name: str):
-        """``name``'s own labels ``[B, k]`` (torch) as ``[B, label_dim]`` vectors that say only
-        which attributes an image has, not which dataset it comes from: a binary attribute is
-        +1 / −1, a one-hot group ``c − 1/k`` (zero when no member is set), other datasets'
-        parts 0. What a projection discriminator multiplies with its features: a
-        dataset-wide offset is left out, so D cannot make "carries an expression label" mean
-        "looks like that dataset's photos"."""
-        import torch
-
-        self._check_width(name, labels)
-        labels = labels.to(torch.float32)
-        out = torch.zeros((labels.shape[0], self.label_dim), dtype=torch.float32, device=labels.device)
-        for gs in self.group_slices(name):
-            lb = labels[:, gs.local]
-            if gs.group.kind == "binary":
-                out[:, gs.joint] = 2 * lb - 1
-            else:
-                known = (lb.sum(-1, keepdim=True) > 0).to(lb.dtype)
-                out[:, gs.joint] = lb - known / lb.shape[-1]
-        return out
 
     def predict(self, logits: Any, name: str) -> Any:
         """Hard labels ``[B, k]`` for ``name`` from logits ``[B, label_dim]``: binary groups

@@ -55,7 +55,7 @@ def test_train_then_resume_then_translate(toy_data_root, tmp_path, registry):
     assert result.exit_code == 0, result.output
     assert "Finished 4 iterations" in result.output
     from starkit.training.device import resolve_device
-    from starkit.training.fast import resolve_fast_path
+    from starkit.families.stargan.speed.fast import resolve_fast_path
 
     device = resolve_device("auto")  # what "auto" resolved to is printed
     line = f"{device} × 1 process(es): {resolve_fast_path({}, device).summary()}"
@@ -112,8 +112,8 @@ def test_training_stops_on_a_damaged_image(toy_data_root, tmp_path, registry, fl
 
 
 def test_import_checkpoint_then_translate_with_generator_only(tmp_path, registry):
-    from starkit.models.reference_import import to_reference_state_dict
-    from starkit.models.stargan import Generator
+    from starkit.families.stargan.reference import to_reference_state_dict
+    from starkit.families.stargan.networks import Generator
 
     torch.manual_seed(0)
     reference = tmp_path / "200000-G.ckpt"
@@ -190,7 +190,7 @@ def test_set_overrides_a_config_file_unless_the_same_flag_says_otherwise(toy_dat
 
 
 def test_paper_defaults_train_at_any_image_size_with_d_depth_from_the_size(toy_data_root, tmp_path, registry):
-    from starkit.models.stargan import discriminator_depth
+    from starkit.families.stargan.networks import discriminator_depth
 
     assert [discriminator_depth(s) for s in (128, 32, 16, 96, 256)] == [6, 4, 3, 5, 7]
     assert discriminator_depth(128, 3) == 3

@@ -8,15 +8,36 @@ from pathlib import Path
 import pytest
 import torch
 
-from starkit.models.colour_critic import ColourCritic, colour_features, soft_histogram
+from starkit.families.stargan.parts.colour_critic import ColourCritic, centered_labels, colour_features, soft_histogram
+from starkit.labels import LabelError
 from starkit.training.config import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_fast_path import TINY, _batch, _rel, _space, _with_and_without  # noqa: E402
+from test_models import _celeba_rafd  # noqa: E402
 
 
 def _solid(colours: list[tuple[float, float, float]], size: int = 4) -> torch.Tensor:
     return torch.tensor(colours, dtype=torch.float32)[:, :, None, None].expand(-1, 3, size, size).clone()
+
+
+# ------------------------------------------------------------------------------ the labels it is told
+def test_centered_labels_say_which_attributes_not_which_dataset():
+    joint = _celeba_rafd()
+    celeba = torch.tensor([[0, 1, 0, 1, 0], [0, 0, 0, 0, 1]], dtype=torch.float32)  # 2nd: hair unknown
+    out = centered_labels(joint, celeba, "celeba")
+    assert out.shape == (2, joint.label_dim)
+    third = 1 / 3
+    assert torch.allclose(out[0, :5], torch.tensor([-third, 1 - third, -third, 1, -1]))
+    assert torch.equal(out[1, :5], torch.tensor([0, 0, 0, -1, 1.0]))  # an unknown group says nothing
+    assert not out[:, 5:].any()  # nothing in the other dataset's part
+    rafd = torch.eye(8)
+    out = centered_labels(joint, rafd, "rafd")
+    assert not out[:, :5].any()
+    assert torch.allclose(out[:, 5:].sum(1), torch.zeros(8), atol=1e-6)  # no offset shared by every expression
+    assert torch.allclose(out[:, 5:] - out[0, 5:], rafd - rafd[0])
+    with pytest.raises(LabelError, match="rafd: expected 8 labels"):
+        centered_labels(joint, torch.zeros(2, 5), "rafd")
 
 
 # ------------------------------------------------------------------------------ the histogram
@@ -84,7 +105,7 @@ def test_a_trained_colour_critic_pulls_a_part_way_colour_the_rest_of_the_way():
     only part of the way toward it land between. Trained as the step trains it (WGAN-GP on the
     features, real images of two labels, part-way translations to one of them), its gradient
     moves the part-way pixels on toward the real colour."""
-    from starkit.models.losses import gradient_penalty
+    from starkit.families.stargan.losses import gradient_penalty
 
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -136,7 +157,7 @@ def test_colour_critic_is_off_by_default_and_adds_exactly_its_term_to_g():
     assert all(torch.equal(l_hist[k], l_plain[k]) for k in l_plain)  # D's and G's other terms unchanged
     # G's extra gradient is lambda_hist times the gradient of -H(G(x, c_trg), c_trg).
     step.G.zero_grad()
-    term = -step.H.score(step.G(images, space.encode("faces", targets)), space.centered_labels(targets, "faces")).mean()
+    term = -step.H.score(step.G(images, space.encode("faces", targets)), centered_labels(space, targets, "faces")).mean()
     assert term.item() == pytest.approx(l_hist["G/loss_hist"].item(), rel=1e-5)
     (2.0 * term).backward()
     expected = torch.cat([p.grad.flatten() for p in step.G.parameters()])

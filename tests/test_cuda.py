@@ -27,7 +27,7 @@ import torch
 from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
 from starkit.training.device import Runtime
-from starkit.training.fast import FastPath, resolve_fast_path
+from starkit.families.stargan.speed.fast import FastPath, resolve_fast_path
 
 pytestmark = [
     pytest.mark.cuda,
@@ -57,7 +57,7 @@ def _one_g_iteration(device: torch.device, fast: FastPath):
     from the same initial weights and batch on any device (the step draws its random numbers
     from one CPU generator, so every device draws the same ones)."""
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.step import StarGANStep
 
     torch.manual_seed(0)  # networks are built on the CPU, then moved: the same weights everywhere
     step = StarGANStep(_space(), {**STARGAN_DEFAULTS, **TINY, "g_lr": 1e-12, "d_lr": 1e-12}, Runtime(device),
@@ -105,7 +105,7 @@ def test_every_generator_output_trains_finite_under_the_cuda_fast_path(output, c
     # Saturated pixels under bf16 autocast: the colour map keeps its input in fp32, where bf16
     # would lose ~3 digits of it.
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.step import StarGANStep
 
     torch.manual_seed(0)
     config = {**STARGAN_DEFAULTS, **TINY, "g_output": output, "g_colour_map": colour_map, "n_critic": 1}

@@ -12,7 +12,7 @@ from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
 from starkit.training.config import ConfigError
 from starkit.training.device import Runtime
-from starkit.training.diff_augment import (
+from starkit.families.stargan.parts.diff_augment import (
     AugmentPolicyError,
     DiffAugment,
     color,
@@ -20,7 +20,7 @@ from starkit.training.diff_augment import (
     parse_policy,
     translate,
 )
-from starkit.training.fast import FastPath
+from starkit.families.stargan.speed.fast import FastPath
 
 TINY = {"image_size": 16, "g_conv_dim": 8, "d_conv_dim": 8, "g_repeat_num": 1, "d_repeat_num": 2, "seed": 0}
 
@@ -149,7 +149,7 @@ def _space() -> LabelSpace:
 
 def _step(**extra):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.step import StarGANStep
 
     torch.manual_seed(0)
     config = {**STARGAN_DEFAULTS, **TINY, "n_critic": 1, **extra}

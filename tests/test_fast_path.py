@@ -1,6 +1,6 @@
 """The fast path computes what the naive path computes.
 
-For the same weights and batch, each switch of :mod:`starkit.training.fast` is compared with
+For the same weights and batch, each switch of :mod:`starkit.families.stargan.speed.fast` is compared with
 :meth:`FastPath.naive` on a D iteration and a G iteration (tiny networks, 16 px). Tolerances:
 
 * ``fake_without_graph``, ``share_fake``: bit-identical losses and gradients (the same kernels
@@ -34,9 +34,9 @@ from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
 from starkit.training.config import ConfigError, resolve_config
 from starkit.training.device import Runtime
-from starkit.training.fast import CompiledOrEager, FastPath, cpu_has_native_bf16, resolve_fast_path
-from starkit.training.gemm_convs import MAX_POSITIONS, GemmConv2d, gemm_conv2d, use_gemm_convs
-from starkit.training.nnpack_convs import NNPACKConv2d, nnpack_available, use_nnpack_convs
+from starkit.families.stargan.speed.fast import CompiledOrEager, FastPath, cpu_has_native_bf16, resolve_fast_path
+from starkit.families.stargan.speed.gemm_convs import MAX_POSITIONS, GemmConv2d, gemm_conv2d, use_gemm_convs
+from starkit.families.stargan.speed.nnpack_convs import NNPACKConv2d, nnpack_available, use_nnpack_convs
 
 NAIVE = FastPath.naive()
 TINY = {"image_size": 16, "g_conv_dim": 8, "d_conv_dim": 8, "g_repeat_num": 2, "d_repeat_num": 2, "seed": 0}
@@ -55,7 +55,7 @@ def _space() -> LabelSpace:
 
 def _step(fast: FastPath, **extra):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.step import StarGANStep
 
     torch.manual_seed(0)  # the same initial weights for every variant
     return StarGANStep(_space(), {**STARGAN_DEFAULTS, **TINY, **extra}, Runtime(torch.device("cpu")), fast=fast)
@@ -267,7 +267,7 @@ def test_gemm_layers_take_the_gemm_path_only_for_small_outputs(monkeypatch):
     weight = model[0].weight
     assert use_gemm_convs(model) == 1 and isinstance(model[0], GemmConv2d) and model[0].weight is weight
     calls = []
-    monkeypatch.setattr("starkit.training.gemm_convs.gemm_conv2d", lambda *a: calls.append(a) or nn.functional.conv2d(
+    monkeypatch.setattr("starkit.families.stargan.speed.gemm_convs.gemm_conv2d", lambda *a: calls.append(a) or nn.functional.conv2d(
         a[0], a[1], a[2], a[3], a[4]))
     side = 2 * int(MAX_POSITIONS**0.5)  # output side sqrt(MAX_POSITIONS): the largest on the GEMM path
     model[0](torch.randn(1, 4, side, side))
@@ -282,7 +282,7 @@ def test_auto_resolves_per_device(monkeypatch):
     assert not cpu.channels_last and not cpu.compile and cpu.adam_impl == "fused"
     assert cpu.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert cpu.nnpack_convs == (cpu.precision == "fp32" and nnpack_available())  # NNPACK is fp32-only
-    monkeypatch.setattr("starkit.training.fast.cuda_has_bf16", lambda device: True)
+    monkeypatch.setattr("starkit.families.stargan.speed.fast.cuda_has_bf16", lambda device: True)
     cuda = resolve_fast_path({}, torch.device("cuda", 0))
     assert (cuda.precision, cuda.channels_last, cuda.adam_impl, cuda.nnpack_convs, cuda.gemm_convs) == \
         ("bf16", True, "fused", False, False)
@@ -335,7 +335,7 @@ def test_errors_of_the_model_itself_are_not_swallowed_by_the_compile_fallback():
 # ---------------------------------------------------------------------------- identity loss
 def test_identity_loss_is_off_by_default_and_adds_exactly_its_term_when_on():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.models.losses import reconstruction_loss
+    from starkit.families.stargan.losses import reconstruction_loss
 
     assert STARGAN_DEFAULTS["lambda_id"] == 0.0  # the paper's objective
     plain = _step(NAIVE, g_lr=1e-12, d_lr=1e-12)
@@ -448,7 +448,7 @@ def test_generator_output_mode_is_checked_by_name():
 
 # ---------------------------------------------------------------------------------- cross-dataset targets
 def _recording_targets(monkeypatch):
-    import starkit.training.stargan_step as stargan_step
+    import starkit.families.stargan.step as stargan_step
 
     seen = []
     original = stargan_step.with_cross_targets
@@ -464,7 +464,7 @@ def _recording_targets(monkeypatch):
 
 def test_cross_targets_translate_part_of_the_batch_to_the_other_dataset_and_judge_it_there(monkeypatch):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.models.losses import reconstruction_loss
+    from starkit.families.stargan.losses import reconstruction_loss
 
     assert STARGAN_DEFAULTS["cross_targets"] == 0.0  # the paper
     space = _space()
@@ -539,7 +539,7 @@ def _grads(module) -> torch.Tensor:
                                          ("lambda_mask_sharpness", "G/loss_mask_sharpness")])
 def test_mask_penalties_are_off_by_default_and_add_exactly_their_term_to_g(key, logged, share_fake):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.models.losses import mask_indecision, mask_opening
+    from starkit.families.stargan.losses import mask_indecision, mask_opening
 
     assert STARGAN_DEFAULTS[key] == 0.0  # the paper's objective
     images, labels = _batch()
@@ -593,7 +593,7 @@ def test_mask_sharpness_weighs_only_from_its_start_iteration_but_is_logged_befor
 
 
 def test_targets_know_which_rows_change_a_group_and_cross_targets_change_none():
-    from starkit.training.targets import with_cross_targets
+    from starkit.families.stargan.parts.targets import with_cross_targets
 
     space = _space()
     # faces' own layout: black, blond, brown, male, young
@@ -615,7 +615,7 @@ def test_targets_know_which_rows_change_a_group_and_cross_targets_change_none():
 
 
 def test_mask_indecision_over_chosen_rows_weighs_each_counted_pixel_as_over_all():
-    from starkit.models.losses import mask_indecision
+    from starkit.families.stargan.losses import mask_indecision
 
     mask = torch.rand((4, 1, 5, 5), generator=torch.Generator().manual_seed(0))
     every = torch.ones(4, dtype=torch.bool)
@@ -631,7 +631,7 @@ def test_mask_indecision_over_chosen_rows_weighs_each_counted_pixel_as_over_all(
 
 def test_mask_sharpness_groups_push_only_the_translations_that_change_those_groups():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.models.losses import mask_indecision
+    from starkit.families.stargan.losses import mask_indecision
 
     assert STARGAN_DEFAULTS["mask_sharpness_groups"] == ""  # every translation
     space = _space()
@@ -675,7 +675,7 @@ def test_mask_sharpness_groups_must_name_groups_of_the_label_space():
 
 
 def test_mask_indecision_is_zero_at_shut_or_open_and_one_at_half():
-    from starkit.models.losses import mask_indecision
+    from starkit.families.stargan.losses import mask_indecision
 
     assert mask_indecision(torch.tensor([0.0, 1.0])).item() == 0.0
     assert mask_indecision(torch.tensor([0.5, 0.5])).item() == pytest.approx(1.0)
@@ -705,6 +705,7 @@ def test_mask_penalties_need_the_mask_they_penalise():
 # ---------------------------------------------------------------------------------- unsure classifier on fakes
 def test_classifier_uncertainty_on_translations_adds_exactly_its_term_to_d():
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
+    from starkit.families.stargan.losses import uncertainty_loss
 
     assert STARGAN_DEFAULTS["lambda_cls_fake"] == 0.0  # the paper
     space = _space()
@@ -714,7 +715,7 @@ def test_classifier_uncertainty_on_translations_adds_exactly_its_term_to_d():
     with torch.no_grad():
         fake = reference.G(images, space.encode("faces", targets))
     reference.D.zero_grad()
-    term = space.uncertainty_loss(reference.D(fake)[1], "faces")
+    term = uncertainty_loss(space, reference.D(fake)[1], "faces")
     (2.0 * term).backward()
     # Only D's classifier is trained by it: the real/fake head gets no gradient.
     expected_extra = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
@@ -757,9 +758,9 @@ def test_negative_classifier_uncertainty_weight_is_refused():
 
 # ---------------------------------------------------------------------------------- mask noise
 def test_mask_noise_changes_what_g_is_given_not_what_it_is_judged_by(monkeypatch):
-    import starkit.training.stargan_step as stargan_step
+    import starkit.families.stargan.step as stargan_step
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.models.losses import reconstruction_loss
+    from starkit.families.stargan.losses import reconstruction_loss
 
     assert STARGAN_DEFAULTS["mask_noise"] == 0.0  # the paper: unknown parts are zero
     space = _space()

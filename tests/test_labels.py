@@ -198,48 +198,6 @@ def test_bad_value_is_refused(joint):
 
 
 # ---------------------------------------------------------------- losses
-def test_centered_labels_say_which_attributes_not_which_dataset(joint):
-    celeba = torch.tensor([[0, 1, 0, 1, 0], [0, 0, 0, 0, 1]], dtype=torch.float32)  # 2nd: hair unknown
-    out = joint.centered_labels(celeba, "celeba")
-    assert out.shape == (2, joint.label_dim)
-    third = 1 / 3
-    assert torch.allclose(out[0, :5], torch.tensor([-third, 1 - third, -third, 1, -1]))
-    assert torch.equal(out[1, :5], torch.tensor([0, 0, 0, -1, 1.0]))  # an unknown group says nothing
-    assert not out[:, 5:].any()  # nothing in the other dataset's part
-    rafd = torch.eye(8)
-    out = joint.centered_labels(rafd, "rafd")
-    assert not out[:, :5].any()
-    assert torch.allclose(out[:, 5:].sum(1), torch.zeros(8), atol=1e-6)  # no offset shared by every expression
-    assert torch.allclose(out[:, 5:] - out[0, 5:], rafd - rafd[0])
-    with pytest.raises(LabelError, match="rafd: expected 8 labels"):
-        joint.centered_labels(torch.zeros(2, 5), "rafd")
-
-
-def test_uncertainty_loss_is_least_when_the_logits_say_nothing_about_the_dataset(joint):
-    import math
-
-    floor = math.log(3) + 2 * math.log(2)  # CelebA: a 3-way hair group and two binary attributes
-    flat = torch.zeros(4, joint.label_dim)
-    flat[:, 5:] = torch.randn(4, 8)  # RaFD's part plays no part in CelebA's uncertainty
-    assert joint.uncertainty_loss(flat, "celeba").item() == pytest.approx(floor, rel=1e-6)
-    shifted = flat.clone()
-    shifted[:, :3] += 5.0  # equal within the one-hot group: still says nothing
-    assert joint.uncertainty_loss(shifted, "celeba").item() == pytest.approx(floor, rel=1e-6)
-    confident = flat.clone()
-    confident[:, 0], confident[:, 3] = 4.0, -4.0  # "black hair", "not male"
-    assert joint.uncertainty_loss(confident, "celeba").item() > floor + 1.0
-    logits = torch.randn(4, joint.label_dim, generator=torch.Generator().manual_seed(3), requires_grad=True)
-    loss = joint.uncertainty_loss(logits, "rafd")
-    assert loss.item() > math.log(8)
-    loss.backward()
-    assert logits.grad[:, :5].abs().sum() == 0 and logits.grad[:, 5:].abs().sum() > 0
-    # Per row: the mean of each row's own loss.
-    rows = [joint.uncertainty_loss(logits[i : i + 1], "rafd") for i in range(4)]
-    assert loss.item() == pytest.approx(torch.stack(rows).mean().item(), rel=1e-6)
-    with pytest.raises(LabelError, match="logits have 5 columns"):
-        joint.uncertainty_loss(torch.zeros(2, 5), "rafd")
-
-
 def test_classification_loss_uses_only_the_current_slice(joint):
     torch.manual_seed(0)
     logits = torch.randn(4, 13, requires_grad=True)

@@ -125,8 +125,8 @@ def test_import_checkpoint_uses_the_named_familys_importer(cae, tmp_path):
 
 
 def test_stargan_takes_no_conditioning(registry, tmp_path):
-    from starkit.models.reference_import import to_reference_state_dict
-    from starkit.models.stargan import Generator
+    from starkit.families.stargan.reference import to_reference_state_dict
+    from starkit.families.stargan.networks import Generator
 
     torch.manual_seed(0)
     reference = tmp_path / "1-G.ckpt"

@@ -1,4 +1,4 @@
-"""StarGAN networks (starkit.models.stargan) and losses (starkit.models.losses)."""
+"""StarGAN networks (starkit.families.stargan.networks) and losses (starkit.families.stargan.losses)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from starkit.errors import StarkitError
-from starkit.labels import LabelSpace
-from starkit.models import DEFAULT_MODEL_CONFIG
-from starkit.models.losses import (
+from starkit.labels import LabelError, LabelSpace
+from starkit.families.stargan.options import DEFAULT_MODEL_CONFIG
+from starkit.families.stargan.losses import (
     critic_adversarial_loss,
     critic_fake_loss,
     critic_real_loss,
     generator_adversarial_loss,
     gradient_penalty,
     reconstruction_loss,
+    uncertainty_loss,
 )
-from starkit.models.stargan import (
+from starkit.families.stargan.networks import (
     Discriminator,
     Generator,
     InstanceNorm,
@@ -410,8 +411,10 @@ def test_wrong_inputs_are_reported():
         d(torch.zeros(1, 3, 32, 32))
 
 
-def test_models_package_does_not_import_torch():
-    code = "import sys, starkit.models as m; assert 'torch' not in sys.modules; print(m.DEFAULT_MODEL_CONFIG['image_size'])"
+def test_the_family_packages_do_not_import_torch():
+    code = ("import sys, starkit.families.stargan, starkit.families.stargan.parts, starkit.families.stargan.speed; "
+            "import starkit.families.stargan.options as o; assert 'torch' not in sys.modules; "
+            "print(o.DEFAULT_MODEL_CONFIG['image_size'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "128"
 
@@ -484,6 +487,41 @@ def test_gradient_penalty_trains_the_discriminator_only():
 def test_gradient_penalty_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="differ in shape"):
         gradient_penalty(lambda x: x.sum(), torch.zeros(2, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+def _celeba_rafd() -> LabelSpace:
+    """A CelebA-like dataset (a 3-way hair group, two binary attributes) and a RaFD-like one
+    (8 expressions), joint."""
+    celeba = [AttributeGroup("hair", "onehot", ("Black_Hair", "Blond_Hair", "Brown_Hair")),
+              AttributeGroup("attributes", "binary", ("Male", "Young"))]
+    rafd = [AttributeGroup("expression", "onehot", tuple(f"e{i}" for i in range(8)))]
+    return LabelSpace.from_groups([("celeba", celeba), ("rafd", rafd)])
+
+
+def test_uncertainty_loss_is_least_when_the_logits_say_nothing_about_the_dataset():
+    joint = _celeba_rafd()
+    import math
+
+    floor = math.log(3) + 2 * math.log(2)  # CelebA: a 3-way hair group and two binary attributes
+    flat = torch.zeros(4, joint.label_dim)
+    flat[:, 5:] = torch.randn(4, 8)  # RaFD's part plays no part in CelebA's uncertainty
+    assert uncertainty_loss(joint, flat, "celeba").item() == pytest.approx(floor, rel=1e-6)
+    shifted = flat.clone()
+    shifted[:, :3] += 5.0  # equal within the one-hot group: still says nothing
+    assert uncertainty_loss(joint, shifted, "celeba").item() == pytest.approx(floor, rel=1e-6)
+    confident = flat.clone()
+    confident[:, 0], confident[:, 3] = 4.0, -4.0  # "black hair", "not male"
+    assert uncertainty_loss(joint, confident, "celeba").item() > floor + 1.0
+    logits = torch.randn(4, joint.label_dim, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    loss = uncertainty_loss(joint, logits, "rafd")
+    assert loss.item() > math.log(8)
+    loss.backward()
+    assert logits.grad[:, :5].abs().sum() == 0 and logits.grad[:, 5:].abs().sum() > 0
+    # Per row: the mean of each row's own loss.
+    rows = [uncertainty_loss(joint, logits[i : i + 1], "rafd") for i in range(4)]
+    assert loss.item() == pytest.approx(torch.stack(rows).mean().item(), rel=1e-6)
+    with pytest.raises(LabelError, match="logits have 5 columns"):
+        uncertainty_loss(joint, torch.zeros(2, 5), "rafd")
 
 
 @pytest.mark.parametrize(

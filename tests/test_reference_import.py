@@ -1,4 +1,4 @@
-"""Importing checkpoints saved by the authors' StarGAN code (starkit.models.reference_import).
+"""Importing checkpoints saved by the authors' StarGAN code (starkit.families.stargan.reference).
 
 The reference networks below are written in this test from the paper's architecture and the
 reference's state-dict layout (an ``nn.Sequential`` named ``main`` in which every layer takes an
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from starkit.errors import StarkitError
-from starkit.models.reference_import import (
+from starkit.families.stargan.reference import (
     REFERENCE_CELEBA_ATTRIBUTES,
     ReferenceCheckpointError,
     convert_reference_state_dict,
@@ -21,7 +21,7 @@ from starkit.models.reference_import import (
     load_reference_model,
     to_reference_state_dict,
 )
-from starkit.models.stargan import Discriminator, Generator, count_parameters
+from starkit.families.stargan.networks import Discriminator, Generator, count_parameters
 
 
 # ---------------------------------------------------------------------------------- reference layout

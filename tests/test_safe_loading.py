@@ -19,7 +19,7 @@ from starkit.cli.main import cli
 from starkit.errors import StarkitError
 from starkit.evaluation import metrics
 from starkit.evaluation.classifier import load_classifier
-from starkit.models.reference_import import load_reference_checkpoint
+from starkit.families.stargan.reference import load_reference_checkpoint
 from starkit.torch_files import read_tensor_file
 from starkit.training.checkpoint import load_checkpoint
 

@@ -1,4 +1,5 @@
-"""Target labels of a training batch, optionally across datasets (starkit.training.targets)."""
+"""Target labels of a training batch, optionally across datasets
+(starkit.families.stargan.parts.targets)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import torch
 
 from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
-from starkit.training.targets import row_count, with_cross_targets
+from starkit.families.stargan.losses import uncertainty_loss
+from starkit.families.stargan.parts.colour_critic import centered_labels
+from starkit.families.stargan.parts.targets import row_count, with_cross_targets
 
 FACES = [AttributeGroup("hair", "onehot", ("black", "blond", "brown")), AttributeGroup("a", "binary", ("male", "young"))]
 EXPR = [AttributeGroup("expression", "onehot", ("angry", "happy", "neutral", "sad"))]
@@ -39,7 +42,7 @@ def test_without_cross_targets_the_batch_keeps_its_own_labels_and_draws_nothing(
         assert len(targets.parts) == 1 and targets.parts[0].rows is None
         logits = torch.randn(8, space.label_dim)
         assert torch.equal(targets.classification_loss(space, logits), space.classification_loss(logits, own, "faces"))
-        assert torch.equal(targets.centered(space), space.centered_labels(own, "faces"))
+        assert torch.equal(targets.centered(space), centered_labels(space, own, "faces"))
 
 
 def test_a_fraction_of_the_rows_gets_another_datasets_valid_labels_and_mask():
@@ -80,12 +83,12 @@ def test_every_row_is_judged_by_its_own_datasets_slice():
         labels = space.decode(targets.joint[i])[1][None]
         per_row.append(space.classification_loss(logits[i : i + 1], torch.from_numpy(labels), name))
     assert targets.classification_loss(space, logits).item() == pytest.approx(torch.stack(per_row).mean().item(), rel=1e-6)
-    per_row = [space.uncertainty_loss(logits[i : i + 1], name) for i, name in enumerate(_row_dataset(space, targets.joint))]
+    per_row = [uncertainty_loss(space, logits[i : i + 1], name) for i, name in enumerate(_row_dataset(space, targets.joint))]
     assert targets.uncertainty_loss(space, logits).item() == pytest.approx(torch.stack(per_row).mean().item(), rel=1e-6)
     centered = targets.centered(space)
     for i, name in enumerate(_row_dataset(space, targets.joint)):
         labels = torch.from_numpy(space.decode(targets.joint[i])[1][None])
-        assert torch.equal(centered[i : i + 1], space.centered_labels(labels, name))
+        assert torch.equal(centered[i : i + 1], centered_labels(space, labels, name))
 
 
 def test_all_rows_can_cross():
@@ -95,7 +98,7 @@ def test_all_rows_can_cross():
 
 
 def test_off_mask_noise_fills_only_the_parts_the_mask_marks_unknown():
-    from starkit.training.targets import with_off_mask_noise
+    from starkit.families.stargan.parts.targets import with_off_mask_noise
 
     space = _space("faces", "expr", "pose")
     joint = torch.cat([space.encode("faces", _own(space, 6)),
@@ -117,7 +120,7 @@ def test_off_mask_noise_fills_only_the_parts_the_mask_marks_unknown():
 
 
 def test_off_mask_noise_draws_nothing_when_off_or_without_a_mask():
-    from starkit.training.targets import with_off_mask_noise
+    from starkit.families.stargan.parts.targets import with_off_mask_noise
 
     for space, fraction in ((_space("faces", "expr"), 0.0), (_space("faces"), 1.0)):
         joint = space.encode("faces", _own(space))

@@ -149,7 +149,7 @@ def _space():
 
 def _step(space, **extra):
     from starkit.default_plugins.stargan import STARGAN_DEFAULTS
-    from starkit.training.stargan_step import StarGANStep
+    from starkit.families.stargan.step import StarGANStep
 
     config = {**STARGAN_DEFAULTS, **TINY, "image_size": 16, "seed": 0, **extra}
     torch.manual_seed(0)

@@ -174,8 +174,8 @@ def import_reference_generator(reference, out, **options):
 @pytest.fixture
 def reference_generator(tmp_path):
     """A reference-layout ``<iter>-G.ckpt`` of a small random generator (c_dim 5)."""
-    from starkit.models.reference_import import to_reference_state_dict
-    from starkit.models.stargan import Generator
+    from starkit.families.stargan.reference import to_reference_state_dict
+    from starkit.families.stargan.networks import Generator
 
     torch.manual_seed(0)
     G = Generator(5, conv_dim=4, repeat_num=2).eval()

@@ -21,14 +21,14 @@ STARGAN_DEFAULTS: dict[str, Any] = dict(PAPER_DEFAULTS)
 
 def build(label_space: Any, config: Mapping[str, Any]) -> dict[str, Any]:
     """``{"G": Generator, "D": Discriminator}`` for ``label_space`` (config checked first)."""
-    from ..training.stargan_step import build_networks
+    from ..families.stargan.step import build_networks
 
     return build_networks(label_space, {**STARGAN_DEFAULTS, **config})
 
 
 def trainer(label_space: Any, config: Mapping[str, Any], runtime: Any) -> Any:
-    """The :class:`starkit.training.stargan_step.StarGANStep` that trains the family."""
-    from ..training.stargan_step import StarGANStep
+    """The :class:`starkit.families.stargan.step.StarGANStep` that trains the family."""
+    from ..families.stargan.step import StarGANStep
 
     return StarGANStep(label_space, {**STARGAN_DEFAULTS, **config}, runtime)
 
@@ -49,7 +49,7 @@ def import_weights(reference: Any, options: Mapping[str, Any]) -> Any:
 
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` with D's depth set from the image size where ``d_repeat_num`` is 0."""
-    from ..models.stargan import discriminator_depth
+    from ..families.stargan.networks import discriminator_depth
 
     return {**config, "d_repeat_num": discriminator_depth(int(config["image_size"]), int(config["d_repeat_num"]))}
 

@@ -5,8 +5,9 @@
 
 Layout: :mod:`.config` (defaults, config files, validation), :mod:`.run` (datasets, label
 space and run directory; ``train``), :mod:`.trainer` (the loop), :mod:`.step` (the seam a model
-family implements), :mod:`.stargan_step` (StarGAN's iteration), :mod:`.checkpoint`,
-:mod:`.schedule`, :mod:`.samples`, :mod:`.metrics`, :mod:`.device`.
+family implements), :mod:`.checkpoint`, :mod:`.schedule`, :mod:`.samples`, :mod:`.metrics`,
+:mod:`.device`. A family's own iteration lives with the family (StarGAN's:
+:mod:`starkit.families.stargan.step`).
 
 Names resolve lazily, so importing this package does not import torch.
 """

@@ -39,7 +39,7 @@ def one_of(*choices: str) -> Check:
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
 
-#: Choices of the performance switches (resolved per device by starkit.training.fast).
+#: Choices of the performance switches (resolved per device by starkit.families.stargan.speed.fast).
 PRECISIONS = ("auto", "fp32", "bf16")
 SWITCH = ("auto", "on", "off")
 ADAM_IMPLS = ("auto", "fused", "foreach", "loop")
@@ -100,8 +100,8 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
                 at_least(0), resumable=True),
     ConfigField("tensorboard", True, bool, "also write the metrics and sample grids to tensorboard/",
                 resumable=True),
-    # How the step is computed (starkit.training.fast); none changes what is trained beyond
-    # rounding, so all may change on resume. "auto" resolves per device.
+    # How the step is computed (starkit.families.stargan.speed.fast); none changes what is
+    # trained beyond rounding, so all may change on resume. "auto" resolves per device.
     ConfigField("precision", "auto", str, "autocast dtype: auto, fp32 or bf16", one_of(*PRECISIONS),
                 resumable=True),
     ConfigField("channels_last", "auto", str, "NHWC memory layout: auto, on or off", one_of(*SWITCH),
@@ -267,7 +267,7 @@ def _refuse_removed_option(key: str, value: Any, where: str) -> None:
 
 
 def _kept_choices(key: str) -> tuple[Any, ...]:
-    from ..models import GENERATOR_OUTPUTS
+    from ..families.stargan.options import GENERATOR_OUTPUTS
 
     return {"g_output": GENERATOR_OUTPUTS}[key]
 

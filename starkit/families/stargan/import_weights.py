@@ -67,7 +67,7 @@ def _reordered(state_dict: Mapping[str, Any], attributes: Sequence[str], space: 
 def import_weights(reference: str | Path, options: Mapping[str, Any]) -> ImportedWeights:
     """Convert a reference ``<iter>-G.ckpt``; ``options``: ``image_size`` (128 or 256, default
     128) and ``attributes`` (the model's, in its training order; default the reference's)."""
-    from ...models.reference_import import load_reference_checkpoint
+    from .reference import load_reference_checkpoint
     from ...training.config import resolve_config
     from ...default_plugins.stargan import STARGAN_DEFAULTS
 

@@ -70,7 +70,7 @@ def _group_names(v: str) -> str | None:
 
 
 def _augment_policy(v: list[str]) -> str | None:
-    from ...training.diff_augment import AugmentPolicyError, parse_policy  # torch: only when checking
+    from .parts.diff_augment import AugmentPolicyError, parse_policy  # torch: only when checking
 
     try:
         parse_policy(v)
@@ -193,7 +193,8 @@ class ColourCriticOptions:
 
 @dataclass(frozen=True)
 class TargetOptions:
-    """Which targets G is trained on, beyond the paper's permuted batch labels (starkit.training.targets)."""
+    """Which targets G is trained on, beyond the paper's permuted batch labels
+    (starkit.families.stargan.parts.targets)."""
 
     cross_targets: float = option(
         0.0, "fraction of every batch translated to another dataset's random valid labels and mask, judged by "
@@ -250,6 +251,13 @@ FIELDS_BY_KEY: dict[str, ConfigField] = {f.name: f for group in OPTION_FIELDS.va
 assert len(FIELDS_BY_KEY) == sum(map(len, OPTION_FIELDS.values())), "an option key is in two groups"
 #: The paper's values, flat: the family's default config.
 PAPER_DEFAULTS: dict[str, Any] = {key: f.default for key, f in FIELDS_BY_KEY.items()}
+#: Model hyper-parameters and their paper values (StarGAN, appendix: 128 px, 64 base channels,
+#: 6 residual blocks in G, D's depth following the image size, G drawing the output image
+#: itself): the ``model`` option group, with the image size. What the networks are built from.
+DEFAULT_MODEL_CONFIG: dict[str, Any] = {
+    "image_size": PAPER_IMAGE_SIZE,
+    **{f.name: f.default for f in OPTION_FIELDS["model"]},
+}
 
 
 # ---------------------------------------------------------------------------- validation

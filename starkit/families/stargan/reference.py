@@ -5,9 +5,8 @@ generator is one ``nn.Sequential`` named ``main`` in which every layer, paramete
 and Tanh included, takes an index; each residual block is itself a module holding an
 ``nn.Sequential`` ``main``. Its discriminator is a ``main`` of conv/LeakyReLU pairs plus two
 heads ``conv1`` (D_src) and ``conv2`` (D_cls). Both list their layers in forward order, exactly
-as starkit's :class:`~starkit.models.stargan.Generator` and
-:class:`~starkit.models.stargan.Discriminator` register theirs, so the translation is derived
-by walking the two layer lists side by side (no hand-written index table)::
+as starkit's :class:`~.networks.Generator` and :class:`~.networks.Discriminator` register
+theirs, so the translation is derived by walking the two layer lists side by side (no hand-written index table)::
 
     main.0.weight          -> stem.conv.weight               7×7 conv
     main.1.{weight,…}      -> stem.norm.{weight,…}           instance norm (main.2 is a ReLU)
@@ -22,7 +21,7 @@ crops (178×178 centre crop, resized) scaled to [-1, 1], the same range starkit 
 
 Normalisation mode: the reference never calls ``eval()``; it translates with G in train mode,
 so its instance norms use each image's own statistics. starkit's
-:class:`~starkit.models.stargan.InstanceNorm` always does, so an imported G reproduces the
+:class:`~.networks.InstanceNorm` always does, so an imported G reproduces the
 reference's outputs in ``eval()`` mode (and the running statistics carried over are inert).
 """
 
@@ -35,10 +34,10 @@ from typing import Any, Literal, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..errors import StarkitError
-from ..torch_files import read_tensor_file
-from . import DEFAULT_MODEL_CONFIG
-from .stargan import Discriminator, Generator, InstanceNorm, count_parameters
+from ...errors import StarkitError
+from ...torch_files import read_tensor_file
+from .networks import Discriminator, Generator, InstanceNorm, count_parameters
+from .options import DEFAULT_MODEL_CONFIG
 
 Which = Literal["G", "D"]
 

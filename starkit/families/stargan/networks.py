@@ -2,7 +2,7 @@
 
 Architecture as in the paper (§4 "Network Architecture"; appendix §7.2, Tables 4 and 5) and
 the authors' public implementation, layer for layer, so that parameter counts and the
-reference's released weights carry over exactly (see :mod:`starkit.models.reference_import`)::
+reference's released weights carry over exactly (see :mod:`.reference`)::
 
     G(x, c):  [x | c tiled over H×W]                        3 + c_dim channels
               7×7 conv, IN, ReLU                             conv_dim         (stem)
@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import StarkitError
-from . import (
+from ...errors import StarkitError
+from .options import (
     DEFAULT_MODEL_CONFIG,
     GENERATOR_COLOUR_MAPS,
     GENERATOR_OUTPUTS,
@@ -352,9 +352,9 @@ class Discriminator(nn.Module):
 # ---------------------------------------------------------------------------------- family API
 def _checked_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config``'s model options (paper values where missing), each checked by the family's
-    option declarations (starkit.families.stargan.options); a bad one is a ModelError naming it."""
-    from ..families.stargan.options import validate_options
-    from ..training.config import ConfigError
+    option declarations (:mod:`.options`); a bad one is a ModelError naming it."""
+    from ...training.config import ConfigError
+    from .options import validate_options
 
     try:
         validate_options({key: config[key] for key in DEFAULT_MODEL_CONFIG if key in config}, groups=("model",))

@@ -14,15 +14,15 @@ An iteration is one discriminator step; every ``n_critic``-th iteration (``(i + 
              L_H = -mean H(x, c_org) + mean H(G(x, c_trg), c_trg) + λ_gp·GP(features)
 
 Terms in brackets are optional and off by default (not in the paper); ``U`` is
-:meth:`~starkit.labels.LabelSpace.uncertainty_loss`, the cross-entropy of D's classification of a
+:func:`.losses.uncertainty_loss`, the cross-entropy of D's classification of a
 translation against "no idea" (uniform over each one-hot group, 0.5 for each binary attribute):
 D learns to doubt what translations show, so G must make them convincing rather than find what
 D's classifier happens to accept.
 
 With ``d_augment`` D sees every image, real or fake, through differentiable augmentations
-(:mod:`.diff_augment`). With ``g_ema`` (StarGAN v2's choice, not the first paper's) the step
+(:mod:`.parts.diff_augment`). With ``g_ema`` (StarGAN v2's choice, not the first paper's) the step
 also keeps an exponential moving average of G's weights, updated after every G step, which
-sample grids, ``starkit translate`` and ``starkit eval`` use (:mod:`.ema`).
+sample grids, ``starkit translate`` and ``starkit eval`` use (:mod:`.parts.ema`).
 
 Labels are joint vectors of the label space: the batch's own labels fill the current dataset's
 slice and the mask marks it (paper §3.2); classification losses only look at that slice,
@@ -30,12 +30,12 @@ group by group (:meth:`starkit.labels.LabelSpace.classification_loss`). Target l
 permuting the batch's labels (the reference's choice: targets follow the data's label
 distribution). With ``cross_targets`` (not in the paper) a fraction of every batch is translated to another
 dataset's labels and mask instead, and G's classification loss judges those rows by that
-dataset's slice (:mod:`.targets`); with ``mask_noise`` some rows of G's label inputs carry random
+dataset's slice (:mod:`.parts.targets`); with ``mask_noise`` some rows of G's label inputs carry random
 labels in the parts their mask marks unknown, which G learns to ignore.
 
-How the iteration is computed follows the performance switches of :mod:`.fast` (precision,
+How the iteration is computed follows the performance switches of :mod:`.speed.fast` (precision,
 memory layout, compilation, Adam implementation, NNPACK convolutions, and the two ways of not
-computing the fake twice); :meth:`FastPath.naive() <starkit.training.fast.FastPath.naive>`
+computing the fake twice); :meth:`FastPath.naive() <starkit.families.stargan.speed.fast.FastPath.naive>`
 computes it the straightforward way. Every switch gives the same losses and gradients within
 the tolerances stated in tests/test_fast_path.py.
 """
@@ -48,10 +48,9 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..families.stargan.options import StarGANOptions, drawn_masks
-from ..labels import LabelSpace, parse_group_names
-from ..models.colour_critic import ColourCritic, colour_features
-from ..models.losses import (
+from ...labels import LabelSpace, parse_group_names
+from ...training.device import Runtime, rank_seed
+from .losses import (
     critic_fake_loss,
     critic_real_loss,
     generator_adversarial_loss,
@@ -61,14 +60,15 @@ from ..models.losses import (
     mask_opening,
     reconstruction_loss,
 )
-from ..models.stargan import build_stargan
-from .device import Runtime, rank_seed
-from .diff_augment import DiffAugment
-from .ema import WeightAverage
-from .fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
-from .gemm_convs import use_gemm_convs
-from .nnpack_convs import use_nnpack_convs
-from .targets import Targets, with_cross_targets, with_off_mask_noise
+from .networks import build_stargan
+from .options import StarGANOptions, drawn_masks
+from .parts.colour_critic import ColourCritic, centered_labels, colour_features
+from .parts.diff_augment import DiffAugment
+from .parts.ema import WeightAverage
+from .parts.targets import Targets, with_cross_targets, with_off_mask_noise
+from .speed.fast import CompiledOrEager, FastPath, make_adam, resolve_fast_path
+from .speed.gemm_convs import use_gemm_convs
+from .speed.nnpack_convs import use_nnpack_convs
 
 
 # The family's options (paper values, types, checks, groups): starkit.families.stargan.options.
@@ -78,7 +78,7 @@ def build_networks(label_space: LabelSpace, config: Mapping[str, Any],
                    options: StarGANOptions | None = None) -> dict[str, nn.Module]:
     """G (conditioned on ``label_space.dim``, mask included) and D (classifying
     ``label_space.label_dim``), after checking the config (unless its checked ``options`` are
-    given); with ``lambda_hist`` > 0 also the colour critic H (:mod:`starkit.models.colour_critic`)."""
+    given); with ``lambda_hist`` > 0 also the colour critic H (:mod:`.parts.colour_critic`)."""
     options = options or StarGANOptions.from_config(config, label_space)
     networks = build_stargan(label_space, config)
     if options.colour_critic.lambda_hist > 0:
@@ -198,7 +198,7 @@ class StarGANStep:
             c_org = with_off_mask_noise(space, c_org, self.mask_noise, self.rng)
         # What the images are said to be, as the colour critic H is told: real images their
         # own labels, translations their targets.
-        said = ((space.centered_labels(labels, dataset), targets.centered(space))
+        said = ((centered_labels(space, labels, dataset), targets.centered(space))
                 if self.H is not None else (None, None))
         g_step = (iteration + 1) % self.n_critic == 0
         losses, g_fake, g_masks = self._discriminator_step(x_real, c_trg, targets, said, dataset, labels, g_step)

@@ -31,7 +31,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .config import ADAM_IMPLS, PRECISIONS, SWITCH, ConfigError
+from ....training.config import ADAM_IMPLS, PRECISIONS, SWITCH, ConfigError
 
 
 @dataclass(frozen=True)

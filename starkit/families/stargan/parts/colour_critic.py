@@ -10,14 +10,17 @@ real image with those labels fills, and a colour cast moves every pixel's mass a
 ``H(x, y)`` scores the square roots of ``x``'s soft colour histogram (a Hellinger embedding:
 small masses where real images have none count for more than their size) with a small MLP,
 conditioned on the labels ``y`` by projection (Miyato & Koyama, ICLR 2018), as
-:class:`~starkit.models.stargan.Discriminator` can be. Trained as a WGAN-GP critic beside D,
-its gradient points each pixel's colour toward the bins real images of the target fill.
+:class:`~starkit.families.stargan.networks.Discriminator` can be. Trained as a WGAN-GP
+critic beside D, its gradient points each pixel's colour toward the bins real images of the
+target fill.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from ....labels import LabelSpace
 
 #: Added to the histogram's masses before the square root, so its gradient stays finite at an
 #: empty bin (sqrt(m + eps) − sqrt(eps) is 0 at 0 and ~sqrt(m) for masses well above eps).
@@ -61,6 +64,26 @@ def soft_histogram(images: Tensor, bins: int) -> Tensor:
     return hist / pixels
 
 
+def centered_labels(space: LabelSpace, labels: Tensor, name: str) -> Tensor:
+    """``name``'s own labels ``[B, k]`` (torch) as ``[B, label_dim]`` vectors that say only
+    which attributes an image has, not which dataset it comes from: a binary attribute is
+    +1 / −1, a one-hot group ``c − 1/k`` (zero when no member is set), other datasets'
+    parts 0. What a projection discriminator multiplies with its features: a
+    dataset-wide offset is left out, so D cannot make "carries an expression label" mean
+    "looks like that dataset's photos"."""
+    space.check_width(name, labels)
+    labels = labels.to(torch.float32)
+    out = torch.zeros((labels.shape[0], space.label_dim), dtype=torch.float32, device=labels.device)
+    for gs in space.group_slices(name):
+        lb = labels[:, gs.local]
+        if gs.group.kind == "binary":
+            out[:, gs.joint] = 2 * lb - 1
+        else:
+            known = (lb.sum(-1, keepdim=True) > 0).to(lb.dtype)
+            out[:, gs.joint] = lb - known / lb.shape[-1]
+    return out
+
+
 def colour_features(images: Tensor, bins: int) -> Tensor:
     """What :class:`ColourCritic` scores: ``sqrt(hist + eps) − sqrt(eps)`` of the images' soft
     colour histograms (:func:`soft_histogram`), ``[B, bins**3]``, fp32."""
@@ -73,7 +96,7 @@ class ColourCritic(nn.Module):
     ``f = colour_features(x, bins)`` → Linear → LeakyReLU(0.2) → Linear →
     LeakyReLU(0.2) → ``φ``; the score is ``w·φ + (E·y)·φ``. ``E`` starts at zero (an
     unconditional critic at first). ``y`` ``[B, c_dim]`` are the labels the image is said to
-    have (:meth:`starkit.labels.LabelSpace.centered_labels`); ``None`` leaves the projection
+    have (:func:`centered_labels`); ``None`` leaves the projection
     out. It takes features, not images, so that the gradient penalty can interpolate them and
     every call goes through the same ``forward`` (one wrapper under DistributedDataParallel);
     :meth:`score` scores images."""

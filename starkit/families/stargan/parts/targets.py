@@ -26,7 +26,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..labels import LabelSpace
+from ....labels import LabelSpace
+from ..losses import uncertainty_loss
+from .colour_critic import centered_labels
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,9 @@ class Targets:
         return self._by_part(logits, lambda part, lg: space.classification_loss(lg, part.labels, part.dataset))
 
     def uncertainty_loss(self, space: LabelSpace, logits: Tensor) -> Tensor:
-        """:meth:`LabelSpace.uncertainty_loss` of each part's rows for its dataset's groups,
+        """:func:`~..losses.uncertainty_loss` of each part's rows for its dataset's groups,
         weighted by its share of the batch."""
-        return self._by_part(logits, lambda part, lg: space.uncertainty_loss(lg, part.dataset))
+        return self._by_part(logits, lambda part, lg: uncertainty_loss(space, lg, part.dataset))
 
     def _by_part(self, logits: Tensor, loss: Callable[[TargetPart, Tensor], Tensor]) -> Tensor:
         """``loss(part, logits of its rows)`` summed over the parts, each weighted by its share
@@ -90,13 +92,13 @@ class Targets:
         return changed
 
     def centered(self, space: LabelSpace) -> Tensor:
-        """:meth:`LabelSpace.centered_labels` of every row's target (for the colour critic)."""
+        """:func:`~.colour_critic.centered_labels` of every row's target (for the colour critic)."""
         if len(self.parts) == 1 and self.parts[0].rows is None:
             part = self.parts[0]
-            return space.centered_labels(part.labels, part.dataset)
+            return centered_labels(space, part.labels, part.dataset)
         out = torch.zeros((self.joint.shape[0], space.label_dim), dtype=torch.float32, device=self.joint.device)
         for part in self.parts:
-            out[part.rows] = space.centered_labels(part.labels, part.dataset)
+            out[part.rows] = centered_labels(space, part.labels, part.dataset)
         return out
 
 
