@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import StarkitError
-from .names import AmbiguousNameError, did_you_mean, resolve_name
+from .names import did_you_mean, require_name
 from .spec import AttributeGroup, DatasetSpec
 
 FORMAT_VERSION = 1
@@ -300,15 +300,9 @@ class LabelSpace:
         if ":" in raw:
             typed, _, attr = raw.partition(":")
             try:
-                found = resolve_name(typed, datasets, "dataset")
-            except AmbiguousNameError as exc:
+                datasets = [require_name(typed, datasets, "dataset")]
+            except LookupError as exc:
                 raise LabelError(f"{text!r}: {exc}") from None
-            if found is None:
-                raise LabelError(
-                    f"{text!r}: unknown dataset {typed!r}{did_you_mean(typed, datasets)} "
-                    f"(valid datasets: {', '.join(datasets)})"
-                )
-            datasets = [found]
         ds, attr = self._match_attribute(text, attr, datasets)
         return ds, attr, value
 

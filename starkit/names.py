@@ -24,6 +24,10 @@ class AmbiguousNameError(StarkitError, LookupError):
     """A name matches several known names when case is ignored."""
 
 
+class UnknownNameError(StarkitError, LookupError):
+    """A name matches no known name; the message suggests the closest and lists them all."""
+
+
 def case_insensitive_matches(name: str, known: Iterable[str]) -> list[str]:
     """The known names equal to ``name`` when case is ignored, in their given order."""
     folded = name.casefold()
@@ -79,3 +83,14 @@ def resolve_name(name: str, known: Sequence[str], what: str) -> str | None:
             f"{what} {name!r} matches {', '.join(map(repr, matches))} when case is ignored; write it exactly"
         )
     return matches[0] if matches else None
+
+
+def require_name(name: str, known: Sequence[str], what: str) -> str:
+    """:func:`resolve_name`, with :class:`UnknownNameError` when nothing matches: ``unknown
+    attribute 'x' — did you mean 'y'? (valid attributes: …)``."""
+    found = resolve_name(name, known, what)
+    if found is None:
+        raise UnknownNameError(
+            f"unknown {what} {name!r}{did_you_mean(name, known)} (valid {what}s: {', '.join(known)})"
+        )
+    return found

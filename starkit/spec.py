@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from .errors import StarkitError
-from .names import AmbiguousNameError, did_you_mean, resolve_name
+from .names import require_name
 
 GroupKind = Literal["binary", "onehot"]
 GROUP_KINDS: tuple[str, ...] = ("binary", "onehot")
@@ -206,17 +206,10 @@ class DatasetSpec:
 
     def _attribute_named(self, typed: str) -> str:
         """The attribute ``typed`` names: exactly, else ignoring case where one fits."""
-        valid = self.attributes
         try:
-            found = resolve_name(typed, valid, "attribute")
-        except AmbiguousNameError as exc:
+            return require_name(typed, self.attributes, "attribute")
+        except LookupError as exc:
             raise SpecError(f"dataset {self.name!r}: {exc}") from None
-        if found is None:
-            raise SpecError(
-                f"dataset {self.name!r}: unknown attribute {typed!r}{did_you_mean(typed, valid)} "
-                f"(valid attributes: {', '.join(valid)})"
-            )
-        return found
 
     def selection_indices(self, selected: "DatasetSpec") -> list[int]:
         """Positions of ``selected``'s attributes in this spec's full label tuple."""
