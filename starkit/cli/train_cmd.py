@@ -82,6 +82,20 @@ def _print_options(model: str, as_json: bool) -> None:
         click.echo(f"--preset {name}: {changes}")
 
 
+def _overrides(sets: tuple[str, ...], **flags: Any) -> dict[str, Any]:
+    """The --set values with the flags that were given (an absent flag must not hide the same
+    key given with --set); a key given both ways with different values is a usage error."""
+    overrides: dict[str, Any] = _parse_sets(sets)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in overrides and overrides[key] != value:
+            flag = "--data" if key == "data_root" else "--" + key.replace("_", "-")
+            raise click.UsageError(f"{key} is given twice, as {flag} {value} and --set {key}={overrides[key]}")
+        overrides[key] = value
+    return overrides
+
+
 @click.command("train")
 @click.option("--datasets", help="Comma-separated datasets to train on jointly, e.g. celeba,rafd.")
 @click.option("--data", "data_root", type=click.Path(file_okay=False), help="Data root (default: $STARKIT_DATA, else ./data).")
@@ -123,7 +137,7 @@ def command(
     save_every: int | None,
     workers: int | None,
 ) -> None:
-    """Train one generator and one discriminator on every selected dataset.
+    """Train one model (StarGAN: one generator and one discriminator) on every selected dataset.
 
     Each dataset is read from DATA/NAME as `starkit add-dataset` wrote it; the joint label
     space and mask vector come from their manifests. Under torchrun, every process trains on
@@ -142,28 +156,9 @@ def command(
         raise click.UsageError("--preset starts a new run; --resume continues with the run's saved config")
     if not datasets and not resume and not config_file:
         raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume or a --config names them")
-    overrides: dict[str, Any] = _parse_sets(sets)
-    flags = {
-        "datasets": datasets,
-        "data_root": data_root,
-        "model": model,
-        "preset": preset,
-        "image_size": image_size,
-        "batch_size": batch_size,
-        "iters": iters,
-        "device": device,
-        "seed": seed,
-        "sample_every": sample_every,
-        "save_every": save_every,
-        "workers": workers,
-    }
-    # Only the flags given: an absent one must not hide the same key given with --set.
-    for key, value in flags.items():
-        if value is None:
-            continue
-        if key in overrides and overrides[key] != value:
-            raise click.UsageError(f"{key} is given twice, as {'--data' if key == 'data_root' else '--' + key.replace('_', '-')} {value} and --set {key}={overrides[key]}")
-        overrides[key] = value
+    overrides = _overrides(sets, datasets=datasets, data_root=data_root, model=model, preset=preset,
+                           image_size=image_size, batch_size=batch_size, iters=iters, device=device, seed=seed,
+                           sample_every=sample_every, save_every=save_every, workers=workers)
     setup = prepare_run(out, overrides, config_file, resume)
     try:
         if dry_run:
