@@ -179,6 +179,28 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def _family_and_config(run_dir: Path, overrides: dict[str, Any], config_file: str | Path | None, resume: bool,
+                       registry: Any) -> tuple[ModelFamily, dict[str, Any], list[str]]:
+    """The model family and its resolved config: from the run's saved ``config.json`` with
+    ``resume`` (only resumable keys may change), else from defaults, preset, file and flags."""
+    file_values = load_config_file(config_file) if config_file is not None else {}
+    notes: list[str] = []
+    if resume:
+        saved = read_run_config(run_dir)
+        family = _family(saved.get("model", "stargan"), registry)
+        config = resume_config(saved, family.default_config, {**file_values, **overrides}, source=str(run_dir / CONFIG_NAME),
+                               options=family.options)
+        if not (run_dir / "checkpoints" / LATEST).is_file():
+            notes.append(f"{run_dir} has no checkpoint yet: starting from iteration 0 with its saved config")
+        return family, config, notes
+    if (run_dir / CONFIG_NAME).exists():
+        raise RunDirError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
+    family = _family(overrides.get("model") or file_values.get("model") or "stargan", registry)
+    config = resolve_config(family.default_config, file_values, overrides, file_label=f"--config {config_file}",
+                            options=family.options, presets=family.presets)
+    return family, config, notes
+
+
 def prepare_run(
     out: str | Path,
     overrides: Mapping[str, Any] | None = None,
@@ -196,26 +218,8 @@ def prepare_run(
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"--out {run_dir}: exists and is not a folder")
     fingerprint = run_dir_fingerprint(run_dir)  # before reading: a later change is then seen
-    overrides = dict(overrides or {})
-    file_values = load_config_file(config_file) if config_file is not None else {}
+    family, config, notes = _family_and_config(run_dir, dict(overrides or {}), config_file, resume, registry)
     latest = run_dir / "checkpoints" / LATEST
-    notes: list[str] = []
-    if resume:
-        saved = read_run_config(run_dir)
-        family = _family(saved.get("model", "stargan"), registry)
-        config = resume_config(saved, family.default_config, {**file_values, **overrides}, source=str(run_dir / CONFIG_NAME),
-                               options=family.options)
-        if not latest.is_file():
-            notes.append(f"{run_dir} has no checkpoint yet: starting from iteration 0 with its saved config")
-    else:
-        if (run_dir / CONFIG_NAME).exists():
-            raise RunDirError(
-                f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out"
-            )
-        model = overrides.get("model") or file_values.get("model") or "stargan"
-        family = _family(model, registry)
-        config = resolve_config(family.default_config, file_values, overrides, file_label=f"--config {config_file}",
-                                options=family.options, presets=family.presets)
     if config.get("data_root") is None:
         config["data_root"] = str(_default_data_root().resolve())
     else:
