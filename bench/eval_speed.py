@@ -3,7 +3,7 @@ attribute classifier and the counterfactuals (docs/performance.md, "Evaluation")
 
     .venv/bin/python bench/eval_speed.py [--root /tmp/starkit-eval-speed] [--repeats 3]
     git archive <commit> starkit | tar -x -C /tmp/before
-    .venv/bin/python bench/eval_speed.py --before /tmp/before --repeats 3 [--limit 40]
+    .venv/bin/python bench/eval_speed.py --before /tmp/before --repeats 3 [--limit 40] [--busy 2]
 
 Builds what is missing under ``--root`` first, as scripts/demo.sh and the README do:
 synth-celeba and synth-rafd (4,000 faces each at 32 px, 400 test images each), a run trained
@@ -13,7 +13,8 @@ on how well G is trained) and a classifier trained for ``--classifier-iters``. T
 in a fresh process as a user would, and reports the wall times (process start to exit) and
 the report's own ``seconds``. With ``--before``, the same command from that source tree
 (``PYTHONPATH``) takes turns with this checkout's, so that load from other jobs hits both
-alike; their reports' numbers are compared too (largest difference of any metric).
+alike; their reports' numbers are compared too (largest difference of any metric). ``--busy N``
+runs N single-threaded busy loops alongside, as other jobs on a shared machine would.
 
 Prints one JSON object (also written to ``--out``) with every run, the medians, the CPU and
 the load average before and after.
@@ -35,9 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 STARKIT = [sys.executable, "-m", "starkit"]
 
 
-def run(args: list[str], env: dict[str, str] | None = None) -> None:
+def run(args: list[str], cwd: Path) -> None:
     print("$ starkit " + " ".join(args), file=sys.stderr, flush=True)
-    subprocess.run(STARKIT + args, check=True, env=env, cwd=REPO)
+    subprocess.run(STARKIT + args, check=True, cwd=cwd)
 
 
 def build(root: Path, iters: int, classifier_iters: int) -> tuple[Path, Path]:
@@ -45,13 +46,13 @@ def build(root: Path, iters: int, classifier_iters: int) -> tuple[Path, Path]:
     data, run_dir, classifier = root / "data", root / "runs" / "demo", root / "runs" / "classifier.pt"
     for name in ("synth-celeba", "synth-rafd"):
         if not (data / name / "manifest.json").is_file():
-            run(["add-dataset", name, "--data", str(data), "--count", "4000", "--image-size", "32", "--no-progress"])
+            run(["add-dataset", name, "--data", str(data), "--count", "4000", "--image-size", "32", "--no-progress"], root)
     if not (run_dir / "checkpoints" / "latest.pt").is_file():
         run(["train", "--datasets", "synth-celeba,synth-rafd", "--data", str(data), "--out", str(run_dir),
-             "--config", "configs/demo.toml", "--iters", str(iters), "--sample-every", "0"])
+             "--config", str(REPO / "configs" / "demo.toml"), "--iters", str(iters), "--sample-every", "0"], root)
     if not classifier.is_file():
         run(["train-classifier", "--datasets", "synth-celeba,synth-rafd", "--data", str(data), "--out", str(classifier),
-             "--iters", str(classifier_iters), "--device", "cpu"])
+             "--iters", str(classifier_iters), "--device", "cpu"], root)
     return run_dir, classifier
 
 
@@ -65,13 +66,16 @@ def time_eval(run_dir: Path, classifier: Path, out: Path, limit: int | None, sou
         args += ["--limit", str(limit)]
     cpu_before = _children_cpu()
     started = time.perf_counter()
-    done = subprocess.run(STARKIT + args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Not run from the repository: ``python -m`` puts the working directory first on sys.path,
+    # ahead of PYTHONPATH, and the checkout's starkit would shadow the tree asked for.
+    done = subprocess.run(STARKIT + args, env=env, cwd=out.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"starkit {' '.join(args)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     cpu = _children_cpu() - cpu_before
     report = json.loads(out.read_text())
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "report_s": report["seconds"], "images": report["summary"]["images"],
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "report_s": report["seconds"], "code": report["git_commit"], "images": report["summary"]["images"],
             "translations": report["summary"]["translations"], "report": report}
 
 
@@ -117,28 +121,38 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="test images per dataset (default: all)")
     p.add_argument("--before", type=Path, default=None, help="a starkit source tree to time in alternation")
     p.add_argument("--after", type=Path, default=None, help="the source tree to time (default: this checkout)")
+    p.add_argument("--busy", type=int, default=0,
+                   help="single-threaded busy loops run alongside, standing in for other jobs on a shared machine")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
 
     run_dir, classifier = build(args.root, args.iters, args.classifier_iters)
     sides = {"after": args.after} if args.before is None else {"before": args.before, "after": args.after}
     load_before = os.getloadavg()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     runs: dict[str, list[dict]] = {name: [] for name in sides}
-    for i in range(args.repeats):
-        for name, source in sides.items():
-            result = time_eval(run_dir, classifier, args.root / f"eval-{name}.json", args.limit, source)
-            print(f"{name} #{i + 1}: {result['wall_s']} s wall, {result['cpu_s']} s CPU, {result['report_s']} s in the report",
-                  file=sys.stderr, flush=True)
-            runs[name].append(result)
+    try:
+        for i in range(args.repeats):
+            for name, source in sides.items():
+                result = time_eval(run_dir, classifier, args.root / f"eval-{name}.json", args.limit, source)
+                print(f"{name} #{i + 1}: {result['wall_s']} s wall, {result['cpu_s']} s CPU, "
+                      f"{result['report_s']} s in the report", file=sys.stderr, flush=True)
+                runs[name].append(result)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
     summary = {
         "command": "starkit eval --run RUN --classifier FILE --device cpu --json" + (f" --limit {args.limit}" if args.limit else ""),
+        "busy_loops_alongside": args.busy,
         "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "images": runs["after"][0]["images"], "translations": runs["after"][0]["translations"],
     }
     for name, results in runs.items():
-        summary[name] = {"wall_s": [r["wall_s"] for r in results], "cpu_s": [r["cpu_s"] for r in results],
+        summary[name] = {"source": str(sides[name] or REPO), "git_commit": results[0]["code"],
+                         "wall_s": [r["wall_s"] for r in results], "cpu_s": [r["cpu_s"] for r in results],
                          "report_s": [r["report_s"] for r in results],
                          "median_wall_s": statistics.median(r["wall_s"] for r in results)}
     if "before" in runs:
