@@ -7,8 +7,9 @@ attribute classifier and the counterfactuals (docs/performance.md, "Evaluation")
 
 Builds what is missing under ``--root`` first, as scripts/demo.sh and the README do:
 synth-celeba and synth-rafd (4,000 faces each at 32 px, 400 test images each), a run trained
-with configs/demo.toml for ``--iters`` iterations (what an evaluation costs does not depend
-on how well G is trained) and a classifier trained for ``--classifier-iters``. Then runs
+with the demo preset (``--preset demo``) for ``--iters`` iterations (what an evaluation costs
+does not depend on how well G is trained) and a classifier trained for ``--classifier-iters``.
+Then runs
 ``starkit eval --run RUN --classifier FILE --device cpu --json`` ``--repeats`` times, each
 in a fresh process as a user would, and reports the wall times (process start to exit) and
 the report's own ``seconds``. With ``--before``, the same command from that source tree
@@ -49,7 +50,7 @@ def build(root: Path, iters: int, classifier_iters: int) -> tuple[Path, Path]:
             run(["add-dataset", name, "--data", str(data), "--count", "4000", "--image-size", "32", "--no-progress"], root)
     if not (run_dir / "checkpoints" / "latest.pt").is_file():
         run(["train", "--datasets", "synth-celeba,synth-rafd", "--data", str(data), "--out", str(run_dir),
-             "--config", str(REPO / "configs" / "demo.toml"), "--iters", str(iters), "--sample-every", "0"], root)
+             "--preset", "demo", "--iters", str(iters), "--sample-every", "0"], root)
     if not classifier.is_file():
         run(["train-classifier", "--datasets", "synth-celeba,synth-rafd", "--data", str(data), "--out", str(classifier),
              "--iters", str(classifier_iters), "--device", "cpu"], root)
