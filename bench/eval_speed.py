@@ -9,9 +9,8 @@ Builds what is missing under ``--root`` first, as scripts/demo.sh and the README
 synth-celeba and synth-rafd (4,000 faces each at 32 px, 400 test images each), a run trained
 with the demo preset (``--preset demo``) for ``--iters`` iterations (what an evaluation costs
 does not depend on how well G is trained) and a classifier trained for ``--classifier-iters``.
-Then runs
-``starkit eval --run RUN --classifier FILE --device cpu --json`` ``--repeats`` times, each
-in a fresh process as a user would, and reports the wall times (process start to exit) and
+Then runs ``starkit eval --run RUN --classifier FILE --device cpu --json`` ``--repeats``
+times, each in a fresh process as a user would, and reports the wall times (process start to exit) and
 the report's own ``seconds``. With ``--before``, the same command from that source tree
 (``PYTHONPATH``) takes turns with this checkout's, so that load from other jobs hits both
 alike; their reports' numbers are compared too (largest difference of any metric). ``--busy N``
