@@ -143,15 +143,7 @@ def parse_table(path: Path, delimiter: str | None = None, file_column: str | Non
     if delimiter is None:
         delimiter = {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower(), "whitespace")
     delimiter = TABLE_DELIMITERS.get(delimiter, delimiter)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        if delimiter is None:
-            lines = [(n, line.split()) for n, line in enumerate(handle, 1)]
-        else:
-            lines = [(n, [f.strip() for f in row]) for n, row in enumerate(csv.reader(handle, delimiter=delimiter), 1)]
-    lines = [(n, fields) for n, fields in lines if fields and any(fields)]
-    if not lines:
-        raise DatasetFormatError(path, "the table is empty")
-
+    lines = _table_lines(path, delimiter)
     declared_count = None
     if delimiter is None and len(lines[0][1]) == 1 and lines[0][1][0].isdigit():
         count_line, declared_count = lines[0][0], int(lines[0][1][0])
@@ -160,11 +152,38 @@ def parse_table(path: Path, delimiter: str | None = None, file_column: str | Non
             raise DatasetFormatError(path, "a header line must follow the row count", line=count_line)
     header_line, header = lines[0]
     data = lines[1:]
+    file_column, columns, file_index = _table_columns(path, header_line, header, data, file_column)
+    rows = _table_rows(path, data, file_column, columns, file_index)
+    if declared_count is not None and declared_count != len(rows):
+        raise DatasetFormatError(path, f"the first line says {declared_count} rows, the table has {len(rows)}", line=1)
+    return ParsedTable(path, file_column, columns, tuple(rows))
+
+
+def _table_lines(path: Path, delimiter: str | None) -> list[tuple[int, list[str]]]:
+    """The table's non-blank lines as (line number, fields); ``delimiter`` None splits on
+    runs of whitespace."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        if delimiter is None:
+            lines = [(n, line.split()) for n, line in enumerate(handle, 1)]
+        else:
+            lines = [(n, [f.strip() for f in row]) for n, row in enumerate(csv.reader(handle, delimiter=delimiter), 1)]
+    lines = [(n, fields) for n, fields in lines if fields and any(fields)]
+    if not lines:
+        raise DatasetFormatError(path, "the table is empty")
+    return lines
+
+
+def _table_columns(
+    path: Path, header_line: int, header: list[str], data: list[tuple[int, list[str]]], file_column: str | None
+) -> tuple[str, tuple[str, ...], int | None]:
+    """The file column's name, the attribute columns, and the file column's index in each row
+    (None: the header does not name it and it comes first)."""
     # The header may or may not name the file column (CelebA's does not). The usual row width
     # tells which, so that one malformed row is reported as itself, not as the header's fault.
     # Ties go to the header without a file column, the form of whitespace tables in the wild.
     widths = Counter(len(fields) for _, fields in data)
     implicit = file_column not in header and 0 < widths[len(header) + 1] >= widths[len(header)]
+    file_index = None
     if implicit:
         file_column = file_column or "file"
         columns = tuple(header)
@@ -177,7 +196,14 @@ def parse_table(path: Path, delimiter: str | None = None, file_column: str | Non
     if len(set(columns)) != len(columns):
         dup = next(c for c in columns if columns.count(c) > 1)
         raise DatasetFormatError(path, f"column {dup!r} appears twice in the header", line=header_line)
+    return file_column, columns, file_index
 
+
+def _table_rows(
+    path: Path, data: list[tuple[int, list[str]]], file_column: str, columns: tuple[str, ...], file_index: int | None
+) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(line, file name, values) for every data line; refuses wrong widths, empty and repeated
+    file names."""
     rows = []
     width = len(columns) + 1
     seen: dict[str, int] = {}
@@ -186,7 +212,7 @@ def parse_table(path: Path, delimiter: str | None = None, file_column: str | Non
             raise DatasetFormatError(
                 path, f"expected {width} fields ({file_column} + {len(columns)} columns), got {len(fields)}", line=n
             )
-        if implicit:
+        if file_index is None:
             name, values = fields[0], tuple(fields[1:])
         else:
             name = fields[file_index]
@@ -197,9 +223,7 @@ def parse_table(path: Path, delimiter: str | None = None, file_column: str | Non
             raise DatasetFormatError(path, f"{name!r} listed twice (first on line {seen[name]})", line=n)
         seen[name] = n
         rows.append((n, name, values))
-    if declared_count is not None and declared_count != len(rows):
-        raise DatasetFormatError(path, f"the first line says {declared_count} rows, the table has {len(rows)}", line=1)
-    return ParsedTable(path, file_column, columns, tuple(rows))
+    return rows
 
 
 def binary_value(raw: str, path: Path, line: int, column: str) -> int:

@@ -88,21 +88,8 @@ _TOP_FIELDS = (
 def load_card(path: str | Path) -> DatasetSpec:
     """Parse and validate one card. Raises :class:`SpecError` naming the card file and field."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read card: {exc}") from None
-    card = _Table(path, data)
-    card.check_known(_TOP_FIELDS)
-
-    card_version = card.get("card_version", int, "an integer", CARD_VERSION)
-    if card_version > CARD_VERSION:
-        raise card.error("card_version", f"{card_version} needs a newer starkit (this one reads {CARD_VERSION})")
-    if card_version < 1:
-        raise card.error("card_version", f"must be at least 1, got {card_version}")
-
+    card = _read_card(path)
+    _check_card_version(card)
     name = card.string("name")
     if not DATASET_NAME.match(name):
         raise card.error("name", f"{name!r} must match {DATASET_NAME.pattern}")
@@ -113,23 +100,12 @@ def load_card(path: str | Path) -> DatasetSpec:
     if image_size < 8:
         raise card.error("image_size", f"must be at least 8, got {image_size}")
     crop = _parse_crop(card)
-    layout = card.string("layout")
-    if layout not in LAYOUTS:
-        raise card.error("layout", f"unknown layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
-    other = next(lay for lay in LAYOUTS if lay != layout)
-    if other in card.data:
-        raise card.error(other, f"does not belong in a card with layout {layout!r}")
-
+    layout = _card_layout(card)
     if layout == "imagefolder":
         groups, reader, splits, options = _imagefolder_from_card(card)
     else:
         groups, reader, splits, options = _attribute_table_from_card(card)
-
-    defaults = card.strings("default_attributes", [])
-    known = {a for g in groups for a in g.attributes}
-    for attr in defaults:
-        if attr not in known:
-            raise card.error("default_attributes", f"unknown attribute {attr!r}; valid: {', '.join(sorted(known))}")
+    defaults = _default_attributes(card, groups)
     try:
         return DatasetSpec(
             name=name,
@@ -146,6 +122,47 @@ def load_card(path: str | Path) -> DatasetSpec:
         )
     except SpecError as exc:  # anything DatasetSpec still finds wrong, attributed to the card
         raise SpecError(f"{path}: {exc}") from None
+
+
+def _read_card(path: Path) -> _Table:
+    """The card's top-level table, its fields checked against the known ones."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read card: {exc}") from None
+    card = _Table(path, data)
+    card.check_known(_TOP_FIELDS)
+    return card
+
+
+def _check_card_version(card: _Table) -> None:
+    card_version = card.get("card_version", int, "an integer", CARD_VERSION)
+    if card_version > CARD_VERSION:
+        raise card.error("card_version", f"{card_version} needs a newer starkit (this one reads {CARD_VERSION})")
+    if card_version < 1:
+        raise card.error("card_version", f"must be at least 1, got {card_version}")
+
+
+def _card_layout(card: _Table) -> str:
+    """The card's layout; the other layout's section must not be there."""
+    layout = card.string("layout")
+    if layout not in LAYOUTS:
+        raise card.error("layout", f"unknown layout {layout!r}; valid layouts: {', '.join(LAYOUTS)}")
+    other = next(lay for lay in LAYOUTS if lay != layout)
+    if other in card.data:
+        raise card.error(other, f"does not belong in a card with layout {layout!r}")
+    return layout
+
+
+def _default_attributes(card: _Table, groups: list[AttributeGroup]) -> list[str]:
+    defaults = card.strings("default_attributes", [])
+    known = {a for g in groups for a in g.attributes}
+    for attr in defaults:
+        if attr not in known:
+            raise card.error("default_attributes", f"unknown attribute {attr!r}; valid: {', '.join(sorted(known))}")
+    return defaults
 
 
 def _parse_crop(card: _Table) -> int | tuple[int, int, int, int] | None:
@@ -255,43 +272,8 @@ def _attribute_table_from_card(card: _Table):
     if delimiter_name is not None and delimiter_name not in TABLE_DELIMITERS:
         raise section.error("delimiter", f"expected one of {', '.join(map(repr, TABLE_DELIMITERS))}, got {delimiter_name!r}")
     file_column = section.string("file_column", None)
-
-    raw_groups = card.get("groups", list, "an array of tables [[groups]]")
-    if not raw_groups:
-        raise card.error("groups", "needs at least one group")
-    groups = []
-    for i, raw in enumerate(raw_groups):
-        if not isinstance(raw, dict):
-            raise card.error("groups", f"entry {i + 1} must be a table with name, kind and attributes")
-        entry = _Table(card.path, raw, f"groups[{i + 1}].")
-        entry.check_known(("name", "kind", "attributes"))
-        kind = entry.string("kind")
-        if kind not in ("binary", "onehot"):
-            raise entry.error("kind", f"expected 'binary' or 'onehot', got {kind!r}")
-        try:
-            groups.append(AttributeGroup(entry.string("name"), kind, tuple(entry.strings("attributes"))))
-        except SpecError as exc:
-            raise entry.error("attributes", str(exc)) from None
-
-    split = card.table("split", None)
-    column, values, test_fraction = None, None, DEFAULT_TEST_FRACTION
-    splits: tuple[str, ...] = ("train", "test")
-    if split is not None:
-        split.check_known(("column", "values", "test_fraction"))
-        if "column" in split.data and "test_fraction" in split.data:
-            raise split.error("column", "give split.column (with split.values) or split.test_fraction, not both")
-        if "column" in split.data:
-            column = split.string("column")
-            mapping = split.table("values")
-            values = {}
-            for value in mapping.data:
-                values[value] = mapping.string(value)
-            if not values:
-                raise split.error("values", "needs at least one value = split entry")
-            splits = tuple(dict.fromkeys(values.values()))
-            test_fraction = None
-        else:
-            test_fraction = _parse_fraction(split, "test_fraction")
+    groups = _groups_from_card(card)
+    column, values, test_fraction, splits = _table_split_from_card(card)
     reader = AttributeTableReader(
         table=table,
         images=images,
@@ -308,3 +290,47 @@ def _attribute_table_from_card(card: _Table):
         "images": "the image folder (default: the card's attribute-table.images under --source)",
     }
     return groups, reader, splits, options
+
+
+def _groups_from_card(card: _Table) -> list[AttributeGroup]:
+    """The card's ``[[groups]]``: each a name, a kind (binary or onehot) and its attributes."""
+    raw_groups = card.get("groups", list, "an array of tables [[groups]]")
+    if not raw_groups:
+        raise card.error("groups", "needs at least one group")
+    groups = []
+    for i, raw in enumerate(raw_groups):
+        if not isinstance(raw, dict):
+            raise card.error("groups", f"entry {i + 1} must be a table with name, kind and attributes")
+        entry = _Table(card.path, raw, f"groups[{i + 1}].")
+        entry.check_known(("name", "kind", "attributes"))
+        kind = entry.string("kind")
+        if kind not in ("binary", "onehot"):
+            raise entry.error("kind", f"expected 'binary' or 'onehot', got {kind!r}")
+        try:
+            groups.append(AttributeGroup(entry.string("name"), kind, tuple(entry.strings("attributes"))))
+        except SpecError as exc:
+            raise entry.error("attributes", str(exc)) from None
+    return groups
+
+
+def _table_split_from_card(card: _Table) -> tuple[str | None, dict[str, str] | None, float | None, tuple[str, ...]]:
+    """How an attribute table is split: (split column, value -> split, test fraction, splits).
+    Without a ``[split]`` section a default test fraction is held out."""
+    split = card.table("split", None)
+    column, values, test_fraction = None, None, DEFAULT_TEST_FRACTION
+    splits: tuple[str, ...] = ("train", "test")
+    if split is None:
+        return column, values, test_fraction, splits
+    split.check_known(("column", "values", "test_fraction"))
+    if "column" in split.data and "test_fraction" in split.data:
+        raise split.error("column", "give split.column (with split.values) or split.test_fraction, not both")
+    if "column" not in split.data:
+        return column, values, _parse_fraction(split, "test_fraction"), splits
+    column = split.string("column")
+    mapping = split.table("values")
+    values = {}
+    for value in mapping.data:
+        values[value] = mapping.string(value)
+    if not values:
+        raise split.error("values", "needs at least one value = split entry")
+    return column, values, None, tuple(dict.fromkeys(values.values()))

@@ -428,6 +428,182 @@ def _check_picklable(spec: DatasetSpec, sample: RawSample) -> None:
         ) from None
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What one ingestion will do, settled from the arguments before anything is touched."""
+
+    size: int
+    selected: Any  # the spec's attribute selection
+    columns: np.ndarray
+    opts: dict[str, str]
+    notes: list[str]
+    cap: int | None  # samples kept when the reader takes no count option
+    workers: int
+    source: Path | None
+
+
+def _plan(
+    spec: DatasetSpec,
+    source: str | Path | None,
+    image_size: int | None,
+    attributes: Sequence[str] | None,
+    options: Mapping[str, str] | None,
+    workers: int | None,
+    shard_size: int,
+    split: str | None,
+    count: int | None,
+    seed: int | None,
+) -> _Plan:
+    """Check the arguments and settle what to read; raises before any file is written."""
+    size = int(image_size or spec.image_size)
+    if size < 8:
+        raise SpecError(f"dataset {spec.name!r}: image size must be at least 8, got {size}")
+    if shard_size < 1:
+        raise IngestError(f"shard size must be at least 1, got {shard_size}")
+    if count is not None and count < 1:
+        raise IngestError(f"--count must be at least 1, got {count}")
+    selected = spec.select(attributes)
+    columns = np.asarray(spec.selection_indices(selected), dtype=np.intp)
+    opts, notes = reader_options(spec, size, options, split=split, count=count, seed=seed)
+    cap = count if count is not None and "count" not in spec.options else None
+    workers = max(1, int(workers if workers is not None else os.cpu_count() or 1))
+    source_path = Path(source) if source is not None else None
+    if spec.needs_source and source_path is None:
+        raise IngestError(f"dataset {spec.name!r} is read from a raw folder: give its location (--source DIR)")
+    if source_path is not None and not source_path.exists():
+        raise IngestError(f"{source_path}: source does not exist")
+    return _Plan(size, selected, columns, opts, notes, cap, workers, source_path)
+
+
+def _claim_target(
+    target: Path, force: bool, plan: _Plan, crop: Crop, progress: bool, console: Any
+) -> tuple[Any, list[Path], bool, _Decoder]:
+    """Lock ``target``, clear dead partial builds, decide whether it is replaced, and start the
+    decoder. Returns the target's lock (released here only if something fails)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target_lock = lock_dataset_folder(target)  # held until the dataset is in place
+    try:
+        removed = clean_stale_partials(target)
+        replace = check_target(target, force, progress, console)
+        decoder = _Decoder(plan.workers, plan.size, crop)  # workers start before the partial's lock exists
+    except BaseException:
+        target_lock.release()
+        raise
+    return target_lock, removed, replace, decoder
+
+
+def _decode_all(
+    spec: DatasetSpec, plan: _Plan, decoder: _Decoder, sink: _Sink, progress: bool, console: Any
+) -> tuple[list[ShardInfo], dict[str, int]]:
+    """Read every record, decode it and hand it to ``sink``; the closed shards and counts per
+    split. Refuses a run that wrote no image at all."""
+    records = spec.reader(plan.source, dict(plan.opts))
+    # A size for the bar: our cap, the reader's count option, or what the reader knows.
+    total = plan.cap or _int_or_none(plan.opts.get("count")) or operator.length_hint(records, 0) or None
+    with _progress(progress, total, console) as bar:
+        task = bar.add_task(f"add-dataset {spec.name}", total=total, skipped=0)
+
+        def write(done: Iterator[tuple[RawSample, np.ndarray | str]]) -> None:
+            for sample, result in done:
+                sink.take(spec, sample, result)
+                bar.update(task, advance=1, skipped=len(sink.skipped))
+
+        for chunk in _chunks(_samples(spec, records, sink, plan.cap, decoder.pool is not None), CHUNK):
+            write(decoder.submit(chunk))
+        write(decoder.finish())
+        bar.update(task, total=bar.tasks[0].completed, skipped=len(sink.skipped))
+    shards, counts = sink.close(spec.splits)
+    if not shards:
+        _refuse_empty(spec, sink.skipped, plan.source)
+    return shards, counts
+
+
+def _refuse_empty(spec: DatasetSpec, skipped: list[SkippedRecord], source_path: Path | None) -> None:
+    if skipped:
+        first = next((s for s in skipped if s.stage == "decode"), skipped[0])
+        raise IngestError(
+            f"dataset {spec.name!r}: no image could be written; all {len(skipped)} samples were "
+            f"skipped (first: {first.path or first.name}: {first.reason})"
+        )
+    raise IngestError(f"dataset {spec.name!r}: the reader yielded no samples from {source_path}")
+
+
+def _write_report_and_manifest(
+    partial: Path,
+    spec: DatasetSpec,
+    plan: _Plan,
+    plugin: str | None,
+    shards: list[ShardInfo],
+    counts: dict[str, int],
+    skipped: list[SkippedRecord],
+) -> dict[str, Any]:
+    """Write ``report.json`` and then the manifest into ``partial``; returns the manifest."""
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    report = {
+        "dataset": spec.name,
+        "created": created,
+        "source": str(plan.source.absolute()) if plan.source is not None else None,
+        "written": counts,
+        "skipped_count": len(skipped),
+        "skipped": [s.to_dict() for s in skipped],
+    }
+    atomic_write_text(partial / REPORT_NAME, json.dumps(report, indent=2) + "\n")
+    manifest = build_manifest(
+        name=spec.name,
+        spec_version=spec.version,
+        plugin=plugin,
+        image_size=plan.size,
+        groups=plan.selected.groups,
+        shards=shards,
+        source=report["source"],
+        options=plan.opts,
+        skipped=len(skipped),
+        created=created,
+        crop=spec.crop,
+    )
+    # The manifest last: until it exists, nothing here claims to be a dataset.
+    atomic_write_text(partial / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _build_and_install(
+    spec: DatasetSpec,
+    plan: _Plan,
+    target: Path,
+    replace: bool,
+    decoder: _Decoder,
+    *,
+    shard_size: int,
+    compression: str | None,
+    plugin: str | None,
+    progress: bool,
+    console: Any,
+) -> tuple[dict[str, Any], dict[str, int], list[SkippedRecord]]:
+    """Build the dataset in a locked hidden partial folder and move it to ``target``; on any
+    failure the partial is removed and ``target`` is untouched. Returns the manifest, the
+    counts per split and the skipped samples."""
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    sink = _Sink(partial, plan.size, plan.columns, shard_size, compression)
+    lock = None
+    try:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        lock = _lock(partial)
+        shards, counts = _decode_all(spec, plan, decoder, sink, progress, console)
+        manifest = _write_report_and_manifest(partial, spec, plan, plugin, shards, counts, sink.skipped)
+        _install(partial, target, replace)
+        (target / ".lock").unlink(missing_ok=True)
+    except BaseException:
+        decoder.terminate()
+        sink.abort()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        if lock is not None:
+            lock.close()
+    return manifest, counts, sink.skipped
+
+
 def ingest(
     spec: DatasetSpec,
     source: str | Path | None,
@@ -455,105 +631,16 @@ def ingest(
     (DatasetFormatError) and spec errors stop the run and leave no dataset behind.
     """
     start = time.perf_counter()
-    size = int(image_size or spec.image_size)
-    if size < 8:
-        raise SpecError(f"dataset {spec.name!r}: image size must be at least 8, got {size}")
-    if shard_size < 1:
-        raise IngestError(f"shard size must be at least 1, got {shard_size}")
-    if count is not None and count < 1:
-        raise IngestError(f"--count must be at least 1, got {count}")
-    selected = spec.select(attributes)
-    columns = np.asarray(spec.selection_indices(selected), dtype=np.intp)
-    opts, notes = reader_options(spec, size, options, split=split, count=count, seed=seed)
-    cap = count if count is not None and "count" not in spec.options else None
-    workers = max(1, int(workers if workers is not None else os.cpu_count() or 1))
-    source_path = Path(source) if source is not None else None
-    if spec.needs_source and source_path is None:
-        raise IngestError(f"dataset {spec.name!r} is read from a raw folder: give its location (--source DIR)")
-    if source_path is not None and not source_path.exists():
-        raise IngestError(f"{source_path}: source does not exist")
-
+    plan = _plan(spec, source, image_size, attributes, options, workers, shard_size, split, count, seed)
     target = Path(out_dir).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target_lock = lock_dataset_folder(target)  # held until the dataset is in place
+    target_lock, removed, replace, decoder = _claim_target(target, force, plan, spec.crop, progress, console)
     try:
-        removed = clean_stale_partials(target)
-        replace = check_target(target, force, progress, console)
-        decoder = _Decoder(workers, size, spec.crop)  # workers start before the partial's lock exists
-    except BaseException:
-        target_lock.release()
-        raise
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    sink = _Sink(partial, size, columns, shard_size, compression)
-    lock = None
-    try:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        lock = _lock(partial)
-        records = spec.reader(source_path, dict(opts))
-        # A size for the bar: our cap, the reader's count option, or what the reader knows.
-        total = cap or _int_or_none(opts.get("count")) or operator.length_hint(records, 0) or None
-        with _progress(progress, total, console) as bar:
-            task = bar.add_task(f"add-dataset {spec.name}", total=total, skipped=0)
-
-            def write(done: Iterator[tuple[RawSample, np.ndarray | str]]) -> None:
-                for sample, result in done:
-                    sink.take(spec, sample, result)
-                    bar.update(task, advance=1, skipped=len(sink.skipped))
-
-            for chunk in _chunks(_samples(spec, records, sink, cap, decoder.pool is not None), CHUNK):
-                write(decoder.submit(chunk))
-            write(decoder.finish())
-            bar.update(task, total=bar.tasks[0].completed, skipped=len(sink.skipped))
-
-        shards, counts = sink.close(spec.splits)
-        skipped = sink.skipped
-        if not shards:
-            if skipped:
-                first = next((s for s in skipped if s.stage == "decode"), skipped[0])
-                raise IngestError(
-                    f"dataset {spec.name!r}: no image could be written; all {len(skipped)} samples were "
-                    f"skipped (first: {first.path or first.name}: {first.reason})"
-                )
-            raise IngestError(f"dataset {spec.name!r}: the reader yielded no samples from {source_path}")
-
-        created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        report = {
-            "dataset": spec.name,
-            "created": created,
-            "source": str(source_path.absolute()) if source_path is not None else None,
-            "written": counts,
-            "skipped_count": len(skipped),
-            "skipped": [s.to_dict() for s in skipped],
-        }
-        atomic_write_text(partial / REPORT_NAME, json.dumps(report, indent=2) + "\n")
-        manifest = build_manifest(
-            name=spec.name,
-            spec_version=spec.version,
-            plugin=plugin,
-            image_size=size,
-            groups=selected.groups,
-            shards=shards,
-            source=report["source"],
-            options=opts,
-            skipped=len(skipped),
-            created=created,
-            crop=spec.crop,
+        manifest, counts, skipped = _build_and_install(
+            spec, plan, target, replace, decoder,
+            shard_size=shard_size, compression=compression, plugin=plugin, progress=progress, console=console,
         )
-        # The manifest last: until it exists, nothing here claims to be a dataset.
-        atomic_write_text(partial / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
-        _install(partial, target, replace)
-        (target / ".lock").unlink(missing_ok=True)
-    except BaseException:
-        decoder.terminate()
-        sink.abort()
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     finally:
-        if lock is not None:
-            lock.close()
         target_lock.release()
-
     return IngestResult(
         path=target,
         counts=counts,
@@ -563,5 +650,5 @@ def ingest(
         seconds=time.perf_counter() - start,
         replaced=replace,
         removed_partials=removed,
-        notes=notes,
+        notes=plan.notes,
     )

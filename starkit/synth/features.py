@@ -10,6 +10,7 @@ where each part is drawn. Signs of age are tagged with the part they mark (crow'
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -337,13 +338,22 @@ def _swap_mirror(arc: Arc, sign: int) -> Arc:
     return Arc(arc.x0, -arc.y0, arc.x1, -arc.y1, -arc.bend)
 
 
-def paint_mouth(canvas: Canvas, look: Look) -> None:
+class _MouthShape(NamedTuple):
+    """Per-pixel outline of the mouth in one window (face units, ``v`` down)."""
+
+    at: np.ndarray  # |u| relative to this half's mouth half-width: 1 at the corners
+    centre: np.ndarray  # where the lips meet when closed
+    open_top: np.ndarray
+    open_bottom: np.ndarray
+    lip_top: np.ndarray
+    lip_bottom: np.ndarray
+    beyond: np.ndarray  # pixels past the corners (> 0 outside the mouth's width)
+
+
+def _mouth_shape(win, look: Look) -> _MouthShape:
     a = look.act
     mw, my = look.mouth_w, look.mouth_y
-    win = canvas.window(-mw - 0.2, mw + 0.2, my - 0.3, my + 0.42)
-    if win is None:
-        return
-    u, v = win.u, win.v
+    u = win.u
     px = F32(win.px)
     right, left = look.sides[1], look.sides[-1]
     half_width = np.where(u >= 0, F32(mw * right.mouth_stretch), F32(mw * left.mouth_stretch))
@@ -364,31 +374,53 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
     pout = F32(1.0 + 0.25 * a.chin_raise)
     lip_bottom = open_bottom + F32(look.lip_lower) * prof ** F32(0.7) * pout
     beyond = (at - F32(1.0)) * half_width / px
+    return _MouthShape(at, centre, open_top, open_bottom, lip_top, lip_bottom, beyond)
 
-    # Lips (upper lip in shadow, lower lip lit), then the opening over them.
-    lips = np.maximum(np.maximum(field_to_pixels(lip_top - v), field_to_pixels(v - lip_bottom)), beyond)
-    lower_part = smoothstep(-0.01, 0.01, v - centre)
+
+def _paint_lips(win, look: Look, m: _MouthShape) -> None:
+    """The lips: the upper one in shadow, the lower one lit."""
+    v = win.v
+    lips = np.maximum(np.maximum(field_to_pixels(m.lip_top - v), field_to_pixels(v - m.lip_bottom)), m.beyond)
+    lower_part = smoothstep(-0.01, 0.01, v - m.centre)
     lip_color = look.lip[None, None, :] * (F32(0.82) + F32(0.22) * lower_part)[..., None]
     win.paint(coverage(lips), lip_color, tag="mouth")
-    if look.mouth_open > 0.003 or a.upper_lip_raise > 0.05:
-        opening = np.maximum(np.maximum(field_to_pixels(open_top - v), field_to_pixels(v - open_bottom)), beyond)
-        open_a = coverage(opening)
-        win.paint(open_a, MOUTH_INSIDE, tag="mouth")
-        height = open_bottom - open_top
-        upper_teeth = np.minimum(F32(0.07 * a.teeth_upper), height * F32(0.6))
-        teeth_u = coverage(field_to_pixels(v - (open_top + upper_teeth))) * open_a
-        teeth_u = teeth_u * smoothstep(0.95, 0.7, at)
-        win.paint(teeth_u * F32(min(1.0, 3 * a.teeth_upper)), TEETH, tag="mouth")
-        lower_teeth = np.minimum(F32(0.05 * a.teeth_lower), height * F32(0.4))
-        teeth_l = coverage(field_to_pixels((open_bottom - lower_teeth) - v)) * open_a * smoothstep(0.9, 0.6, at)
-        win.paint(teeth_l * F32(min(1.0, 3 * a.teeth_lower)) * F32(0.9), TEETH * F32(0.9), tag="mouth")
-    # The line between the lips, darkest at the corners.
-    seam = np.abs(field_to_pixels(v - (open_top + open_bottom) * F32(0.5))) * px
+
+
+def _paint_mouth_opening(win, look: Look, m: _MouthShape) -> None:
+    """The inside of an open mouth, and the teeth that show in it."""
+    a, v = look.act, win.v
+    if not (look.mouth_open > 0.003 or a.upper_lip_raise > 0.05):
+        return
+    opening = np.maximum(np.maximum(field_to_pixels(m.open_top - v), field_to_pixels(v - m.open_bottom)), m.beyond)
+    open_a = coverage(opening)
+    win.paint(open_a, MOUTH_INSIDE, tag="mouth")
+    height = m.open_bottom - m.open_top
+    upper_teeth = np.minimum(F32(0.07 * a.teeth_upper), height * F32(0.6))
+    teeth_u = coverage(field_to_pixels(v - (m.open_top + upper_teeth))) * open_a
+    teeth_u = teeth_u * smoothstep(0.95, 0.7, m.at)
+    win.paint(teeth_u * F32(min(1.0, 3 * a.teeth_upper)), TEETH, tag="mouth")
+    lower_teeth = np.minimum(F32(0.05 * a.teeth_lower), height * F32(0.4))
+    teeth_l = coverage(field_to_pixels((m.open_bottom - lower_teeth) - v)) * open_a * smoothstep(0.9, 0.6, m.at)
+    win.paint(teeth_l * F32(min(1.0, 3 * a.teeth_lower)) * F32(0.9), TEETH * F32(0.9), tag="mouth")
+
+
+def _paint_lip_seam(win, look: Look, m: _MouthShape) -> None:
+    """The line between the lips, darkest at the corners."""
+    px = F32(win.px)
+    seam = np.abs(field_to_pixels(win.v - (m.open_top + m.open_bottom) * F32(0.5))) * px
     # About a pixel wide in small images (up to a fixed share of the face): the line between
     # the lips is what carries a closed mouth's expression at 32-64 px.
-    seam_w = np.maximum(F32(0.02 + 0.006 * a.lip_press) + F32(0.006) * at, F32(min(0.5 * win.px, 0.036)))
-    seam_a = stroke(seam, seam_w, px) * smoothstep(1.08, 0.95, at)
+    seam_w = np.maximum(F32(0.02 + 0.006 * look.act.lip_press) + F32(0.006) * m.at, F32(min(0.5 * win.px, 0.036)))
+    seam_a = stroke(seam, seam_w, px) * smoothstep(1.08, 0.95, m.at)
     win.paint(seam_a * F32(0.85), np.minimum(look.lip * F32(0.35), F32(0.09)), tag="mouth")
+
+
+def _shade_around_mouth(canvas: Canvas, win, look: Look) -> None:
+    """Shadows at the corners and under the lower lip, and dimples at lifted corners."""
+    a = look.act
+    u, v = win.u, win.v
+    mw, my = look.mouth_w, look.mouth_y
+    right, left = look.sides[1], look.sides[-1]
     corners = np.maximum.reduce(
         [blob(u, v, s.sign * mw * s.mouth_stretch, my - s.corner_lift + 0.005, 0.05, 0.035) for s in (right, left)]
     )
@@ -403,3 +435,15 @@ def paint_mouth(canvas: Canvas, look: Look) -> None:
             x0 = s.sign * (mw * s.mouth_stretch + 0.035)
             arc = Arc(cy - 0.06, x0 + s.sign * 0.02, cy + 0.05, x0, 0.0)
             _crease(canvas, look, arc, 0.009, min(1.0, s.corner_lift * 5.0) * 0.6, "mouth", swap=True)
+
+
+def paint_mouth(canvas: Canvas, look: Look) -> None:
+    mw, my = look.mouth_w, look.mouth_y
+    win = canvas.window(-mw - 0.2, mw + 0.2, my - 0.3, my + 0.42)
+    if win is None:
+        return
+    shape = _mouth_shape(win, look)
+    _paint_lips(win, look, shape)
+    _paint_mouth_opening(win, look, shape)
+    _paint_lip_seam(win, look, shape)
+    _shade_around_mouth(canvas, win, look)

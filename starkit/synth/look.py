@@ -106,7 +106,20 @@ class Look:
         self.light = (lx / norm, ly / norm, 1.0 / norm)
         self.ambient = p.ambient
 
-        # -- colours
+        self._set_colours(p)
+        self._set_outline(p)
+        eye_w, lid_top, lid_bottom, eye_x = self._set_eyes(p, a)
+        self._set_mouth(p, a)
+        self._set_sides(p, a, eye_w, lid_top, lid_bottom, eye_x)
+
+        # -- nose
+        self.nose_y = 0.42 * (1.0 + 0.06 * p.nose_length)
+        self.nose_w = 0.14 * (1.0 + 0.1 * p.nose_width) * (1.1 if male else 1.0) * (1.0 + 0.15 * a.nostril_flare)
+
+        self.stubble = male and p.beard > BEARD_THRESHOLD
+        self.stubble_strength = min(1.0, (p.beard - BEARD_THRESHOLD) / (1.0 - BEARD_THRESHOLD) * 1.5 + 0.35)
+
+    def _set_colours(self, p: FaceParams) -> None:
         self.skin = _skin_color(p)
         self.skin_shadow = np.float32((0.78, 0.62, 0.58))  # multiply: warm subsurface shadow
         self.crease = np.float32((0.80, 0.68, 0.64))  # multiply: wrinkles and folds
@@ -118,14 +131,16 @@ class Look:
         self.iris = np.float32(p.iris_color)
         # Lips: redder than the skin on every skin tone (so the mouth reads on dark skin too).
         lip = self.skin * np.float32((0.85, 0.58, 0.6)) * 0.7 + np.float32((0.6, 0.27, 0.28)) * 0.3
-        if not male:
+        if not self.male:
             tint = 0.55 * p.lip_tint
             lip = lip * (1 - tint) + np.float32((0.72, 0.22, 0.27)) * tint
-        if old:
+        if self.old:
             lip = lip * 0.7 + self.skin * 0.3
         self.lip = lip.astype(np.float32)
 
-        # -- face outline: an ellipse above the eye line, a superellipse tapering to the chin.
+    def _set_outline(self, p: FaceParams) -> None:
+        """The face outline: an ellipse above the eye line, a superellipse tapering to the chin."""
+        male, old = self.male, self.old
         self.W = 1.0 + 0.05 * p.face_width
         self.Ht = 1.22
         self.Hc = 1.30 * (1.0 + 0.045 * p.face_length) + (0.03 if old else 0.0)
@@ -135,7 +150,10 @@ class Look:
         if old:
             self.taper -= 0.04  # jowls: the jaw sags outwards
 
-        # -- eyes
+    def _set_eyes(self, p: FaceParams, a: FaceActions) -> tuple[float, float, float, float]:
+        """Iris size and gaze; returns the eye's half-width, lid openings and distance from
+        the centre line, shared by both :class:`Side` halves."""
+        male, old = self.male, self.old
         eye_w = 0.19 * (1.0 + 0.07 * p.eye_size) * (1.04 if not male else 1.0) * (0.92 if old else 1.0)
         self.iris_r = 0.44 * eye_w
         lid_top = 0.80 * self.iris_r * (1.0 + (0.75 if a.lid_upper > 0 else 0.55) * a.lid_upper)
@@ -145,14 +163,10 @@ class Look:
             lid_bottom *= 0.9
         self.gaze = (0.25 * p.gaze[0] * self.iris_r, (0.2 * p.gaze[1] + 0.45 * a.gaze_down) * self.iris_r)
         eye_x = 0.39 * (1.0 + 0.06 * p.eye_spacing)
-        eye_y = 0.0
+        return eye_w, lid_top, lid_bottom, eye_x
 
-        # -- brows (inner end above the inner eye corner, outer end past the outer corner)
-        brow_y = -0.27 - 0.03 * p.brow_height + (0.025 if male else -0.01) + (0.015 if old else 0.0)
-        brow_half = (0.05 if male else 0.038) * (1.0 + 0.2 * p.brow_thickness) * (0.9 if old else 1.0)
-        arch = (0.02 if male else 0.045) + 0.015 * p.brow_arch
-
-        # -- mouth
+    def _set_mouth(self, p: FaceParams, a: FaceActions) -> None:
+        male, old = self.male, self.old
         self.mouth_y = 0.76 + (0.02 if old else 0.0)
         # At rest (identity only; stubble uses it) and as the expression stretches it.
         self.mouth_w_rest = 0.33 * (1.0 + 0.07 * p.mouth_width) * (1.03 if male else 1.0)
@@ -162,6 +176,17 @@ class Look:
         self.lip_lower = 0.07 * fullness * (1.0 - 0.55 * min(a.lip_press, 1.0))
         self.mouth_open = 0.16 * a.mouth_open
         self.mouth_round = a.mouth_round
+
+    def _set_sides(
+        self, p: FaceParams, a: FaceActions, eye_w: float, lid_top: float, lid_bottom: float, eye_x: float
+    ) -> None:
+        """Both halves' eyes, brows and mouth corners (one-sided expressions act on one)."""
+        male, old = self.male, self.old
+        eye_y = 0.0
+        # Brows: inner end above the inner eye corner, outer end past the outer corner.
+        brow_y = -0.27 - 0.03 * p.brow_height + (0.025 if male else -0.01) + (0.015 if old else 0.0)
+        brow_half = (0.05 if male else 0.038) * (1.0 + 0.2 * p.brow_thickness) * (0.9 if old else 1.0)
+        arch = (0.02 if male else 0.045) + 0.015 * p.brow_arch
         sag = 0.02 if old else 0.0
         self.sides: dict[int, Side] = {}
         for sign in (1, -1):
@@ -184,13 +209,6 @@ class Look:
                 upper_lip_raise=0.08 * a.upper_lip_raise * (1.0 if sign == p.smirk_side else 0.55),
                 mouth_stretch=1.0 + 0.18 * smirk,
             )
-
-        # -- nose
-        self.nose_y = 0.42 * (1.0 + 0.06 * p.nose_length)
-        self.nose_w = 0.14 * (1.0 + 0.1 * p.nose_width) * (1.1 if male else 1.0) * (1.0 + 0.15 * a.nostril_flare)
-
-        self.stubble = male and p.beard > BEARD_THRESHOLD
-        self.stubble_strength = min(1.0, (p.beard - BEARD_THRESHOLD) / (1.0 - BEARD_THRESHOLD) * 1.5 + 0.35)
 
     # ------------------------------------------------------------------ outline
     def face_field(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -361,14 +361,27 @@ def sample_params(rng, style: str = "celeba") -> FaceParams:
     """
     if style not in STYLES:
         raise FaceParamsError(f"style: expected one of {STYLES}, got {style!r}")
-    studio = style == "rafd"
-    labelled = {
+    # The draws' order is part of the dataset: labels, identity, scene, then the noise seed.
+    labelled = _sample_labels(rng)
+    identity = _sample_identity(rng)
+    scene = _sample_studio_scene(rng) if style == "rafd" else _sample_celeba_scene(rng)
+    seed = int(rng.integers(0, 2**31 - 1))
+    return FaceParams(**labelled, **identity, **scene, seed=seed, style=style)
+
+
+def _sample_labels(rng) -> dict[str, Any]:
+    """The labelled attributes, each drawn uniformly."""
+    return {
         "hair_color": _choice(rng, HAIR_COLORS),
         "male": bool(rng.random() < 0.5),
         "young": bool(rng.random() < 0.5),
         "expression": _choice(rng, EXPRESSIONS),
     }
-    identity = {
+
+
+def _sample_identity(rng) -> dict[str, Any]:
+    """Who the person is: skin, face and feature shapes, hair style."""
+    return {
         "skin_tone": float(rng.beta(1.4, 1.8)),
         "skin_warmth": _u(rng),
         "face_width": _u(rng),
@@ -398,37 +411,41 @@ def sample_params(rng, style: str = "celeba") -> FaceParams:
         "hair_wave": _u(rng, 0, 1) ** 2,
         "beard": _u(rng, 0, 1),
     }
-    if studio:
-        scene = {
-            "center": (_u(rng, -0.015, 0.015), _u(rng, -0.13, -0.09)),
-            "scale": _u(rng, FRAMING * 0.40, FRAMING * 0.42),
-            "roll": 0.0,
-            **_rafd_background(rng),
-            "clothing": _hsv(rng, (0, 1), (0.0, 0.15), (0.05, 0.14)),
-            "neckline": _u(rng, 0.0, 0.3),
-            "light": (_u(rng, -0.15, 0.15), _u(rng, -0.25, -0.05)),
-            "ambient": _u(rng, 0.55, 0.65),
-            "brightness": _u(rng, 0.97, 1.05),
-            "contrast": _u(rng, 0.97, 1.03),
-            "warmth": _u(rng, -0.02, 0.02),
-            "vignette": _u(rng, 0.0, 0.08),
-            "noise": _u(rng, 0.002, 0.006),
-        }
-    else:
-        scene = {
-            "center": (_u(rng, -0.09, 0.09), _u(rng, -0.19, -0.04)),
-            "scale": _u(rng, FRAMING * 0.37, FRAMING * 0.45),
-            "roll": _u(rng, -0.13, 0.13),
-            **_celeba_background(rng),
-            "clothing": _hsv(rng, (0, 1), (0.0, 0.8), (0.08, 0.95)),
-            "neckline": _u(rng, 0, 1),
-            "light": (_u(rng, -0.8, 0.8), _u(rng, -0.6, 0.25)),
-            "ambient": _u(rng, 0.35, 0.65),
-            "brightness": _u(rng, 0.78, 1.15),
-            "contrast": _u(rng, 0.85, 1.15),
-            "warmth": _u(rng, -0.6, 0.6),
-            "vignette": _u(rng, 0.0, 0.35),
-            "noise": _u(rng, 0.003, 0.02),
-        }
-    seed = int(rng.integers(0, 2**31 - 1))
-    return FaceParams(**labelled, **identity, **scene, seed=seed, style=style)
+
+
+def _sample_studio_scene(rng) -> dict[str, Any]:
+    """RaFD's scene: plain studio backdrop, frontal light, centred face, dark shirt."""
+    return {
+        "center": (_u(rng, -0.015, 0.015), _u(rng, -0.13, -0.09)),
+        "scale": _u(rng, FRAMING * 0.40, FRAMING * 0.42),
+        "roll": 0.0,
+        **_rafd_background(rng),
+        "clothing": _hsv(rng, (0, 1), (0.0, 0.15), (0.05, 0.14)),
+        "neckline": _u(rng, 0.0, 0.3),
+        "light": (_u(rng, -0.15, 0.15), _u(rng, -0.25, -0.05)),
+        "ambient": _u(rng, 0.55, 0.65),
+        "brightness": _u(rng, 0.97, 1.05),
+        "contrast": _u(rng, 0.97, 1.03),
+        "warmth": _u(rng, -0.02, 0.02),
+        "vignette": _u(rng, 0.0, 0.08),
+        "noise": _u(rng, 0.002, 0.006),
+    }
+
+
+def _sample_celeba_scene(rng) -> dict[str, Any]:
+    """CelebA's scene: varied backgrounds and lighting, jittered framing and roll."""
+    return {
+        "center": (_u(rng, -0.09, 0.09), _u(rng, -0.19, -0.04)),
+        "scale": _u(rng, FRAMING * 0.37, FRAMING * 0.45),
+        "roll": _u(rng, -0.13, 0.13),
+        **_celeba_background(rng),
+        "clothing": _hsv(rng, (0, 1), (0.0, 0.8), (0.08, 0.95)),
+        "neckline": _u(rng, 0, 1),
+        "light": (_u(rng, -0.8, 0.8), _u(rng, -0.6, 0.25)),
+        "ambient": _u(rng, 0.35, 0.65),
+        "brightness": _u(rng, 0.78, 1.15),
+        "contrast": _u(rng, 0.85, 1.15),
+        "warmth": _u(rng, -0.6, 0.6),
+        "vignette": _u(rng, 0.0, 0.35),
+        "noise": _u(rng, 0.003, 0.02),
+    }
