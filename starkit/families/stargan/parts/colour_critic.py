@@ -17,10 +17,15 @@ target fill.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 from torch import Tensor, nn
 
 from ....labels import LabelSpace
+from ..losses import (critic_fake_loss, critic_real_loss, generator_adversarial_loss, gradient_penalty,
+                      interpolation_weights)
+from .protocol import StepBatch, StepPart, Terms
 
 #: Added to the histogram's masses before the square root, so its gradient stays finite at an
 #: empty bin (sqrt(m + eps) − sqrt(eps) is 0 at 0 and ~sqrt(m) for masses well above eps).
@@ -134,3 +139,51 @@ class ColourCritic(nn.Module):
 
     def extra_repr(self) -> str:
         return f"c_dim={self.c_dim}, bins={self.bins}, hidden={self.hidden}"
+
+
+class ColourCriticTraining(StepPart):
+    """The step's part for ``lambda_hist``: trains the colour critic ``H`` (checkpoint network
+    and optimiser ``"H"``, D's learning rate) after every D step, and adds G's adversarial
+    loss against it, ``-mean H(G(x, c_trg), c_trg)``, weighted by ``weight``. What the images
+    are said to be, as H is told: real images their own labels, translations their targets."""
+
+    def __init__(self, H: ColourCritic, H_train: Callable, optimizer: Any, lr: float, weight: float,
+                 lambda_gp: float, generator: torch.Generator):
+        self.H, self.H_train, self.optimizer, self.lr = H, H_train, optimizer, lr
+        self.weight, self.lambda_gp, self.generator = weight, lambda_gp, generator
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"H": self.H}
+
+    def optimizers(self) -> dict[str, Any]:
+        return {"H": self.optimizer}
+
+    def base_lrs(self) -> dict[str, float]:
+        return {"H": self.lr}
+
+    def frozen_in_g_step(self) -> list[nn.Module]:
+        return [self.H]
+
+    def after_d_step(self, batch: StepBatch, x_fake: Tensor) -> dict[str, Tensor]:
+        """One update of H: WGAN-GP on the colour-histogram features of the real images (with
+        their own labels) and of their translations (with their targets). The penalty's
+        in-between features are scored with the label of the end they are nearer to: a
+        conditional critic is 1-Lipschitz in its input for each label."""
+        y_org = centered_labels(batch.space, batch.labels, batch.dataset)
+        y_trg = batch.targets.centered(batch.space)
+        with torch.no_grad():
+            f_real, f_fake = colour_features(batch.x_real, self.H.bins), colour_features(x_fake, self.H.bins)
+        loss_real = critic_real_loss(self.H_train(f_real, y_org))
+        loss_fake = critic_fake_loss(self.H_train(f_fake, y_trg))
+        alpha = interpolation_weights(f_real.shape[0], f_real, self.generator).flatten(1)
+        y_mid = torch.where(alpha >= 0.5, y_org, y_trg)
+        loss_gp = gradient_penalty(lambda f: self.H_train(f, y_mid), f_real, f_fake, alpha=alpha)
+        loss = loss_real + loss_fake + self.lambda_gp * loss_gp
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"H/loss_real": loss_real.detach(), "H/loss_fake": loss_fake.detach(), "H/loss_gp": loss_gp.detach()}
+
+    def g_terms(self, batch: StepBatch, fake: Tensor, masks: dict[str, Tensor] | None) -> Terms:
+        said = batch.targets.centered(batch.space)
+        return {"G/loss_hist": (self.weight, generator_adversarial_loss(self.H.score(fake, said)))}

@@ -23,6 +23,8 @@ import copy
 import torch
 from torch import nn
 
+from .protocol import StepPart
+
 
 def warmed_decay(decay: float, updates: int) -> float:
     """The decay used for update number ``updates`` (1 for the first update)."""
@@ -55,3 +57,20 @@ class WeightAverage:
             mine.lerp_(theirs, 1.0 - d)
         for mine, theirs in zip(self.module.buffers(), network.buffers()):
             mine.copy_(theirs)
+
+
+class GeneratorAverage(StepPart):
+    """The step's part for ``g_ema``: keeps ``WeightAverage(G, decay)`` as network ``"G_ema"``
+    (never trained, never wrapped for DistributedDataParallel: every process averages the same
+    replicas, so the averages stay identical too) and moves it after every G step."""
+
+    def __init__(self, G: nn.Module, decay: float, n_critic: int):
+        self.G, self.n_critic = G, n_critic
+        self.average = WeightAverage(G, decay)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G_ema": self.average.module}
+
+    def after_g_step(self, iteration: int) -> None:
+        # Counted from the iteration, so a resumed run averages exactly the same.
+        self.average.update(self.G, updates=(iteration + 1) // self.n_critic)
