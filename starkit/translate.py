@@ -193,8 +193,6 @@ def translate_files(
 
     An input that cannot be decoded is skipped and listed in the result and in
     ``out_dir/skipped.json``; when no input at all could be read, :class:`TranslateError`."""
-    from .training.samples import render_grid, save_png
-
     space = translator.label_space
     source = source_dataset or space.names[0]
     space.index(source)  # LabelError naming the valid datasets
@@ -210,11 +208,7 @@ def translate_files(
     mode = "given" if given is not None else (translator.label_predictor or "zeros")
     conditioning = dict(conditioning or {})
     translator.check_conditioning(conditioning)
-    # Check every request before any work, against a source row with every one-hot group set
-    # (an unknown attribute or a mix of datasets fails fast; a missing one-hot member can
-    # only be judged per input, from its own labels).
-    for r in requests:
-        space.target(r, source, _complete_row(space, source))
+    _check_requests(space, requests, source)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = TranslateResult(source_dataset=source, source_labels=mode)
@@ -228,14 +222,8 @@ def translate_files(
             chunk = list(zip(paths[start : start + batch_size], stems[start : start + batch_size]))
             images, chunk_stems = _load_chunk(chunk, translator.image_size, result)
             if chunk_stems:
-                x = translator.to_input(images)
-                labels = _source_labels(translator, x, source, given)
-                columns = [images]
-                for request, slug in zip(requests, slugs):
-                    out = _translate_to(translator, x, labels, request, source, conditioning)
-                    columns.append(out)
-                    for stem, image in zip(chunk_stems, out):
-                        result.files.append(save_png(_pil(image), out_dir / f"{stem}__{slug}.png"))
+                columns = _translate_chunk(translator, images, chunk_stems, list(zip(requests, slugs)), source,
+                                           given, conditioning, out_dir, result)
                 if grid:
                     grid_rows.append(np.stack(columns, axis=1))
             bar.advance(task, len(chunk))
@@ -243,11 +231,46 @@ def translate_files(
     if not result.inputs:
         raise TranslateError(_nothing_translated(result.skipped, result.skipped_report))
     if grid:
-        tiles = np.concatenate(grid_rows)
-        titles = [["input"]] + requests  # one request per line
-        row_titles = [r.path.name for r in result.inputs]
-        result.grid = save_png(render_grid(tiles, titles, row_titles=row_titles), out_dir / "grid.png")
+        result.grid = _save_grid(grid_rows, requests, result.inputs, out_dir)
     return result
+
+
+def _check_requests(space: LabelSpace, requests: Sequence[list[str]], source: str) -> None:
+    """Check every request before any work, against a source row with every one-hot group set
+    (an unknown attribute or a mix of datasets fails fast; a missing one-hot member can
+    only be judged per input, from its own labels)."""
+    for r in requests:
+        space.target(r, source, _complete_row(space, source))
+
+
+def _translate_chunk(translator: Translator, images: np.ndarray, stems: Sequence[str],
+                     targets: Sequence[tuple[list[str], str]], source: str, given: np.ndarray | None,
+                     conditioning: Mapping[str, str], out_dir: Path, result: TranslateResult) -> list[np.ndarray]:
+    """Translate a batch of decoded inputs to every ``(request, slug)`` target, writing each
+    output to ``out_dir/<stem>__<slug>.png`` (listed in ``result.files``). Returns the grid's
+    columns: the inputs, then each target's outputs."""
+    from .training.samples import save_png
+
+    x = translator.to_input(images)
+    labels = _source_labels(translator, x, source, given)
+    columns = [images]
+    for request, slug in targets:
+        out = _translate_to(translator, x, labels, request, source, conditioning)
+        columns.append(out)
+        for stem, image in zip(stems, out):
+            result.files.append(save_png(_pil(image), out_dir / f"{stem}__{slug}.png"))
+    return columns
+
+
+def _save_grid(grid_rows: Sequence[np.ndarray], requests: Sequence[list[str]], inputs: Sequence[InputRecord],
+               out_dir: Path) -> Path:
+    """``out_dir/grid.png``: a row per input (titled by its file name), the input then each target."""
+    from .training.samples import render_grid, save_png
+
+    tiles = np.concatenate(grid_rows)
+    titles = [["input"]] + list(requests)  # one request per line
+    row_titles = [r.path.name for r in inputs]
+    return save_png(render_grid(tiles, titles, row_titles=row_titles), out_dir / "grid.png")
 
 
 def _load_chunk(chunk: Sequence[tuple[Path, str]], size: int, result: TranslateResult) -> tuple[np.ndarray, list[str]]:

@@ -127,6 +127,12 @@ def command(
         plugin=plugin,
         console=err_console,
     )
+    _print_result(result)
+
+
+def _print_result(result) -> None:
+    """Notes and removed leftovers on stderr; on stdout what was written (per split, speed)
+    and how many samples were skipped, with the report listing them."""
     for note in result.notes:
         click.secho(f"Note: {note}", fg="yellow", err=True)
     for partial in result.removed_partials:

@@ -77,6 +77,14 @@ def command(
         conditioning=_conditioning(conditions),
     )
     _report_inputs(result)
+    _print_result(result, out, as_json)
+    if result.skipped:
+        raise click.exceptions.Exit(EXIT_SKIPPED)
+
+
+def _print_result(result, out: str, as_json: bool) -> None:
+    """On stdout: the written files and what was done to the inputs as JSON, or in two lines
+    where the source labels came from and how many images were written."""
     if as_json:
         print_json(
             {
@@ -94,8 +102,6 @@ def command(
         said = how.get(result.source_labels, f"predicted by the {result.source_labels}")
         console.print(f"Source labels ({result.source_dataset}): {said}")
         console.print(f"Wrote {len(result.files)} images to {out}" + (f"; grid: {result.grid}" if result.grid else ""))
-    if result.skipped:
-        raise click.exceptions.Exit(EXIT_SKIPPED)
 
 
 def _conditioning(conditions: tuple[str, ...]) -> dict[str, str]:

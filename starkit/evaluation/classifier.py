@@ -305,11 +305,7 @@ def train_classifier(
     from its own dataset. At the end the classifier is scored on each dataset's test split
     (``info["test_accuracy"]``) and, when ``out`` is given, saved there atomically.
     """
-    import torch
-
-    from ..data.loading import AUGMENTATIONS, JointLoader, ShardImageDataset, to_model_input
     from ..training.device import resolve_device, seed_everything
-    from .progress import progress_bar
 
     cfg = config or ClassifierConfig()
     dev = resolve_device(str(device))
@@ -323,16 +319,55 @@ def train_classifier(
     seed_everything(cfg.seed)
     net = build_network(space).to(dev)
     clf = AttributeClassifier(net, space, image_size)
+    optimizer, scheduler = _cosine_adam(net, cfg)
+    loader = _training_loader(stores, cfg)
+    started = time.perf_counter()
+    running = _train_network(net, space, loader, optimizer, scheduler, cfg, dev, image_size, progress)
+    seconds = time.perf_counter() - started
+    net.eval()
+    clf.info["training"] = _training_record(space, stores, cfg, seconds, running)
+    clf.info["test_accuracy"] = {
+        s.name: dataset_accuracy(clf, s, "test", cfg.eval_limit) if "test" in s.splits else {} for s in stores
+    }
+    loader.close()
+    for s in stores:
+        s.close()
+    if out is not None:
+        save_classifier(clf, out)
+        clf.info["path"] = str(out)
+    return clf
+
+
+def _cosine_adam(net: Any, cfg: ClassifierConfig) -> tuple[Any, Any]:
+    """Adam, and its learning rate decayed to zero along a cosine over ``cfg.iters``."""
+    import torch
+
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda it: 0.5 * (1 + np.cos(np.pi * min(it, cfg.iters) / cfg.iters))
     )
+    return optimizer, scheduler
+
+
+def _training_loader(stores: Sequence[Any], cfg: ClassifierConfig) -> Any:
+    """Augmented training batches, alternating between the datasets (no batch larger than the
+    smallest dataset)."""
+    from ..data.loading import AUGMENTATIONS, JointLoader, ShardImageDataset
+
     parts = [ShardImageDataset(s, split="train", augment=True, seed=cfg.seed, transforms=AUGMENTATIONS[cfg.augment]())
              for s in stores]
-    loader = JointLoader(parts, batch_size=min(cfg.batch_size, min(len(p) for p in parts)),
-                         num_workers=cfg.num_workers, seed=cfg.seed,
-                         persistent_workers=cfg.num_workers > 0)
-    started = time.perf_counter()
+    return JointLoader(parts, batch_size=min(cfg.batch_size, min(len(p) for p in parts)),
+                       num_workers=cfg.num_workers, seed=cfg.seed,
+                       persistent_workers=cfg.num_workers > 0)
+
+
+def _train_network(net: Any, space: LabelSpace, loader: Any, optimizer: Any, scheduler: Any, cfg: ClassifierConfig,
+                   dev: Any, image_size: int, progress: bool) -> dict[str, float]:
+    """Train ``net`` for ``cfg.iters`` batches, each on its own dataset's slice of the logits;
+    returns each dataset's smoothed loss (shown on the progress bar as it goes)."""
+    from ..data.loading import to_model_input
+    from .progress import progress_bar
+
     running: dict[str, float] = {}
     net.train()
     with progress_bar(progress) as bar:
@@ -352,9 +387,13 @@ def train_classifier(
             value = loss.item()
             running[name] = 0.9 * running.get(name, value) + 0.1 * value
             bar.update(task, advance=1, status=" ".join(f"{k} {v:.3f}" for k, v in running.items()))
-    seconds = time.perf_counter() - started
-    net.eval()
-    clf.info["training"] = {
+    return running
+
+
+def _training_record(space: LabelSpace, stores: Sequence[Any], cfg: ClassifierConfig, seconds: float,
+                     running: Mapping[str, float]) -> dict[str, Any]:
+    """The checkpoint's ``training`` entry: how it was trained, on what, how long, final losses."""
+    return {
         "datasets": list(space.names),
         "iters": cfg.iters,
         "batch_size": cfg.batch_size,
@@ -366,16 +405,6 @@ def train_classifier(
         "seconds": round(seconds, 2),
         "final_loss": {k: round(v, 5) for k, v in running.items()},
     }
-    clf.info["test_accuracy"] = {
-        s.name: dataset_accuracy(clf, s, "test", cfg.eval_limit) if "test" in s.splits else {} for s in stores
-    }
-    loader.close()
-    for s in stores:
-        s.close()
-    if out is not None:
-        save_classifier(clf, out)
-        clf.info["path"] = str(out)
-    return clf
 
 
 def summarize_accuracy(test_accuracy: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:

@@ -296,25 +296,8 @@ def evaluate_generator(
 
     opts = options or EvalOptions()
     judge = Judge(classifier) if classifier is not None else None
-    notes: list[str] = []
-    if judge is None:
-        notes.append("target accuracy not computed: pass --classifier FILE (train one with `starkit train-classifier`)")
-    if inception is None:
-        notes.append(FID_HINT)
-    if alexnet is None:
-        notes.append(LPIPS_HINT)
-    for store in stores:
-        if opts.split not in store.splits:
-            raise EvaluationError(f"{store.path}: dataset has no {opts.split!r} split; splits: {', '.join(store.splits)}")
-        if not targets_for(label_space, store.name, np.zeros(label_space.dataset(store.name).width)
-                           if store.name in label_space.names else None):
-            raise EvaluationError(
-                f"dataset {store.name!r} is not in the model's label space ({', '.join(label_space.names)}) "
-                "and the model has no one-hot group to carry over to it: nothing to translate"
-            )
-        if judge is not None and not classifier.knows(store.name) and store.name in label_space.names:
-            notes.append(f"{store.name}: the classifier has no head for this dataset; its targets are not judged")
-
+    notes = _missing_metric_notes(judge, inception, alexnet)
+    notes.extend(_check_stores(stores, label_space, classifier, opts))
     counts = {s.name: s.count(opts.split) if opts.limit is None else min(opts.limit, s.count(opts.split)) for s in stores}
     tallies = {s.name: _SourceTally() for s in stores}
     to_cache = _cached_real_fid(stores, counts, tallies, opts, inception)
@@ -338,6 +321,37 @@ def evaluate_generator(
     report = {"datasets": datasets, "notes": notes, "seconds": round(time.perf_counter() - started, 2)}
     report["summary"] = _summary(report["datasets"])
     return report
+
+
+def _missing_metric_notes(judge: Judge | None, inception: Any, alexnet: Any) -> list[str]:
+    """A note, with the option that enables it, for each metric that will not be computed."""
+    notes: list[str] = []
+    if judge is None:
+        notes.append("target accuracy not computed: pass --classifier FILE (train one with `starkit train-classifier`)")
+    if inception is None:
+        notes.append(FID_HINT)
+    if alexnet is None:
+        notes.append(LPIPS_HINT)
+    return notes
+
+
+def _check_stores(stores: Sequence[Any], label_space: LabelSpace, classifier: AttributeClassifier | None,
+                  opts: EvalOptions) -> list[str]:
+    """Refuse, before any work, a store without the split or with nothing to translate to;
+    returns a note for each source whose own targets the classifier cannot judge."""
+    notes: list[str] = []
+    for store in stores:
+        if opts.split not in store.splits:
+            raise EvaluationError(f"{store.path}: dataset has no {opts.split!r} split; splits: {', '.join(store.splits)}")
+        if not targets_for(label_space, store.name, np.zeros(label_space.dataset(store.name).width)
+                           if store.name in label_space.names else None):
+            raise EvaluationError(
+                f"dataset {store.name!r} is not in the model's label space ({', '.join(label_space.names)}) "
+                "and the model has no one-hot group to carry over to it: nothing to translate"
+            )
+        if classifier is not None and not classifier.knows(store.name) and store.name in label_space.names:
+            notes.append(f"{store.name}: the classifier has no head for this dataset; its targets are not judged")
+    return notes
 
 
 def _translate_all(run_batch: "_BatchEvaluator", stores: Sequence[Any], counts: Mapping[str, int],
@@ -769,36 +783,20 @@ def evaluate_run(
     JSON report (``format`` "starkit.eval"). ``weights``: which generator weights, as in
     :func:`starkit.inference.load_translator` (the moving average when the run kept one). The
     checkpoint's model family translates (:class:`starkit.inference.Translator`)."""
-    from .. import __version__
-    from ..inference import Translator
-    from ..training.run import open_datasets, read_run_config
-    from .classifier import load_classifier
+    from ..training.run import open_datasets
     from .metrics import AlexNetDistance, InceptionFeatures
 
     if (run is None) == (checkpoint is None):
         raise EvaluationError("give exactly one of a run directory (--run) or a checkpoint file (--checkpoint)")
     opts = options or EvalOptions()
     started = time.perf_counter()
-    if run is not None:
-        translator = Translator.from_run(run, device, weights=weights)
-        run_config = read_run_config(Path(run)) if (Path(run) / "config.json").is_file() else {}
-    else:
-        translator = Translator.from_checkpoint(checkpoint, device, weights=weights)
-        run_config = {}
-    ckpt_path = Path(translator.source)
+    translator, run_config = _open_translator(run, checkpoint, device, weights)
     space = translator.label_space
     root = data_root if data_root is not None else run_config.get("data_root")
     names = list(sources) if sources else list(space.names)
     if len(set(names)) != len(names):
         raise EvaluationError(f"dataset listed twice in {names}")
-    clf = classifier
-    if clf is not None and not isinstance(clf, AttributeClassifier):
-        clf = load_classifier(clf, translator.device)
-    if clf is not None and not set(clf.label_space.names) & (set(names) | set(space.names)):
-        raise EvaluationError(
-            f"the classifier {clf.info.get('path', '')} was trained on {', '.join(clf.label_space.names)}; "
-            f"it cannot judge {', '.join(sorted(set(names) | set(space.names)))}"
-        )
+    clf = _judging_classifier(classifier, translator.device, set(names) | set(space.names))
     inception = InceptionFeatures(inception_weights, translator.device) if inception_weights else None
     alexnet = AlexNetDistance(alexnet_weights, translator.device) if alexnet_weights else None
     if opts.image_size is None:
@@ -812,6 +810,50 @@ def evaluate_run(
     finally:
         for s in stores:
             s.close()
+    return {
+        **_run_description(run, translator, stores, opts),
+        **_judges_description(clf, inception, inception_weights, alexnet, alexnet_weights),
+        **body,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _open_translator(run: str | Path | None, checkpoint: str | Path | None, device: str,
+                     weights: str) -> tuple[Any, dict[str, Any]]:
+    """The translator of the run's latest checkpoint (or of ``checkpoint``) and the run's
+    config (empty for a bare checkpoint, or a run without config.json)."""
+    from ..inference import Translator
+    from ..training.run import read_run_config
+
+    if run is not None:
+        translator = Translator.from_run(run, device, weights=weights)
+        return translator, read_run_config(Path(run)) if (Path(run) / "config.json").is_file() else {}
+    return Translator.from_checkpoint(checkpoint, device, weights=weights), {}
+
+
+def _judging_classifier(classifier: str | Path | AttributeClassifier | None, device: Any,
+                        datasets: set[str]) -> AttributeClassifier | None:
+    """The attribute classifier (loaded from its file when given one), refused when it has a
+    head for none of ``datasets`` (the sources and the model's own)."""
+    from .classifier import load_classifier
+
+    clf = classifier
+    if clf is not None and not isinstance(clf, AttributeClassifier):
+        clf = load_classifier(clf, device)
+    if clf is not None and not set(clf.label_space.names) & datasets:
+        raise EvaluationError(
+            f"the classifier {clf.info.get('path', '')} was trained on {', '.join(clf.label_space.names)}; "
+            f"it cannot judge {', '.join(sorted(datasets))}"
+        )
+    return clf
+
+
+def _run_description(run: str | Path | None, translator: Any, stores: Sequence[Any], opts: EvalOptions) -> dict[str, Any]:
+    """The report's head: what was evaluated (run, checkpoint, weights, data) and how."""
+    from .. import __version__
+
+    ckpt_path = Path(translator.source)
+    space = translator.label_space
     parameters = {name: sum(p.numel() for p in module.parameters()) for name, module in translator.networks.items()}
     facts = _checkpoint_facts(ckpt_path)
     return {
@@ -832,6 +874,13 @@ def evaluate_run(
         "image_size": opts.image_size,
         "label_space": space.to_dict(),
         "parameters": parameters,
+    }
+
+
+def _judges_description(clf: AttributeClassifier | None, inception: Any, inception_weights: str | Path | None,
+                        alexnet: Any, alexnet_weights: str | Path | None) -> dict[str, Any]:
+    """The report's part on what judged the translations: the classifier, FID's and LPIPS's weights."""
+    return {
         "classifier": None if clf is None else {
             "path": clf.info.get("path"),
             "image_size": clf.image_size,
@@ -842,6 +891,4 @@ def evaluate_run(
                 "features": "torchvision inception_v3 pool3 (2048-d)"},
         "lpips": {"enabled": alexnet is not None, "weights": str(alexnet_weights) if alexnet else None,
                   "calibrated": False},
-        **body,
-        "seconds": round(time.perf_counter() - started, 2),
     }

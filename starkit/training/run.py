@@ -417,9 +417,7 @@ def run_setup(
 
 
 def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigint) -> TrainResult:
-    from ..data.loading import JointLoader, ShardImageDataset
     from .checkpoint import load_checkpoint
-    from .device import seed_everything
     from .samples import pick_sample_inputs
     from .trainer import Trainer
 
@@ -428,32 +426,11 @@ def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigin
         raise ConfigError(
             f"batch_size: {config['batch_size']} images must split evenly over {runtime.world_size} processes"
         )
-    if runtime.is_main:
+    if runtime.is_main and console is not None:
         for note in setup.notes:
-            if console is not None:
-                console.print(note)
-    # Same initial weights on every process (DDP would broadcast rank 0's anyway), then
-    # independent random streams per process.
-    seed_everything(int(config["seed"]), 0)
-    step = setup.family.trainer(setup.label_space, config, runtime)
-    # What "auto" resolved to; a plugin family's step may have no FastPath, or something else there.
-    summary = getattr(getattr(step, "fast", None), "summary", None)
-    if runtime.is_main and console is not None and callable(summary):
-        console.print(f"{runtime.device} × {runtime.world_size} process(es): {summary()}")
-    seed_everything(int(config["seed"]), runtime.rank)
-    datasets = [
-        ShardImageDataset(store, "train", augment=bool(config["augment"]), seed=int(config["seed"]))
-        for store in setup.stores
-    ]
-    loader = JointLoader(
-        datasets,
-        batch_size=config["batch_size"] // runtime.world_size,
-        num_workers=int(config["workers"]),
-        seed=int(config["seed"]),
-        pin_memory=runtime.device.type == "cuda",
-        rank=runtime.rank,
-        world_size=runtime.world_size,
-    )
+            console.print(note)
+    step = _build_step(runtime, setup, console)
+    loader = _training_loader(runtime, setup)
     samples = None
     if runtime.is_main and config["sample_every"] > 0:
         samples = pick_sample_inputs(setup.stores, int(config["sample_rows"]))
@@ -483,3 +460,40 @@ def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigin
         return trainer.run()
     finally:
         loader.close()
+
+
+def _build_step(runtime, setup: RunSetup, console):
+    """The family's training step, built from the same seed on every process (DDP would
+    broadcast rank 0's weights anyway); the random streams then differ per process. Says on
+    the main process what the step's "auto" options resolved to."""
+    from .device import seed_everything
+
+    config = setup.config
+    seed_everything(int(config["seed"]), 0)
+    step = setup.family.trainer(setup.label_space, config, runtime)
+    # A plugin family's step may have no FastPath, or something else there.
+    summary = getattr(getattr(step, "fast", None), "summary", None)
+    if runtime.is_main and console is not None and callable(summary):
+        console.print(f"{runtime.device} × {runtime.world_size} process(es): {summary()}")
+    seed_everything(int(config["seed"]), runtime.rank)
+    return step
+
+
+def _training_loader(runtime, setup: RunSetup):
+    """This process's share of the training batches, alternating between the datasets."""
+    from ..data.loading import JointLoader, ShardImageDataset
+
+    config = setup.config
+    datasets = [
+        ShardImageDataset(store, "train", augment=bool(config["augment"]), seed=int(config["seed"]))
+        for store in setup.stores
+    ]
+    return JointLoader(
+        datasets,
+        batch_size=config["batch_size"] // runtime.world_size,
+        num_workers=int(config["workers"]),
+        seed=int(config["seed"]),
+        pin_memory=runtime.device.type == "cuda",
+        rank=runtime.rank,
+        world_size=runtime.world_size,
+    )

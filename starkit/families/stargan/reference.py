@@ -219,14 +219,29 @@ def convert_reference_state_dict(
     except StarkitError as exc:
         raise ReferenceCheckpointError(f"{where}: inferred an impossible network {hparams}: {exc}") from None
     key_map = _key_map(skeleton)
-    expected = skeleton.state_dict()
-
+    network = f"{which} with {hparams}"  # as the error messages name it
     unknown = [k for k in state_dict if k not in key_map]
     if unknown:
         raise ReferenceCheckpointError(
-            f"{where}: unexpected key(s) {_listing(unknown)} for a reference {which} with {hparams}"
-            f"{_looks_like(state_dict)}"
+            f"{where}: unexpected key(s) {_listing(unknown)} for a reference {network}{_looks_like(state_dict)}"
         )
+    converted, filled = _renamed_tensors(state_dict, key_map, skeleton.state_dict(), where, network)
+    info: dict[str, Any] = {
+        "which": which,
+        "source": str(source) if source is not None else None,
+        **hparams,
+        "parameters": count_parameters(skeleton),
+        "filled": filled,
+    }
+    return converted, info
+
+
+def _renamed_tensors(state_dict: Mapping[str, Any], key_map: Mapping[str, str], expected: Mapping[str, Tensor],
+                     where: str, network: str) -> tuple[dict[str, Tensor], list[str]]:
+    """The reference's tensors under starkit's names (``key_map``: theirs -> ours), each checked
+    against the shape ``expected`` holds for it, and the keys filled with defaults: a
+    ``num_batches_tracked`` that PyTorch 0.4.0 did not save. Any other missing key, a value
+    that is not a tensor or a wrong shape is refused."""
     converted: dict[str, Tensor] = {}
     filled: list[str] = []
     missing: list[str] = []
@@ -244,20 +259,12 @@ def convert_reference_state_dict(
         if value.shape != expected[our_key].shape:
             raise ReferenceCheckpointError(
                 f"{where}: key {their_key!r} has shape {list(value.shape)}, expected "
-                f"{list(expected[our_key].shape)} for a reference {which} with {hparams}"
+                f"{list(expected[our_key].shape)} for a reference {network}"
             )
         converted[our_key] = value
     if missing:
-        raise ReferenceCheckpointError(f"{where}: missing key(s) {_listing(missing)} for a reference {which} with {hparams}")
-
-    info: dict[str, Any] = {
-        "which": which,
-        "source": str(source) if source is not None else None,
-        **hparams,
-        "parameters": count_parameters(skeleton),
-        "filled": filled,
-    }
-    return converted, info
+        raise ReferenceCheckpointError(f"{where}: missing key(s) {_listing(missing)} for a reference {network}")
+    return converted, filled
 
 
 def load_reference_checkpoint(path: str | Path, which: str = "G") -> tuple[dict[str, Tensor], dict[str, Any]]:
