@@ -129,10 +129,15 @@ def test_recipe_cost_times_the_recipe_keys_on_equal_footing(tmp_path, bench_scri
     assert any(now.values())  # the benchmark's recipe uses them
     _, _, steps = module.build_steps({"before": dict(module.RECIPE_KEYS), "now": now})
     before, after = steps["before"], steps["now"]
-    assert (before.lambda_cls_fake, before.cross_targets, before.mask_noise) == (0.0, 0.0, 0.0)
+    from starkit.families.stargan.parts.extra_terms import ClassifierDoubt
+
+    def doubt(step):
+        return [part.weight for part in step.parts if isinstance(part, ClassifierDoubt)]
+
+    assert (doubt(before), before.cross_targets, before.mask_noise) == ([], 0.0, 0.0)
     assert before.config["g_colour_map"] == "none" and after.config["g_colour_map"] == now["g_colour_map"]
-    assert (after.lambda_cls_fake, after.cross_targets, after.mask_noise) == tuple(
-        now[k] for k in ("lambda_cls_fake", "cross_targets", "mask_noise"))
+    assert (doubt(after), after.cross_targets, after.mask_noise) == (
+        [now["lambda_cls_fake"]], now["cross_targets"], now["mask_noise"])
     assert {k: v for k, v in before.config.items() if k not in now} == {k: v for k, v in after.config.items() if k not in now}
     # The same G apart from the colour map's layers (its output channel, its linear layer).
     plain, mapped = before.G.state_dict(), after.G.state_dict()
