@@ -82,6 +82,19 @@ def _print_options(model: str, as_json: bool) -> None:
         click.echo(f"--preset {name}: {changes}")
 
 
+def _check_usage(*, as_json: bool, dry_run: bool, out: str | None, preset: str | None, resume: bool,
+                 datasets: str | None, config_file: str | None) -> None:
+    """Flag combinations that cannot work, as click usage errors (exit 2)."""
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run or --options")
+    if not out:
+        raise click.UsageError("Missing option '--out' (the run directory).")
+    if preset and resume:
+        raise click.UsageError("--preset starts a new run; --resume continues with the run's saved config")
+    if not datasets and not resume and not config_file:
+        raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume or a --config names them")
+
+
 def _overrides(sets: tuple[str, ...], **flags: Any) -> dict[str, Any]:
     """The --set values with the flags that were given (an absent flag must not hide the same
     key given with --set); a key given both ways with different values is a usage error."""
@@ -148,14 +161,8 @@ def command(
     if show_options:
         _print_options(model or "stargan", as_json)
         return
-    if as_json and not dry_run:
-        raise click.UsageError("--json goes with --dry-run or --options")
-    if not out:
-        raise click.UsageError("Missing option '--out' (the run directory).")
-    if preset and resume:
-        raise click.UsageError("--preset starts a new run; --resume continues with the run's saved config")
-    if not datasets and not resume and not config_file:
-        raise click.UsageError("--datasets is required (e.g. --datasets celeba,rafd), unless --resume or a --config names them")
+    _check_usage(as_json=as_json, dry_run=dry_run, out=out, preset=preset, resume=resume, datasets=datasets,
+                 config_file=config_file)
     overrides = _overrides(sets, datasets=datasets, data_root=data_root, model=model, preset=preset,
                            image_size=image_size, batch_size=batch_size, iters=iters, device=device, seed=seed,
                            sample_every=sample_every, save_every=save_every, workers=workers)
