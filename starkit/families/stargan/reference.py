@@ -37,12 +37,13 @@ from torch import Tensor, nn
 from ...errors import StarkitError
 from ...torch_files import read_tensor_file
 from .networks import Discriminator, Generator, InstanceNorm, count_parameters
+from .import_weights import REFERENCE_ATTRIBUTES
 from .options import DEFAULT_MODEL_CONFIG
 
 Which = Literal["G", "D"]
 
 #: Attribute order of the released 5-attribute CelebA models (the reference's defaults).
-REFERENCE_CELEBA_ATTRIBUTES: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
+REFERENCE_CELEBA_ATTRIBUTES = REFERENCE_ATTRIBUTES
 
 
 class ReferenceCheckpointError(StarkitError, ValueError):
