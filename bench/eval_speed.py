@@ -44,6 +44,7 @@ def run(args: list[str], cwd: Path) -> None:
 def build(root: Path, iters: int, classifier_iters: int) -> tuple[Path, Path]:
     """The datasets, the run and the classifier under ``root`` (only what is missing)."""
     data, run_dir, classifier = root / "data", root / "runs" / "demo", root / "runs" / "classifier.pt"
+    root.mkdir(parents=True, exist_ok=True)  # the commands run in it
     for name in ("synth-celeba", "synth-rafd"):
         if not (data / name / "manifest.json").is_file():
             run(["add-dataset", name, "--data", str(data), "--count", "4000", "--image-size", "32", "--no-progress"], root)
