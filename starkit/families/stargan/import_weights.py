@@ -23,11 +23,9 @@ from ...errors import StarkitError
 from ...labels import LabelSpace
 from ...model_family import ImportedWeights
 from ...spec import AttributeGroup
+from .options import PAPER_DEFAULTS
+from .released import HAIR_COLOURS, REFERENCE_ATTRIBUTES
 
-#: The reference's defaults (solver.py ``selected_attrs``), the attributes of the released models.
-REFERENCE_ATTRIBUTES: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
-#: CelebA attributes the reference treats as one one-hot group (``create_labels``).
-HAIR_COLOURS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 DATASET = "celeba"
 #: The options ``import_weights`` takes (anything else is refused, naming it).
 OPTIONS = ("image_size", "attributes")
@@ -69,7 +67,6 @@ def import_weights(reference: str | Path, options: Mapping[str, Any]) -> Importe
     128) and ``attributes`` (the model's, in its training order; default the reference's)."""
     from .reference import load_reference_checkpoint
     from ...training.config import resolve_config
-    from ...default_plugins.stargan import STARGAN_DEFAULTS
 
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -91,7 +88,7 @@ def import_weights(reference: str | Path, options: Mapping[str, Any]) -> Importe
     checkpoint = {
         "iteration": 0,
         "label_space": space.to_dict(),
-        "config": resolve_config(STARGAN_DEFAULTS, overrides=overrides),
+        "config": resolve_config(PAPER_DEFAULTS, overrides=overrides),
         "networks": {"G": {k: v.contiguous() for k, v in state_dict.items()}},
         "imported_from": {"path": str(reference), "attributes": attributes, "parameters": info["parameters"]},
     }

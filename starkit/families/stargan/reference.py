@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from ...errors import StarkitError
 from ...torch_files import read_tensor_file
 from .networks import Discriminator, Generator, InstanceNorm, count_parameters
-from .import_weights import REFERENCE_ATTRIBUTES
+from .released import REFERENCE_ATTRIBUTES
 from .options import DEFAULT_MODEL_CONFIG
 
 Which = Literal["G", "D"]
