@@ -192,7 +192,7 @@ def gradient_pull(translator: Any, store: Any, faces: int, lambda_rec: float) ->
     import torch
 
     from starkit.families.stargan.losses import generator_adversarial_loss, reconstruction_loss
-    from starkit.families.stargan.parts.colour_critic import centered_labels
+    from starkit.families.stargan.parts.targets import centered_labels
 
     G, D, space = translator.G, translator.D, translator.label_space
     if D is None:

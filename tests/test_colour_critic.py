@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from starkit.families.stargan.parts.colour_critic import ColourCritic, centered_labels, colour_features, soft_histogram
+from starkit.families.stargan.parts.colour_critic import ColourCritic, colour_features, soft_histogram
+from starkit.families.stargan.parts.targets import centered_labels
 from starkit.labels import LabelError
 from starkit.training.config import ConfigError
 

@@ -11,7 +11,8 @@ from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
 from starkit.training.device import Runtime
 from starkit.families.stargan.losses import reconstruction_loss
-from starkit.families.stargan.parts.colour_critic import ColourCriticTraining, centered_labels
+from starkit.families.stargan.parts.colour_critic import ColourCriticTraining
+from starkit.families.stargan.parts.targets import centered_labels
 from starkit.families.stargan.parts.ema import GeneratorAverage, WeightAverage
 from starkit.families.stargan.parts.extra_terms import (
     ClassifierDoubt,

@@ -10,7 +10,7 @@ import torch
 from starkit.labels import LabelSpace
 from starkit.spec import AttributeGroup
 from starkit.families.stargan.losses import uncertainty_loss
-from starkit.families.stargan.parts.colour_critic import centered_labels
+from starkit.families.stargan.parts.targets import centered_labels
 from starkit.families.stargan.parts.targets import row_count, with_cross_targets
 
 FACES = [AttributeGroup("hair", "onehot", ("black", "blond", "brown")), AttributeGroup("a", "binary", ("male", "young"))]

@@ -26,6 +26,7 @@ from ....labels import LabelSpace
 from ..losses import (critic_fake_loss, critic_real_loss, generator_adversarial_loss, gradient_penalty,
                       interpolation_weights)
 from .protocol import StepBatch, StepPart, Terms
+from .targets import centered_labels
 
 #: Added to the histogram's masses before the square root, so its gradient stays finite at an
 #: empty bin (sqrt(m + eps) − sqrt(eps) is 0 at 0 and ~sqrt(m) for masses well above eps).
@@ -67,26 +68,6 @@ def soft_histogram(images: Tensor, bins: int) -> Tensor:
                 index = ((low[:, 0] + dr) * bins + low[:, 1] + dg) * bins + low[:, 2] + db
                 hist = hist.scatter_add(1, index, weight)
     return hist / pixels
-
-
-def centered_labels(space: LabelSpace, labels: Tensor, name: str) -> Tensor:
-    """``name``'s own labels ``[B, k]`` (torch) as ``[B, label_dim]`` vectors that say only
-    which attributes an image has, not which dataset it comes from: a binary attribute is
-    +1 / −1, a one-hot group ``c − 1/k`` (zero when no member is set), other datasets'
-    parts 0. What a projection discriminator multiplies with its features: a
-    dataset-wide offset is left out, so D cannot make "carries an expression label" mean
-    "looks like that dataset's photos"."""
-    space.check_width(name, labels)
-    labels = labels.to(torch.float32)
-    out = torch.zeros((labels.shape[0], space.label_dim), dtype=torch.float32, device=labels.device)
-    for gs in space.group_slices(name):
-        lb = labels[:, gs.local]
-        if gs.group.kind == "binary":
-            out[:, gs.joint] = 2 * lb - 1
-        else:
-            known = (lb.sum(-1, keepdim=True) > 0).to(lb.dtype)
-            out[:, gs.joint] = lb - known / lb.shape[-1]
-    return out
 
 
 def colour_features(images: Tensor, bins: int) -> Tensor:

@@ -28,7 +28,26 @@ from torch import Tensor
 
 from ....labels import LabelSpace
 from ..losses import uncertainty_loss
-from .colour_critic import centered_labels
+
+
+def centered_labels(space: LabelSpace, labels: Tensor, name: str) -> Tensor:
+    """``name``'s own labels ``[B, k]`` (torch) as ``[B, label_dim]`` vectors that say only
+    which attributes an image has, not which dataset it comes from: a binary attribute is
+    +1 / −1, a one-hot group ``c − 1/k`` (zero when no member is set), other datasets'
+    parts 0. What a projection discriminator multiplies with its features: a
+    dataset-wide offset is left out, so D cannot make "carries an expression label" mean
+    "looks like that dataset's photos"."""
+    space.check_width(name, labels)
+    labels = labels.to(torch.float32)
+    out = torch.zeros((labels.shape[0], space.label_dim), dtype=torch.float32, device=labels.device)
+    for gs in space.group_slices(name):
+        lb = labels[:, gs.local]
+        if gs.group.kind == "binary":
+            out[:, gs.joint] = 2 * lb - 1
+        else:
+            known = (lb.sum(-1, keepdim=True) > 0).to(lb.dtype)
+            out[:, gs.joint] = lb - known / lb.shape[-1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -92,7 +111,7 @@ class Targets:
         return changed
 
     def centered(self, space: LabelSpace) -> Tensor:
-        """:func:`~.colour_critic.centered_labels` of every row's target (for the colour critic)."""
+        """:func:`centered_labels` of every row's target (for the colour critic)."""
         if len(self.parts) == 1 and self.parts[0].rows is None:
             part = self.parts[0]
             return centered_labels(space, part.labels, part.dataset)
