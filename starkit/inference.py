@@ -168,6 +168,8 @@ def load_translator(path: str | Path, device: str = "auto", registry: Any = None
     except LabelError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     family = get_model(checkpoint["model"], registry)
+    if family.upgrade_config is not None:  # options this starkit no longer has: dropped or refused
+        checkpoint["config"] = family.upgrade_config(checkpoint["config"], str(path), checkpoint.get("starkit_version"))
     if family.translator is None:
         raise CheckpointError(f"{path}: the model family {family.name!r} provides no translator; "
                               "its checkpoints cannot be translated or evaluated")

@@ -51,6 +51,11 @@ class ModelFamily:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     translator: Callable[[Any], Any] | None = None
     import_weights: Callable[[Any, Mapping[str, Any]], "ImportedWeights"] | None = None
+    #: Options the family no longer has: ``retired_option(key, value)`` says why a given
+    #: ``key = value`` is refused (None: fine); ``upgrade_config(saved, source, version)`` turns
+    #: a saved config (config.json, a checkpoint's) into one this version reads, or refuses it.
+    retired_option: Callable[[str, Any], "str | None"] | None = None
+    upgrade_config: Callable[[Mapping[str, Any], str, "str | None"], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

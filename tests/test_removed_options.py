@@ -1,4 +1,4 @@
-"""StarGAN options this starkit no longer has (starkit.training.config.REMOVED_STARGAN_KEYS).
+"""StarGAN options this starkit no longer has (starkit.families.stargan.removed).
 
 Given on the command line or in a config file they are refused with a message saying so (not
 "unknown key"); in a saved run or checkpoint they are dropped where they held the value that
@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from starkit.cli.main import cli
 from starkit.training import train
 from starkit.training.checkpoint import load_checkpoint
-from starkit.training.config import REMOVED_STARGAN_KEYS, ConfigError, drop_removed_keys, resolve_config
+from starkit.families.stargan.removed import REMOVED_STARGAN_KEYS, drop_removed_keys, retired_option
+from starkit.training.config import ConfigError, resolve_config
 
 TINY = {"g_conv_dim": 4, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 2}
 
@@ -75,7 +76,7 @@ def test_a_removed_option_in_a_config_file_names_the_file(tmp_path):
     toml.write_text('datasets = ["a"]\nlambda_path = 1.0\n')
     with pytest.raises(ConfigError, match=rf"--config {toml}: lambda_path: this version of starkit no longer "
                                           r"has this option \(it now always behaves as lambda_path = 0.0\)"):
-        resolve_config(STARGAN_DEFAULTS, load_config_file(toml), file_label=f"--config {toml}")
+        resolve_config(STARGAN_DEFAULTS, load_config_file(toml), file_label=f"--config {toml}", retired=retired_option)
 
 
 @pytest.mark.parametrize("value", ["residual", "gated"])
@@ -84,14 +85,16 @@ def test_a_removed_generator_output_is_refused_with_the_choices_that_remain(valu
 
     with pytest.raises(ConfigError, match=rf"g_output: this version of starkit no longer has g_output = "
                                           rf"'{value}' \(choose from 'image', 'attention'\)"):
-        resolve_config(STARGAN_DEFAULTS, None, {"datasets": ["a"], "g_output": value})
+        resolve_config(STARGAN_DEFAULTS, None, {"datasets": ["a"], "g_output": value}, retired=retired_option)
 
 
 def test_another_family_may_use_a_name_stargan_removed():
     family = {"g_condition": "adain", "g_output": "residual"}
     config = resolve_config(family, None, {"datasets": ["a"], "model": "v2", "g_condition": "norm"})
     assert config["g_condition"] == "norm" and config["g_output"] == "residual"
-    assert drop_removed_keys({"model": "v2", "lambda_path": 3.0}, "x") == {"model": "v2", "lambda_path": 3.0}
+    from starkit.catalog import get_model
+
+    assert get_model("stargan").retired_option is retired_option  # the family's own, not the core's
 
 
 # ---------------------------------------------------------------------------- saved runs and checkpoints
@@ -129,12 +132,12 @@ def test_an_old_run_with_harmless_removed_keys_resumes_and_translates(trained_ru
 
     harmless = {"g_condition": "input", "lambda_change": 0.0, "path_fraction": 0.25, "target_sampling": "permute"}
     run = _copy_run(trained_run, tmp_path / "old", **harmless)
-    assert not set(harmless) & set(load_checkpoint(run / "checkpoints" / "latest.pt")["config"])
     translator = Translator.from_run(run, "cpu", registry=registry)
     assert translator.G.output == "image"
     resumed = train(run, {"iters": 3}, resume=True, registry=registry, progress=False)
     assert resumed.iteration == 3
     assert not set(harmless) & set(json.loads((run / "config.json").read_text()))
+    assert not set(harmless) & set(load_checkpoint(run / "checkpoints" / "latest.pt")["config"])
 
 
 def test_an_old_run_that_used_a_removed_option_is_refused_by_resume_translate_and_eval(trained_run, tmp_path):

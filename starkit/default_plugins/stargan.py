@@ -13,6 +13,7 @@ from ..hookspecs import hookimpl
 from ..model_family import ModelFamily
 from ..families.stargan.options import OPTION_FIELDS, PAPER_DEFAULTS
 from ..families.stargan.presets import PRESETS
+from ..families.stargan.removed import drop_removed_keys, retired_option
 
 #: The family's options with the paper's values, flat (declared, typed and grouped in
 #: starkit.families.stargan.options; ``image_size`` is a training field: it must match the shards).
@@ -68,5 +69,7 @@ def starkit_models() -> list[ModelFamily]:
             resolve_config=resolve_config,
             translator=translator,
             import_weights=import_weights,
+            retired_option=retired_option,
+            upgrade_config=drop_removed_keys,
         )
     ]

@@ -35,7 +35,6 @@ import numpy as np
 from ..durable import atomic_open, fsync_path, temp_sibling
 from ..errors import StarkitError
 from ..torch_files import read_tensor_file
-from .config import drop_removed_keys
 
 CHECKPOINT_FORMAT = "starkit.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -148,9 +147,6 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     for key in ("model", "label_space", "config", "networks"):
         if key not in data:
             raise CheckpointError(f"{path}: starkit checkpoint lacks the field {key!r}")
-    # Options this starkit no longer has: dropped where they held their harmless value, else refused.
-    data["config"] = drop_removed_keys({"model": data["model"], **data["config"]}, str(path),
-                                       data.get("starkit_version"))
     return data
 
 

@@ -124,45 +124,12 @@ TRAINING_FIELDS: tuple[ConfigField, ...] = (
 
 FIELDS_BY_NAME = {f.name: f for f in TRAINING_FIELDS}
 
-#: Options of the ``stargan`` family that this starkit no longer has (no preset set them and no
-#: published method motivates them), each with the value that behaves as what remains (its old
-#: default). A saved run or checkpoint holding that value loses the key silently; any other
-#: value is refused, naming the key: that run needs the starkit version that trained it.
-REMOVED_STARGAN_KEYS: dict[str, Any] = {
-    "rec_fake_grad": 1.0,
-    "g_cls_confidence": 0.0,
-    "g_cls_group_weights": "",
-    "lambda_change": 0.0,
-    "lambda_change_tv": 0.0,
-    "change_cap": 0.0,
-    "change_warmup": 0,
-    "lambda_path": 0.0,
-    "path_fraction": 0.25,
-    "lambda_colour_match": 0.0,
-    "colour_match_decay": 0.99,
-    "colour_match_gate": 0.05,
-    "g_map_hidden": 0,
-    "g_map_only": "",
-    "g_up_norm": "instance",
-    "g_condition": "input",
-    "d_condition": "none",
-    "lambda_recolour_mask": 0.0,
-    "mask_sharpness_on": "",
-    "d_cls_augment": "none",
-    "target_sampling": "permute",
-}
-#: Removed keys that only tuned another option: any value is harmless while that option is off (0).
-REMOVED_ONLY_WITH = {
-    "change_cap": "lambda_change",
-    "change_warmup": "lambda_change",
-    "path_fraction": "lambda_path",
-    "colour_match_decay": "lambda_colour_match",
-    "colour_match_gate": "lambda_colour_match",
-    "mask_sharpness_on": "lambda_mask_sharpness",
-}
-#: Values of kept ``stargan`` keys that this starkit no longer has.
-REMOVED_STARGAN_VALUES: dict[str, tuple[Any, ...]] = {"g_output": ("residual", "gated")}
-
+#: A family's check of a given option against the ones it no longer has
+#: (``ModelFamily.retired_option``): why ``key = value`` is refused, or None.
+Retired = Callable[[str, Any], "str | None"]
+#: A family's upgrade of a saved config (``ModelFamily.upgrade_config``): ``(saved, source,
+#: starkit_version) -> config``, dropping or refusing what it no longer has.
+Upgrade = Callable[[Mapping[str, Any], str, "str | None"], dict]
 
 #: A family's options by group (``ModelFamily.options``).
 OptionGroups = Mapping[str, Iterable[ConfigField]]
@@ -236,11 +203,12 @@ def _apply(
     values: Mapping[str, Any],
     where: str,
     origins: dict[str, str] | None = None,
-    model: str | None = None,
+    retired: Retired | None = None,
 ) -> None:
     for key, value in values.items():
-        if model == "stargan":
-            _refuse_removed_option(key, value, where)
+        reason = retired(key, value) if retired is not None else None
+        if reason:
+            raise ConfigError(f"{where}{key}: {reason}")
         field = fields.get(key)
         if field is None:
             close = difflib.get_close_matches(key, list(fields), n=1)
@@ -249,65 +217,6 @@ def _apply(
         config[key] = _coerce(field, value, where)
         if origins is not None:
             origins[key] = where
-
-
-def _refuse_removed_option(key: str, value: Any, where: str) -> None:
-    """A ConfigError for a key (or a value) of the ``stargan`` family given on the command line
-    or in a config file that this starkit no longer has."""
-    if key in REMOVED_STARGAN_KEYS:
-        raise ConfigError(
-            f"{where}{key}: this version of starkit no longer has this option (it now always behaves "
-            f"as {key} = {REMOVED_STARGAN_KEYS[key]!r}); remove it, or use an older starkit that has it"
-        )
-    if value in REMOVED_STARGAN_VALUES.get(key, ()):
-        raise ConfigError(
-            f"{where}{key}: this version of starkit no longer has {key} = {value!r} (choose from "
-            f"{', '.join(map(repr, _kept_choices(key)))}), or use an older starkit that has it"
-        )
-
-
-def _kept_choices(key: str) -> tuple[Any, ...]:
-    from ..families.stargan.options import GENERATOR_OUTPUTS
-
-    return {"g_output": GENERATOR_OUTPUTS}[key]
-
-
-def drop_removed_keys(saved: Mapping[str, Any], source: str, version: str | None = None) -> dict[str, Any]:
-    """A saved ``stargan`` config (a run's ``config.json``, a checkpoint's) without the keys this
-    starkit no longer has, where each held its harmless value (:data:`REMOVED_STARGAN_KEYS`).
-    Any other value of a removed key or value is a ConfigError naming ``source``, the key and
-    the value: the run can only be continued by the starkit that trained it (``version``)."""
-    config = dict(saved)
-    if config.get("model", "stargan") != "stargan":
-        return config
-    for key, harmless in REMOVED_STARGAN_KEYS.items():
-        if key not in config:
-            continue
-        value = config.pop(key)
-        parent = REMOVED_ONLY_WITH.get(key)
-        if value != harmless and not (parent is not None and not saved.get(parent)) and not (
-                key == "mask_sharpness_on" and _names_every_mask(value, saved)):
-            _refuse_saved(source, key, value, version)
-    for key, values in REMOVED_STARGAN_VALUES.items():
-        if config.get(key) in values:
-            _refuse_saved(source, key, config[key], version)
-    return config
-
-
-def _names_every_mask(names: Any, saved: Mapping[str, Any]) -> bool:
-    """Whether ``mask_sharpness_on`` = ``names`` chose every mask the saved generator draws:
-    what the option's absence does now."""
-    drawn = {name for name, on in (("paint", saved.get("g_output") == "attention"),
-                                   ("recolour", saved.get("g_colour_map", "none") != "none")) if on}
-    return isinstance(names, str) and {n.strip() for n in names.split(",") if n.strip()} == drawn
-
-
-def _refuse_saved(source: str, key: str, value: Any, version: str | None) -> None:
-    trained = f"starkit {version}" if version else "the starkit version that trained it"
-    raise ConfigError(
-        f"{source}: {key} = {value!r}, which this version of starkit no longer has; use {trained} "
-        f"for this run (a run folder's config.json records it as starkit_version)"
-    )
 
 
 def validate(
@@ -382,6 +291,7 @@ def resolve_config(
     file_label: str = "--config",
     options: OptionGroups | None = None,
     presets: Mapping[str, Mapping[str, Any]] | None = None,
+    retired: Retired | None = None,
 ) -> dict[str, Any]:
     """Merge defaults, the family's defaults, its preset (the ``preset`` key, from the flags
     or the file), a config file's values and flags into one validated flat dict, in that
@@ -392,11 +302,11 @@ def resolve_config(
     model = (overrides or {}).get("model") or (file_values or {}).get("model") or FIELDS_BY_NAME["model"].default
     preset = (overrides or {}).get("preset") or (file_values or {}).get("preset")
     if preset:
-        _apply(config, fields, preset_values(str(preset), presets or {}, model), f"--preset {preset}: ", origins, model)
+        _apply(config, fields, preset_values(str(preset), presets or {}, model), f"--preset {preset}: ", origins, retired)
     if file_values:
-        _apply(config, fields, file_values, f"{file_label}: ", origins, model)
+        _apply(config, fields, file_values, f"{file_label}: ", origins, retired)
     if overrides:
-        _apply(config, fields, {k: v for k, v in overrides.items() if v is not None}, "", origins, model)
+        _apply(config, fields, {k: v for k, v in overrides.items() if v is not None}, "", origins, retired)
     validate(config, fields, origins)
     return config
 
@@ -411,13 +321,16 @@ def resume_config(
     overrides: Mapping[str, Any] | None = None,
     source: str = "config.json",
     options: OptionGroups | None = None,
+    retired: Retired | None = None,
+    upgrade: Upgrade | None = None,
 ) -> dict[str, Any]:
     """The config of a resumed run: the saved one, with flags applied only to keys that may
     change (``iters``, logging and checkpoint intervals, workers, device, data root). Any other
     flag that disagrees with the saved run is an error naming the field: it would make the
     resumed run a different experiment."""
     fields = all_fields(default_config, options)
-    config = drop_removed_keys(saved, source)
+    config = upgrade(saved, source, saved.get("starkit_version")) if upgrade is not None else dict(saved)
+    config.pop("starkit_version", None)
     for name, field in fields.items():  # keys added by a newer starkit take their defaults
         config.setdefault(name, _copy(field.default))
     unknown = sorted(set(config) - set(fields))
@@ -425,7 +338,7 @@ def resume_config(
         raise ConfigError(f"{source}: unknown config key {unknown[0]!r} (written by another starkit version?)")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     changed: dict[str, Any] = {}
-    _apply(changed, fields, given, "", model=config.get("model"))
+    _apply(changed, fields, given, "", retired=retired)
     for key, value in changed.items():
         if fields[key].resumable or value == config.get(key):
             config[key] = value

@@ -189,7 +189,7 @@ def _family_and_config(run_dir: Path, overrides: dict[str, Any], config_file: st
         saved = read_run_config(run_dir)
         family = _family(saved.get("model", "stargan"), registry)
         config = resume_config(saved, family.default_config, {**file_values, **overrides}, source=str(run_dir / CONFIG_NAME),
-                               options=family.options)
+                               options=family.options, retired=family.retired_option, upgrade=family.upgrade_config)
         if not (run_dir / "checkpoints" / LATEST).is_file():
             notes.append(f"{run_dir} has no checkpoint yet: starting from iteration 0 with its saved config")
         return family, config, notes
@@ -197,7 +197,7 @@ def _family_and_config(run_dir: Path, overrides: dict[str, Any], config_file: st
         raise RunDirError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
     family = _family(overrides.get("model") or file_values.get("model") or "stargan", registry)
     config = resolve_config(family.default_config, file_values, overrides, file_label=f"--config {config_file}",
-                            options=family.options, presets=family.presets)
+                            options=family.options, presets=family.presets, retired=family.retired_option)
     return family, config, notes
 
 
