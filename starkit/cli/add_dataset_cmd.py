@@ -7,18 +7,10 @@ from pathlib import Path
 import click
 
 from ..errors import StarkitError
+from .options import key_value_pairs
 
 LAYOUTS = ("imagefolder", "attribute-table")
 
-
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
-        options[key.strip()] = value
-    return options
 
 
 def _parse_attrs(text: str | None) -> list[str] | None:
@@ -99,7 +91,7 @@ def command(
     """
     if data_root is not None and out is not None:
         raise click.UsageError("give either --data ROOT or --out DIR, not both")
-    options = _parse_options(option_pairs)
+    options = dict(key_value_pairs(option_pairs, "--option", form="key=value"))
     attributes = _parse_attrs(attrs)
 
     from ..data.ingest import ingest

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .options import key_value_pairs
 from .output import console, print_json
 
 
@@ -15,15 +16,11 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``--set key=value`` pairs; values are read as JSON when they parse (numbers, true,
     lists), else kept as strings."""
     out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--set")
+    for key, raw in key_value_pairs(pairs, "--set"):
         try:
-            value = json.loads(raw)
+            out[key] = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
-        out[key.strip()] = value
+            out[key] = raw
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import weights_option
+from .options import key_value_pairs, weights_option
 from .output import console, print_json
 
 #: Exit status when some inputs were translated and others skipped as unreadable (errors: 1).
@@ -107,13 +107,10 @@ def _print_result(result, out: str, as_json: bool) -> None:
 def _conditioning(conditions: tuple[str, ...]) -> dict[str, str]:
     """``("seed=3", "styles=2")`` -> ``{"seed": "3", "styles": "2"}``; the family judges the values."""
     out: dict[str, str] = {}
-    for text in conditions:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{text!r}: expected KEY=VALUE", param_hint="--condition")
-        if key.strip() in out:
-            raise click.BadParameter(f"{key.strip()!r} given twice", param_hint="--condition")
-        out[key.strip()] = value.strip()
+    for key, value in key_value_pairs(conditions, "--condition"):
+        if key in out:
+            raise click.BadParameter(f"{key!r} given twice", param_hint="--condition")
+        out[key] = value.strip()
     return out
 
 
