@@ -9,15 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import StarkitError
 from .model_family import ModelFamily
-from .names import did_you_mean
+from .names import UnknownNameError, did_you_mean
 from .plugins import PluginError, PluginRegistry, get_registry
 from .spec import DatasetSpec
-
-
-class UnknownNameError(StarkitError, LookupError):
-    """No plugin provides the requested dataset or model family."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,13 @@ def exit_with_parent(parent_pid: int, *_: object) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="starkit-parent-watch", daemon=True).start()
 
 
+def start_pool_worker(parent_pid: int) -> None:
+    """A ``multiprocessing.Pool`` initialiser: Ctrl-C reaches the whole process group, so the
+    parent alone decides what happens; a killed parent takes its workers with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent_pid)
+
+
 def _kill_me_with_parent() -> bool:
     """Ask the kernel for SIGKILL when the parent ends; False where that is not available."""
     if not sys.platform.startswith("linux"):

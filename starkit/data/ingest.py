@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import StarkitError
 from ..spec import DatasetSpec, RawSample, Skipped, SpecError
+from ..workers import start_pool_worker
 from .images import Crop, ImageError, load_sample
 from .shards import (
     DEFAULT_SHARD_SIZE,
@@ -241,16 +242,6 @@ def _install(partial: Path, target: Path, replace: bool) -> None:
 
 
 # ---------------------------------------------------------------------- decoding
-def _quiet_worker(parent_pid: int) -> None:
-    # Ctrl-C goes to the whole process group; the parent alone decides what happens.
-    import signal
-
-    from ..workers import exit_with_parent
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent(parent_pid)  # a killed parent: no lingering workers, no BrokenPipeError
-
-
 def _decode_chunk(samples: Sequence[RawSample], size: int, crop: Crop) -> list[np.ndarray | str]:
     """Worker task: pixels for each sample, or the reason it must be skipped."""
     out: list[np.ndarray | str] = []
@@ -274,7 +265,7 @@ class _Decoder:
         if workers > 1:
             import multiprocessing
 
-            self.pool = multiprocessing.get_context().Pool(workers, initializer=_quiet_worker, initargs=(os.getpid(),))
+            self.pool = multiprocessing.get_context().Pool(workers, initializer=start_pool_worker, initargs=(os.getpid(),))
 
     def submit(self, chunk: list[RawSample]) -> Iterator[tuple[RawSample, np.ndarray | str]]:
         """Queue ``chunk``; yields finished results while the window is full."""

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from ..workers import start_pool_worker
+
 #: One image's requests: ``(meta, [(target dataset, {attribute: 0/1}), ...], size)``.
 Job = tuple[Mapping[str, Any], Sequence[tuple[str, Mapping[str, int]]], int]
 
@@ -62,17 +64,6 @@ def plan_cpu(workers: int | None, on_cpu: bool, cores: int | None = None) -> tup
     return max(0, workers), threads
 
 
-def _start_worker(parent_pid: int) -> None:
-    # Ctrl-C reaches the whole process group: the parent alone decides what happens. A killed
-    # parent takes its workers with it.
-    import signal
-
-    from ..workers import exit_with_parent
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent(parent_pid)
-
-
 class RenderPool:
     """Renders jobs in ``workers`` processes (inline with 0), handing results back in the order
     asked. :meth:`submit` returns at once; :meth:`result` waits for that job."""
@@ -83,7 +74,7 @@ class RenderPool:
         if workers > 0:
             import multiprocessing
 
-            self._pool = multiprocessing.get_context().Pool(workers, initializer=_start_worker,
+            self._pool = multiprocessing.get_context().Pool(workers, initializer=start_pool_worker,
                                                             initargs=(os.getpid(),))
 
     def submit(self, job: Job) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import StarkitError
+from ..names import close_matches
 from ..spec import DATASET_NAME
 
 
@@ -279,7 +280,7 @@ def preset_values(name: str, presets: Mapping[str, Mapping[str, Any]], model: st
         return presets[name]
     if not presets:
         raise ConfigError(f"preset: model family {model!r} has no presets (got {name!r})")
-    close = difflib.get_close_matches(name, list(presets), n=1)
+    close = close_matches(name, presets, limit=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise ConfigError(f"preset: model family {model!r} has no preset {name!r}; {hint}its presets: {', '.join(presets)}")
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
-from ...labels import LabelError, parse_group_names
-from ...training.config import Check, ConfigError, ConfigField, options_markdown
+from ...training.config import Check, ConfigError, ConfigField, at_least, one_of, options_markdown, positive
 
 #: What G's last convolution produces: ``"image"`` (the paper) or ``"attention"`` (a colour
 #: image blended with the input by a drawn mask, GANimation-style).
@@ -36,14 +35,6 @@ PAPER_IMAGE_SIZE = 128
 
 
 # ---------------------------------------------------------------------------- checks
-def _at_least(n: float) -> Check:
-    return lambda v: None if v >= n else f"must be >= {n}"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
 def _fraction(v: float) -> str | None:
     return None if 0 <= v <= 1 else "must be in [0, 1] (0: the paper)"
 
@@ -52,16 +43,14 @@ def _below_one(v: float) -> str | None:
     return None if 0 <= v < 1 else "must be in [0, 1)"
 
 
-def _one_of(choices: tuple[str, ...]) -> Check:
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
-
-
 def _int_in(allowed: range | tuple[int, ...], what: str) -> Check:
     # bool is an int subclass: True is a mistake, not 1.
     return lambda v: None if not isinstance(v, bool) and isinstance(v, int) and v in allowed else what
 
 
 def _group_names(v: str) -> str | None:
+    from ...labels import LabelError, parse_group_names  # numpy: not at plugin registration
+
     try:
         parse_group_names(v, key="mask_sharpness_groups")
     except LabelError as exc:
@@ -93,9 +82,9 @@ def option(default: Any, help: str, check: Check | None = None) -> Any:
 class ModelOptions:
     """G and D (paper appendix: 64 base channels, 6 residual blocks in G, D's depth from the size)."""
 
-    g_conv_dim: int = option(64, "base channel width of G", _at_least(1))
-    d_conv_dim: int = option(64, "base channel width of D", _at_least(1))
-    g_repeat_num: int = option(6, "residual blocks in G", _at_least(0))
+    g_conv_dim: int = option(64, "base channel width of G", at_least(1))
+    d_conv_dim: int = option(64, "base channel width of D", at_least(1))
+    g_repeat_num: int = option(6, "residual blocks in G", at_least(0))
     d_repeat_num: int = option(
         0, "stride-2 convolutions in D (`image_size` must be divisible by 2^n); 0: as many as halve the image "
            "size evenly down to 2×2 (the paper's 6 at 128 px, 4 at 32 px)",
@@ -103,20 +92,20 @@ class ModelOptions:
     g_output: str = option(
         "image", "what G's last convolution draws: `image` (the paper: `tanh(conv(h))`) or `attention` (a colour "
                  "image blended with the input by a drawn mask, GANimation-style; an untrained G keeps 98 % of its "
-                 "input)", _one_of(GENERATOR_OUTPUTS))
+                 "input)", one_of(*GENERATOR_OUTPUTS))
     g_upsample: str = option(
         "transposed", "how G doubles the resolution: `transposed` (4×4 transposed convolutions of stride 2: the "
                       "paper) or `resize` (nearest-neighbour up-sampling and a 3×3 convolution: no checkerboard; "
-                      "not in the paper)", _one_of(GENERATOR_UPSAMPLES))
+                      "not in the paper)", one_of(*GENERATOR_UPSAMPLES))
     g_colour_map: str = option(
         "none", "`global`: G also computes one affine colour map per image (a 3×3 matrix and an offset, from its "
                 "pooled bottleneck and the label, starting as the identity) and applies it to its input where one "
                 "more output channel's mask says; the `attention` output then paints over that recoloured input "
-                "(not in the paper; needs `g_output` `attention`)", _one_of(GENERATOR_COLOUR_MAPS))
+                "(not in the paper; needs `g_output` `attention`)", one_of(*GENERATOR_COLOUR_MAPS))
     g_skip: str = option(
         "none", "`unet`: U-Net skip connections — the first down-sampling layer's features join the second "
                 "up-sampling layer's input and the stem's join the output layer's, so G's last layers see the "
-                "input at full resolution (not in the paper)", _one_of(GENERATOR_SKIPS))
+                "input at full resolution (not in the paper)", one_of(*GENERATOR_SKIPS))
     g_out_kernel: int = option(
         7, "the size of G's output convolution's square kernel, an odd number from 1 to 7 (the paper: 7; smaller "
            "decides each output pixel, and where the attention mask opens, from fewer neighbouring positions)",
@@ -128,28 +117,28 @@ class OptimOptions:
     """Adam for both networks (paper §4); the rate is constant for the first half of training,
     then falls linearly to zero (starkit.training.schedule)."""
 
-    g_lr: float = option(1e-4, "Adam learning rate of G", _positive)
-    d_lr: float = option(1e-4, "Adam learning rate of D (and of the colour critic)", _positive)
+    g_lr: float = option(1e-4, "Adam learning rate of G", positive)
+    d_lr: float = option(1e-4, "Adam learning rate of D (and of the colour critic)", positive)
     beta1: float = option(0.5, "Adam's first beta", _below_one)
     beta2: float = option(0.999, "Adam's second beta", _below_one)
-    n_critic: int = option(5, "D iterations per G step", _at_least(1))
+    n_critic: int = option(5, "D iterations per G step", at_least(1))
 
 
 @dataclass(frozen=True)
 class LossOptions:
     """The paper's loss weights, and two optional terms (0: not in the paper)."""
 
-    lambda_cls: float = option(1.0, "weight of the domain-classification losses", _at_least(0))
-    lambda_rec: float = option(10.0, "weight of G's L1 reconstruction `|x − G(G(x, c_trg), c_org)|`", _at_least(0))
-    lambda_gp: float = option(10.0, "weight of the critics' gradient penalty (WGAN-GP)", _at_least(0))
+    lambda_cls: float = option(1.0, "weight of the domain-classification losses", at_least(0))
+    lambda_rec: float = option(10.0, "weight of G's L1 reconstruction `|x − G(G(x, c_trg), c_org)|`", at_least(0))
+    lambda_gp: float = option(10.0, "weight of the critics' gradient penalty (WGAN-GP)", at_least(0))
     lambda_id: float = option(0.0, "weight of an identity loss `|x − G(x, c_org)|` in the G step (not in the paper)",
-                              _at_least(0))
+                              at_least(0))
     lambda_cls_gp: float = option(
         0.0, "weight of an input-gradient penalty on D's classification of real images, "
-             "`mean ‖∇ₓ L_cls(D_cls(x), c)‖²` (not in the paper)", _at_least(0))
+             "`mean ‖∇ₓ L_cls(D_cls(x), c)‖²` (not in the paper)", at_least(0))
     lambda_cls_fake: float = option(
         0.0, "weight of D's classifier's uncertainty on translations: cross-entropy of `D_cls(G(x, c_trg))` "
-             "against uniform (not in the paper)", _at_least(0))
+             "against uniform (not in the paper)", at_least(0))
 
 
 @dataclass(frozen=True)
@@ -159,11 +148,11 @@ class MaskPushOptions:
     lambda_mask: float = option(
         0.0, "weight of the attention generator's paint-mask opening, `mean(1 − K)` over the pixels of each "
              "translation, in the G step (GANimation's mask sparsity; not in StarGAN; needs `g_output` `attention`)",
-        _at_least(0))
+        at_least(0))
     lambda_mask_sharpness: float = option(
         0.0, "weight of every mask G draws (the paint mask, and the recolour mask with `g_colour_map` `global`) "
              "pushed toward shut or fully open: `mean(4·m·(1 − m))` per mask, summed, in the G step from iteration "
-             "`mask_sharpness_from` (not in the paper; needs `g_output` `attention`)", _at_least(0))
+             "`mask_sharpness_from` (not in the paper; needs `g_output` `attention`)", at_least(0))
     mask_sharpness_from: int = option(
         0, "the iteration from which `lambda_mask_sharpness` weighs in G's loss (logged from the start): the masks "
            "start nearly shut, and a push from the start shuts them for good, so G stops translating; the demo "
@@ -349,6 +338,8 @@ def validate_options(config: Mapping[str, Any], label_space: Any = None, groups:
             raise ConfigError(f"{key}: {what}, got {config.get(key)!r}")
     _check_depth(config)
     if label_space is not None:
+        from ...labels import LabelError, parse_group_names
+
         try:
             parse_group_names(config["mask_sharpness_groups"], label_space, "mask_sharpness_groups")
         except LabelError as exc:
