@@ -144,16 +144,6 @@ def load_input(path: Path, size: int) -> tuple[np.ndarray, InputRecord]:
     return prepare(image, size, None), record
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """An input as uint8 ``[size, size, 3]``; an unreadable file is a :class:`TranslateError`."""
-    from .data.images import ImageError
-
-    try:
-        return load_input(path, size)[0]
-    except ImageError as exc:
-        raise TranslateError(f"{path}: {exc}") from None
-
-
 def _output_stems(paths: Sequence[Path]) -> list[str]:
     """File stems, made unique when two inputs differ only by extension."""
     stems = [p.stem for p in paths]

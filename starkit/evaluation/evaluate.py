@@ -50,7 +50,6 @@ from .classifier import AttributeClassifier, to_model_range
 from .metrics import (
     FID_HINT,
     LPIPS_HINT,
-    PSNR_CAP_DB,
     RunningStats,
     changed_pixels,
     frechet_distance,
@@ -162,17 +161,10 @@ class Judge:
         found = self._where.get((dataset, attribute))
         return found is not None and found[0] == kind
 
-    def correct(self, images: Any, targets: Sequence[Target]) -> np.ndarray | None:
-        """Per image, whether the classifier sees its target (``targets[b]`` for image ``b``,
-        all with the same dataset, group and attribute) in ``images``; ``None`` when this
-        classifier has no head for that attribute."""
-        first = targets[0]
-        if not self.can_judge(first.dataset, first.attribute, first.kind):
-            return None
-        return self.hits(self.classifier.logits(images), targets)
-
     def hits(self, logits: Any, targets: Sequence[Target]) -> np.ndarray | None:
-        """:meth:`correct` from the classifier's logits ``[B, label_dim]`` of the images."""
+        """Per image, whether the classifier sees its target (``targets[b]`` for image ``b``, all
+        with the same dataset, group and attribute) in its logits ``[B, label_dim]``; ``None``
+        when this classifier has no head for that attribute."""
         first = targets[0]
         if not self.can_judge(first.dataset, first.attribute, first.kind):
             return None

@@ -41,10 +41,6 @@ class TensorBoardLog:
         _wait_for_a_later_second(earlier)
         self._writer = SummaryWriter(str(self.folder), purge_step=purge_step)
 
-    @property
-    def active(self) -> bool:
-        return self._writer is not None and not self._failed
-
     def scalars(self, iteration: int, record: Mapping[str, Any]) -> None:
         """Every number of ``record`` as a scalar tagged with its key (``D/loss_real``, ``lr/G``)."""
 

@@ -22,7 +22,6 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from ....labels import LabelSpace
 from ..losses import (critic_fake_loss, critic_real_loss, generator_adversarial_loss, gradient_penalty,
                       interpolation_weights)
 from .protocol import StepBatch, StepPart, Terms
