@@ -30,7 +30,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import xxhash
@@ -92,9 +92,17 @@ def resolve_dataset_dir(name: str, data_root: str | Path | None = None, out: str
 
 
 # ---------------------------------------------------------------------- durable files
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+def file_sha256(path: Path, advance: Callable[[int], Any] | None = None) -> str:
+    """The file's sha256; ``advance(n)`` after each block of ``n`` bytes read (progress bars)."""
+    with open(path, "rb", buffering=0) as fh:
+        if advance is None:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        digest, buffer = hashlib.sha256(), bytearray(4 << 20)
+        view = memoryview(buffer)
+        while n := fh.readinto(buffer):
+            digest.update(view[:n])
+            advance(n)
+        return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------- writing

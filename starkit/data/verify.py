@@ -9,12 +9,11 @@ inside functions: the CLI imports this module's callers at start-up.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .shards import MANIFEST_NAME, ShardError, has_image_checksums, image_checksum, read_manifest
+from .shards import MANIFEST_NAME, ShardError, file_sha256, has_image_checksums, image_checksum, read_manifest
 
 #: Images read per HDF5 call when checking checksums.
 _IMAGE_BLOCK = 256
@@ -129,7 +128,7 @@ def _check_shard_file(check: DatasetCheck, entry: Mapping[str, Any], images: boo
     if size != entry["bytes"]:
         advance(int(entry["bytes"]))
         return Problem(entry["file"], f"{size} bytes, the manifest records {entry['bytes']} (truncated or overwritten)")
-    if _sha256(file, advance) != entry["sha256"]:
+    if file_sha256(file, advance) != entry["sha256"]:
         return _locate_damage(check, file, int(entry["count"]))
     if images and check.image_checksums:
         try:
@@ -169,17 +168,6 @@ def _damage_text(bad: list[tuple[int, str]], labels_ok: bool) -> str:
     if not labels_ok:
         parts.append("the labels are damaged")
     return "; ".join(parts)
-
-
-def _sha256(file: Path, advance: Advance) -> str:
-    digest = hashlib.sha256()
-    buffer = bytearray(4 << 20)
-    view = memoryview(buffer)
-    with open(file, "rb", buffering=0) as fh:
-        while n := fh.readinto(buffer):
-            digest.update(view[:n])
-            advance(n)
-    return digest.hexdigest()
 
 
 def _damaged_images(file: Path, advance: Advance) -> tuple[list[tuple[int, str]], bool]:
