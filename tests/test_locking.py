@@ -194,7 +194,7 @@ def test_remove_stale_temps_leaves_folders_and_foreign_names_alone(tmp_path):
     (tmp_path / f".shard.{dead}.tmp").mkdir()
     (tmp_path / f".a.{dead}.tmp").write_text("x")
     (tmp_path / f".a.{dead}.tmpx").write_text("x")
-    (tmp_path / f".a.{10**30}.tmp").write_text("x")  # no process has that pid
+    (tmp_path / f".a.{10**30}.tmp").write_text("x")  # a pid that cannot be checked counts as alive: kept
     assert remove_stale_temps(tmp_path) == [tmp_path / f".a.{dead}.tmp"]
     assert remove_stale_temps(tmp_path / "missing") == []
     assert len(list(tmp_path.iterdir())) == 3

@@ -37,7 +37,8 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Images translated at once (each to every target).")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Processes drawing the synthetic faces' counterfactuals (0: in the main process, "
-                   "torch's threads untouched; default: one per core, torch in one thread per four cores).")
+                   "torch's threads untouched; default: one per core up to four cores, beyond that the cores "
+                   "torch's threads leave, torch in one thread per four cores).")
 @click.option("--mask-ablation", is_flag=True,
               help="Encode other datasets' targets with the source dataset's mask (paper Fig. 7).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -51,7 +51,8 @@ def usable_cores() -> int:
 def plan_cpu(workers: int | None, on_cpu: bool, cores: int | None = None) -> tuple[int, int]:
     """``(render workers, torch threads)`` for an evaluation. ``workers=None`` picks them.
 
-    On a CPU the networks run in one thread per four cores (at least one) and the rest render.
+    On a CPU the networks run in one thread per four cores (at least one); up to four cores every
+    core also renders, beyond that the cores the threads leave.
     On two cores that is one torch thread beside two single-threaded workers: three processes
     share the two cores without waiting on each other, where a two-thread torch beside busy
     workers (or beside other jobs on a shared machine) stalls at every operation's thread

@@ -9,8 +9,7 @@ real image with those labels fills, and a colour cast moves every pixel's mass a
 
 ``H(x, y)`` scores the square roots of ``x``'s soft colour histogram (a Hellinger embedding:
 small masses where real images have none count for more than their size) with a small MLP,
-conditioned on the labels ``y`` by projection (Miyato & Koyama, ICLR 2018), as
-:class:`~starkit.families.stargan.networks.Discriminator` can be. Trained as a WGAN-GP
+conditioned on the labels ``y`` by projection (Miyato & Koyama, ICLR 2018). Trained as a WGAN-GP
 critic beside D, its gradient points each pixel's colour toward the bins real images of the
 target fill.
 """

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
-if TYPE_CHECKING:  # targets imports the colour critic, which is a part
+if TYPE_CHECKING:  # for annotations only
     from ....labels import LabelSpace
     from .targets import Targets
 

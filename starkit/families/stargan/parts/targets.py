@@ -34,8 +34,8 @@ def centered_labels(space: LabelSpace, labels: Tensor, name: str) -> Tensor:
     """``name``'s own labels ``[B, k]`` (torch) as ``[B, label_dim]`` vectors that say only
     which attributes an image has, not which dataset it comes from: a binary attribute is
     +1 / −1, a one-hot group ``c − 1/k`` (zero when no member is set), other datasets'
-    parts 0. What a projection discriminator multiplies with its features: a
-    dataset-wide offset is left out, so D cannot make "carries an expression label" mean
+    parts 0. What the colour critic's projection multiplies with its features: a
+    dataset-wide offset is left out, so it cannot make "carries an expression label" mean
     "looks like that dataset's photos"."""
     space.check_width(name, labels)
     labels = labels.to(torch.float32)
