@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ...training.config import ConfigError
-from .options import GENERATOR_OUTPUTS
+from .options import GENERATOR_OUTPUTS, PAPER_DEFAULTS, drawn_masks
 
 #: Options of the ``stargan`` family that this starkit no longer has (no preset set them and no
 #: published method motivates them), each with the value that behaves as what remains (its old
@@ -51,8 +51,6 @@ REMOVED_ONLY_WITH = {
 REMOVED_STARGAN_VALUES: dict[str, tuple[Any, ...]] = {"g_output": ("residual", "gated")}
 
 
-
-
 def retired_option(key: str, value: Any) -> str | None:
     """Why ``key = value``, given on the command line or in a config file, is refused: a key or
     a value this starkit no longer has (``ModelFamily.retired_option``); None when it is fine."""
@@ -89,8 +87,7 @@ def drop_removed_keys(saved: Mapping[str, Any], source: str, version: str | None
 def _names_every_mask(names: Any, saved: Mapping[str, Any]) -> bool:
     """Whether ``mask_sharpness_on`` = ``names`` chose every mask the saved generator draws:
     what the option's absence does now."""
-    drawn = {name for name, on in (("paint", saved.get("g_output") == "attention"),
-                                   ("recolour", saved.get("g_colour_map", "none") != "none")) if on}
+    drawn = set(drawn_masks({**PAPER_DEFAULTS, **saved}))
     return isinstance(names, str) and {n.strip() for n in names.split(",") if n.strip()} == drawn
 
 
