@@ -13,6 +13,12 @@ the networks' names or call signatures: it asks the translator to
 * ``networks``: the networks it translates with, by name, for parameter counts;
 * ``weights``: ``"raw"`` (trained weights) or ``"ema"`` (their moving average).
 
+A family whose translations are many per target (StarGAN v2's styles) sets ``diverse`` and
+implements ``translate_latent(x, targets, style, seed)``: style ``style`` of seed ``seed``, the
+same for every row and reproducible; with ``takes_reference`` also
+``translate_reference(x, targets, reference)``: the style of reference images ``[B,3,H,W]`` (one
+per row) or ``[1,3,H,W]`` (shared). ``translate`` then gives its first latent style.
+
 Nothing here imports torch at module level.
 """
 
@@ -93,6 +99,10 @@ class Translator:
     #: What predicts the inputs' own labels ("discriminator"); ``None``: nothing can, so
     #: translation takes them from ``--source-labels`` or leaves them all zero.
     label_predictor: str | None = None
+    #: Whether one target has many translations (styles): ``translate_latent`` is implemented.
+    diverse: bool = False
+    #: Whether a translation can take its style from reference images: ``translate_reference``.
+    takes_reference: bool = False
 
     def __init__(self, label_space: LabelSpace, image_size: int, device: Any, source: str | Path | None = None,
                  weights: str = "raw"):
@@ -113,6 +123,16 @@ class Translator:
         """Images ``x`` translated to the joint ``targets`` ``[B, dim]`` (array or tensor);
         float images in [-1, 1], without gradients."""
         raise NotImplementedError
+
+    def translate_latent(self, x: Any, targets: Any, style: int, seed: int) -> Any:
+        """Style ``style`` of seed ``seed`` of each image's translation to ``targets`` (diverse
+        families only)."""
+        raise TranslateError("this model gives one translation per target; it takes no styles")
+
+    def translate_reference(self, x: Any, targets: Any, reference: Any) -> Any:
+        """Translations to ``targets`` in the style of ``reference`` images (families that take
+        references only)."""
+        raise TranslateError("this model takes no reference images")
 
     def predict_labels(self, x: Any, dataset: str) -> np.ndarray:
         """Hard labels of ``dataset`` ``[B, k]`` for images ``x``."""
