@@ -430,7 +430,7 @@ def _run_on(runtime, setup: RunSetup, callbacks, progress, console, handle_sigin
         for note in setup.notes:
             console.print(note)
     step = _build_step(runtime, setup, console)
-    loader = _training_loader(runtime, setup)
+    loader = _training_loader(runtime, setup, getattr(step, "batch_request", None))
     samples = None
     if runtime.is_main and config["sample_every"] > 0:
         samples = pick_sample_inputs(setup.stores, int(config["sample_rows"]))
@@ -479,8 +479,9 @@ def _build_step(runtime, setup: RunSetup, console):
     return step
 
 
-def _training_loader(runtime, setup: RunSetup):
-    """This process's share of the training batches, alternating between the datasets."""
+def _training_loader(runtime, setup: RunSetup, references=None):
+    """This process's share of the training batches, alternating between the datasets (with the
+    reference images the step asks for, ``references``: a ReferenceRequest)."""
     from ..data.loading import JointLoader, ShardImageDataset
 
     config = setup.config
@@ -496,4 +497,5 @@ def _training_loader(runtime, setup: RunSetup):
         pin_memory=runtime.device.type == "cuda",
         rank=runtime.rank,
         world_size=runtime.world_size,
+        **({"references": references} if references is not None else {}),
     )

@@ -7,6 +7,16 @@ the family's networks, optimisers and one training iteration. The generic
 schedule, checkpoints, logging, progress, sample grids and divergence checks — so a new family
 (StarGAN v2, or StarGAN with bf16 and ``torch.compile``) supplies only a new StepRunner.
 
+A step may also declare, as attributes or methods:
+
+* ``batch_request``: a :class:`starkit.data.references.ReferenceRequest` (domains and references
+  per sample): each batch then carries reference images of a target domain per sample, and
+  ``train_step`` receives them as ``references=`` (:class:`References`);
+* ``learning_rates(iteration, total) -> {optimizer name: rate}``: the family's schedule (default:
+  the StarGAN paper's, :func:`starkit.training.schedule.lr_at` of each base rate);
+* ``write_samples(space, inputs, device, path) -> Path``: its own sample grid (default: every
+  input translated to every domain with ``translate``).
+
 ``runtime`` is a :class:`starkit.training.device.Runtime`: ``runtime.device`` is the torch
 device, ``runtime.wrap(module)`` gives the module to call for training (DistributedDataParallel
 under ``torchrun``), ``runtime.rank`` seeds per-process randomness.
@@ -14,10 +24,21 @@ under ``torchrun``), ``runtime.rank`` seeds per-process randomness.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+
+@dataclass(frozen=True)
+class References:
+    """Reference images a step asked for (``batch_request``): ``images`` float
+    ``[B, R, 3, H, W]`` in [-1, 1], R images of sample ``b``'s target domain ``domains[b]``
+    (int64 ``[B]``), both on the device."""
+
+    images: "torch.Tensor"
+    domains: "torch.Tensor"
 
 
 @runtime_checkable
@@ -45,6 +66,16 @@ class StepRunner(Protocol):
         """Images translated to the joint target labels ``targets`` ``[B, label_space.dim]``,
         without gradients and without changing any training state (sample grids)."""
         ...
+
+
+def learning_rates(step: StepRunner, iteration: int, total: int) -> dict[str, float]:
+    """The step's own schedule where it has one, else the paper's decay of each base rate."""
+    own = getattr(step, "learning_rates", None)
+    if callable(own):
+        return dict(own(iteration, total))
+    from .schedule import lr_at
+
+    return {name: lr_at(iteration, total, base) for name, base in step.base_lrs.items()}
 
 
 def set_learning_rates(step: StepRunner, rates: Mapping[str, float]) -> None:

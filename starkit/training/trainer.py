@@ -48,8 +48,7 @@ from .finite import describe, non_finite, state_tensors
 from .metrics import LossMeter, MetricsWriter, StateDiverged, TrainingDiverged
 from .progress_line import PlainProgress, key_losses
 from .progress_line import format_losses as _format_losses
-from .schedule import lr_at
-from .step import StepRunner, set_learning_rates
+from .step import References, StepRunner, learning_rates, set_learning_rates
 
 LATEST = "latest.pt"
 
@@ -261,6 +260,9 @@ class Trainer:
         from .samples import write_sample_grid
 
         path = self.run_dir / "samples" / f"iter-{self.iteration:07d}.png"
+        own = getattr(self.step, "write_samples", None)
+        if callable(own):
+            return own(self.label_space, self.sample_inputs, self.runtime.device, path)
         return write_sample_grid(self.step, self.label_space, self.sample_inputs, self.runtime.device, path)
 
     # ------------------------------------------------------------------ the loop
@@ -289,11 +291,12 @@ class Trainer:
                 while self.iteration < total:
                     i = self.iteration
                     self._in_step = True
-                    set_learning_rates(self.step, {n: lr_at(i, total, b) for n, b in self.step.base_lrs.items()})
+                    set_learning_rates(self.step, learning_rates(self.step, i, total))
                     index, batch = next(batches)
                     images = to_model_input(batch["image"], device)
                     labels = batch["labels"].to(device, non_blocking=True)
-                    losses = self.step.train_step(i, self.dataset_names[index], images, labels)
+                    extra = _references(batch, device)
+                    losses = self.step.train_step(i, self.dataset_names[index], images, labels, **extra)
                     self.iteration = i + 1
                     meter.add(self.iteration, losses, images.shape[0])
                     self._in_step = False
@@ -328,7 +331,7 @@ class Trainer:
         if log_due:
             losses, speed = meter.summary(self.runtime)
             self.last_losses.update(losses)
-            rates = {f"lr/{name}": lr_at(n - 1, self.total, base) for name, base in self.step.base_lrs.items()}
+            rates = {f"lr/{name}": rate for name, rate in learning_rates(self.step, n - 1, self.total).items()}
             if writer is not None:
                 writer.write(n, {**losses, **rates, "images_per_sec": speed})
             progress.update(task, speed=f"{speed:,.1f} img/s", losses=_format_losses(self.last_losses))
@@ -406,6 +409,18 @@ class Trainer:
         # lines of _log_line stand in for it there.
         terminal = (self.console or get_console()).is_terminal
         return _training_progress(self.console, disable=not (self.show_progress and terminal))
+
+
+def _references(batch: Mapping[str, Any], device: Any) -> dict[str, References]:
+    """``{"references": References}`` for a batch that carries reference images (a step that
+    asked for them through ``batch_request``), else nothing."""
+    if "references" not in batch:
+        return {}
+    from ..data.loading import to_model_input
+
+    refs = batch["references"]
+    images = to_model_input(refs.flatten(0, 1), device).view(*refs.shape)
+    return {"references": References(images, batch["reference_domains"].to(device, non_blocking=True))}
 
 
 def _training_progress(console: Any, disable: bool):
