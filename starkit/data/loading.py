@@ -20,7 +20,7 @@ import math
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..errors import StarkitError
 from ..workers import exit_with_parent
+from .references import ReferencePlan, ReferenceRequest
 from .shards import DatasetStore
 
 _MASK64 = (1 << 64) - 1
@@ -220,8 +221,20 @@ class ShardImageDataset(Dataset):
 
 
 # ---------------------------------------------------------------------- joint loading
+class _ReferenceKey(NamedTuple):
+    """A reference image to read: image ``index`` of loader dataset ``dataset``, augmented under
+    ``augment_key`` (in place of the epoch a source image is augmented under), for a sample whose
+    target is ``domain``."""
+
+    dataset: int
+    augment_key: int
+    index: int
+    domain: int
+
+
 class _JointDataset(Dataset):
-    """Routes ``(dataset, epoch, index)`` keys to the member datasets."""
+    """Routes ``(dataset, epoch, index)`` keys (source images) and :class:`_ReferenceKey` keys
+    (reference images) to the member datasets."""
 
     def __init__(self, datasets: Sequence[ShardImageDataset]):
         self.datasets = list(datasets)
@@ -229,13 +242,26 @@ class _JointDataset(Dataset):
     def __len__(self) -> int:
         return sum(len(d) for d in self.datasets)
 
-    def __getitem__(self, key: tuple[int, int, int]) -> tuple[int, dict[str, Any]]:
+    def __getitem__(self, key: tuple[int, int, int] | _ReferenceKey) -> tuple[int, dict[str, Any]]:
+        if isinstance(key, _ReferenceKey):
+            image = self.datasets[key.dataset][(key.augment_key, key.index)]["image"]
+            return key.dataset, {"reference": image, "domain": key.domain}
         d, epoch, index = key
         return d, self.datasets[d][(epoch, index)]
 
 
 def _collate(items: list[tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
-    return items[0][0], default_collate([sample for _, sample in items])
+    """The source samples (listed first; their dataset is the batch's) collated as usual, plus
+    ``references`` [B, R, 3, H, W] and ``reference_domains`` [B] where reference items follow."""
+    sources = [sample for _, sample in items if "reference" not in sample]
+    batch = default_collate(sources)
+    references = [sample for _, sample in items if "reference" in sample]
+    if references:
+        per_sample = len(references) // len(sources)
+        images = torch.stack([r["reference"] for r in references])
+        batch["references"] = images.view(len(sources), per_sample, *images.shape[1:])
+        batch["reference_domains"] = torch.tensor([r["domain"] for r in references[::per_sample]], dtype=torch.int64)
+    return items[0][0], batch
 
 
 class _RoundRobinBatches:
@@ -255,6 +281,7 @@ class _RoundRobinBatches:
         self.world_size = world_size
         self.drop_last = drop_last
         self.start = 0
+        self.references: ReferencePlan | None = None  # set by the loader when a step asks for them
         self.per_rank = [n // world_size for n in self.lengths]
         self.batches_per_epoch = [
             (m // batch_size if drop_last else math.ceil(m / batch_size)) for m in self.per_rank
@@ -285,8 +312,22 @@ class _RoundRobinBatches:
             if d not in cached or cached[d][0] != epoch:
                 cached[d] = (epoch, self.epoch_indices(d, epoch))
             chosen = cached[d][1][b * self.batch_size : (b + 1) * self.batch_size]
-            yield [(d, epoch, int(i)) for i in chosen]
+            keys: list[Any] = [(d, epoch, int(i)) for i in chosen]
+            if self.references is not None:
+                keys += self.reference_keys(step, len(keys))
+            yield keys
             step += 1
+
+    def reference_keys(self, step: int, batch_size: int) -> list[_ReferenceKey]:
+        """Step ``step``'s reference keys, sample by sample (R consecutive keys per sample)."""
+        draw = self.references.draw(step, batch_size, self.rank)
+        return [
+            _ReferenceKey(
+                int(draw.datasets[b, r]), int(draw.augment_keys[b, r]), int(draw.indices[b, r]), int(draw.domains[b])
+            )
+            for b in range(batch_size)
+            for r in range(draw.datasets.shape[1])
+        ]
 
 
 def _unwrapped(exc: StarkitError) -> StarkitError:
@@ -333,6 +374,11 @@ class JointLoader:
     number of steps). ``state_dict()`` / ``load_state_dict()`` capture the position exactly:
     a resumed loader yields the very batches, augmentations included, that an uninterrupted
     one would have. One pool of ``num_workers`` processes serves all datasets.
+
+    ``references`` (a step's :class:`~starkit.data.references.ReferenceRequest`): each batch also
+    holds ``"references"`` uint8 [B, R, 3, H, W], R images of each sample's target domain drawn
+    from any dataset's images (read and augmented in the workers, like the sources), and
+    ``"reference_domains"`` int64 [B], the target domains (see :mod:`starkit.data.references`).
     """
 
     def __init__(
@@ -347,6 +393,7 @@ class JointLoader:
         rank: int = 0,
         world_size: int = 1,
         prefetch_factor: int | None = None,
+        references: ReferenceRequest | None = None,
     ):
         if not datasets:
             raise ValueError("JointLoader needs at least one dataset")
@@ -368,6 +415,8 @@ class JointLoader:
                     f"dataset {d.name!r} ({d.split}) has {len(d)} images, too few for one batch of "
                     f"{batch_size} per rank over {world_size} rank(s); use a smaller batch size"
                 )
+        self._references = _reference_plan(references, self.datasets, self.seed) if references is not None else None
+        self._sampler.references = self._references
         extra: dict[str, Any] = {}
         if num_workers > 0:
             extra["persistent_workers"] = persistent_workers
@@ -425,13 +474,13 @@ class JointLoader:
                 {"name": d.name, "split": d.split, "length": len(d), "epoch": epoch, "batch": batch}
                 for d, (epoch, batch) in zip(self.datasets, self._sampler.position(self._step))
             ],
-        }
+        } | ({"references": self._references.describe()} if self._references is not None else {})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         mine = self.state_dict()
-        for key in ("version", "seed", "batch_size", "world_size"):
-            if state.get(key) != mine[key]:
-                raise LoaderStateError(f"loader state: {key} is {state.get(key)!r}, this loader has {mine[key]!r}")
+        for key in ("version", "seed", "batch_size", "world_size", "references"):
+            if state.get(key) != mine.get(key):  # "references" is absent from a loader without them
+                raise LoaderStateError(f"loader state: {key} is {state.get(key)!r}, this loader has {mine.get(key)!r}")
         theirs = [(d["name"], d["split"], d["length"]) for d in state.get("datasets", [])]
         ours = [(d["name"], d["split"], d["length"]) for d in mine["datasets"]]
         if theirs != ours:
@@ -447,6 +496,26 @@ class JointLoader:
         if getattr(self._loader, "_iterator", None) is not None:
             self._loader._iterator._shutdown_workers()
             self._loader._iterator = None
+
+
+def _reference_plan(request: ReferenceRequest, datasets: Sequence[ShardImageDataset], seed: int) -> ReferencePlan:
+    """The reference pools over the loader's datasets (ReferenceError naming a domain without
+    images); references are stacked with the sources, so every dataset must share one image size."""
+    sizes = {d.name: d.image_size for d in datasets}
+    if len(set(sizes.values())) > 1:
+        raise StarkitError(f"reference images need one image size across the datasets, got {sizes}")
+    labels = [_split_labels(d) for d in datasets]
+    return ReferencePlan(request, [d.name for d in datasets], labels, seed)
+
+
+def _split_labels(dataset: ShardImageDataset) -> np.ndarray:
+    """Every label row of the dataset's split, leaving no shard open here that was not open
+    before: the workers fork after this and must open their own."""
+    opened_before = dataset.store.open_handles
+    labels = dataset.store.labels(dataset.split)
+    if not opened_before:
+        dataset.store.close()
+    return labels
 
 
 def to_model_input(images_uint8: Any, device: Any) -> Any:
