@@ -11,7 +11,7 @@ import torch
 
 from starkit.data.ingest import ingest
 from starkit.data.loading import JointLoader, LoaderStateError, ShardImageDataset
-from starkit.data.references import ReferenceError, ReferencePlan, ReferenceRequest
+from starkit.data.references import ReferencePlan, ReferencePoolError, ReferenceRequest
 from starkit.domains import DomainSet
 from starkit.errors import StarkitError
 from starkit.labels import LabelSpace
@@ -159,13 +159,13 @@ def test_without_references_the_batch_and_state_are_unchanged(stores):
 
 def test_a_domain_without_training_images_is_refused_by_name(stores, tmp_path):
     few = make_store(tmp_path, "expr", 2, EXPR)  # happy and sad only
-    with pytest.raises(ReferenceError, match=r"domain 'expr:angry' has no training image \(dataset 'expr' has no image"):
+    with pytest.raises(ReferencePoolError, match=r"domain 'expr:angry' has no training image \(dataset 'expr' has no image"):
         loader({"faces": stores["faces"], "expr": few}, batch_size=2)
-    with pytest.raises(ReferenceError, match="domain 'expr:happy' .* 'expr' is not among the training datasets"):
+    with pytest.raises(ReferencePoolError, match="domain 'expr:happy' .* 'expr' is not among the training datasets"):
         loader(stores, names=("faces",))
-    with pytest.raises(ReferenceError, match="per_sample must be at least 1"):
+    with pytest.raises(ReferencePoolError, match="per_sample must be at least 1"):
         ReferenceRequest(DomainSet(SPACE), per_sample=0)
-    with pytest.raises(ReferenceError, match="'other' is not one of the domains' datasets"):
+    with pytest.raises(ReferencePoolError, match="'other' is not one of the domains' datasets"):
         ReferencePlan(ReferenceRequest(DomainSet(SPACE)), ["other"], [np.zeros((1, 2), np.uint8)], seed=0)
 
 

@@ -499,7 +499,7 @@ class JointLoader:
 
 
 def _reference_plan(request: ReferenceRequest, datasets: Sequence[ShardImageDataset], seed: int) -> ReferencePlan:
-    """The reference pools over the loader's datasets (ReferenceError naming a domain without
+    """The reference pools over the loader's datasets (ReferencePoolError naming a domain without
     images); references are stacked with the sources, so every dataset must share one image size."""
     sizes = {d.name: d.image_size for d in datasets}
     if len(set(sizes.values())) > 1:

@@ -32,7 +32,7 @@ _REFERENCE_TAG = 0x5245_4653  # "REFS"
 _AUGMENT_BIT = 1 << 63
 
 
-class ReferenceError(StarkitError, ValueError):
+class ReferencePoolError(StarkitError, ValueError):
     """The training data cannot serve the references asked for; the message names the domain."""
 
 
@@ -46,7 +46,7 @@ class ReferenceRequest:
 
     def __post_init__(self) -> None:
         if int(self.per_sample) < 1:
-            raise ReferenceError(f"references: per_sample must be at least 1, got {self.per_sample}")
+            raise ReferencePoolError(f"references: per_sample must be at least 1, got {self.per_sample}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class ReferencePlan:
 
     ``dataset_names[d]`` and ``labels[d]`` (uint8 [N, k], the split the loader reads) describe the
     loader's dataset ``d``; every one must be a dataset of ``request.domains``' label space, and
-    every domain must have at least one image (else :class:`ReferenceError` naming it)."""
+    every domain must have at least one image (else :class:`ReferencePoolError` naming it)."""
 
     def __init__(
         self, request: ReferenceRequest, dataset_names: Sequence[str], labels: Sequence[np.ndarray], seed: int
@@ -83,7 +83,7 @@ class ReferencePlan:
         known = set(domains.space.names)
         for name in names:
             if name not in known:
-                raise ReferenceError(
+                raise ReferencePoolError(
                     f"references: dataset {name!r} is not one of the domains' datasets {sorted(known)}"
                 )
         parts: dict[int, list[np.ndarray]] = {i: [] for i in range(len(domains))}
@@ -95,7 +95,7 @@ class ReferencePlan:
             pool = np.concatenate(parts[i]) if parts[i] else np.zeros((0, 2), np.int64)
             if len(pool) == 0:
                 where = "has no image of it" if domain.dataset in names else "is not among the training datasets"
-                raise ReferenceError(
+                raise ReferencePoolError(
                     f"references: domain {domain.name!r} has no training image (dataset {domain.dataset!r} {where}); "
                     "choose another group for that dataset or add images of it"
                 )
