@@ -103,6 +103,8 @@ class Translator:
     diverse: bool = False
     #: Whether a translation can take its style from reference images: ``translate_reference``.
     takes_reference: bool = False
+    #: The model family that made it (set by :func:`load_translator`), for messages.
+    family_name: str | None = None
 
     def __init__(self, label_space: LabelSpace, image_size: int, device: Any, source: str | Path | None = None,
                  weights: str = "raw"):
@@ -198,4 +200,5 @@ def load_translator(path: str | Path, device: str = "auto", registry: Any = None
     if not isinstance(translator, Translator):
         raise CheckpointError(f"{path}: the {family.name!r} family's translator is a {type(translator).__name__}, "
                               "not a starkit.inference.Translator")
+    translator.family_name = family.name
     return translator

@@ -41,6 +41,7 @@ import numpy as np
 
 from .inference import GENERATOR_WEIGHTS, TranslateError, Translator, load_translator
 from .labels import LabelSpace
+from .translate_styles import OutputPlan, OutputVariant, header_row, output_plan
 
 __all__ = ["GENERATOR_WEIGHTS", "TranslateError", "Translator", "load_translator", "translate_files"]
 
@@ -162,6 +163,9 @@ class TranslateResult:
     inputs: list[InputRecord] = field(default_factory=list)  # the translated inputs, in order
     skipped: list[SkippedInput] = field(default_factory=list)  # unreadable inputs, with reasons
     skipped_report: Path | None = None  # OUT/skipped.json, when inputs were skipped
+    styles: int | None = None  # latent styles per input and target (diverse models)
+    seed: int | None = None  # the seed of those styles
+    references: list[Path] = field(default_factory=list)  # reference images (reference-guided)
 
 
 def translate_files(
@@ -176,21 +180,23 @@ def translate_files(
     progress: bool = False,
     console: Any = None,
     conditioning: Mapping[str, str] | None = None,
+    styles: int | None = None,
+    seed: int | None = None,
+    references: Sequence[str | Path] = (),
 ) -> TranslateResult:
     """Translate every image of ``inputs`` (files or folders) to every target and write
     ``out_dir/<stem>__<target-slug>.png``; with ``grid``, also ``out_dir/grid.png`` (rows:
     inputs; columns: the input, then each target).
+
+    A diverse model (StarGAN v2) writes ``styles`` styles of ``seed``, or one output per image of
+    ``references``, per input and target (names and grid: :mod:`starkit.translate_styles`).
 
     An input that cannot be decoded is skipped and listed in the result and in
     ``out_dir/skipped.json``; when no input at all could be read, :class:`TranslateError`."""
     space = translator.label_space
     source = source_dataset or space.names[0]
     space.index(source)  # LabelError naming the valid datasets
-    if batch_size < 1:
-        raise TranslateError(f"--batch-size must be at least 1, got {batch_size}")
-    requests = [parse_target(t) for t in targets]
-    if not requests:
-        raise TranslateError("give at least one --to target")
+    requests = _parse_requests(targets, batch_size)
     paths = [p for item in inputs for p in list_inputs(item)]
     stems = _output_stems(paths)
     slugs = [target_slug(t) for t in targets]
@@ -199,9 +205,11 @@ def translate_files(
     conditioning = dict(conditioning or {})
     translator.check_conditioning(conditioning)
     _check_requests(space, requests, source)
+    plan = output_plan(translator, styles, seed, references, conditioning)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = TranslateResult(source_dataset=source, source_labels=mode)
+    result = TranslateResult(source_dataset=source, source_labels=mode, styles=plan.styles, seed=plan.seed,
+                             references=plan.references)
     grid_rows: list[np.ndarray] = []
 
     from rich.progress import Progress
@@ -213,7 +221,7 @@ def translate_files(
             images, chunk_stems = _load_chunk(chunk, translator.image_size, result)
             if chunk_stems:
                 columns = _translate_chunk(translator, images, chunk_stems, list(zip(requests, slugs)), source,
-                                           given, conditioning, out_dir, result)
+                                           given, plan.variants, out_dir, result)
                 if grid:
                     grid_rows.append(np.stack(columns, axis=1))
             bar.advance(task, len(chunk))
@@ -221,8 +229,17 @@ def translate_files(
     if not result.inputs:
         raise TranslateError(_nothing_translated(result.skipped, result.skipped_report))
     if grid:
-        result.grid = _save_grid(grid_rows, requests, result.inputs, out_dir)
+        result.grid = _save_grid(grid_rows, requests, plan, result.inputs, out_dir)
     return result
+
+
+def _parse_requests(targets: Sequence[str], batch_size: int) -> list[list[str]]:
+    if batch_size < 1:
+        raise TranslateError(f"--batch-size must be at least 1, got {batch_size}")
+    requests = [parse_target(t) for t in targets]
+    if not requests:
+        raise TranslateError("give at least one --to target")
+    return requests
 
 
 def _check_requests(space: LabelSpace, requests: Sequence[list[str]], source: str) -> None:
@@ -235,31 +252,40 @@ def _check_requests(space: LabelSpace, requests: Sequence[list[str]], source: st
 
 def _translate_chunk(translator: Translator, images: np.ndarray, stems: Sequence[str],
                      targets: Sequence[tuple[list[str], str]], source: str, given: np.ndarray | None,
-                     conditioning: Mapping[str, str], out_dir: Path, result: TranslateResult) -> list[np.ndarray]:
-    """Translate a batch of decoded inputs to every ``(request, slug)`` target, writing each
-    output to ``out_dir/<stem>__<slug>.png`` (listed in ``result.files``). Returns the grid's
-    columns: the inputs, then each target's outputs."""
-    from .training.samples import save_png
+                     variants: Sequence[OutputVariant], out_dir: Path, result: TranslateResult) -> list[np.ndarray]:
+    """Translate a batch of decoded inputs to every ``(request, slug)`` target, each variant
+    (one, or a diverse model's styles or references), writing each output to
+    ``out_dir/<stem>__<slug><variant suffix>.png`` (listed in ``result.files``). Returns the
+    grid's columns: the inputs, then each target's outputs, variant by variant."""
+    from .training.samples import save_png, to_uint8_images
 
     x = translator.to_input(images)
     labels = _source_labels(translator, x, source, given)
     columns = [images]
     for request, slug in targets:
-        out = _translate_to(translator, x, labels, request, source, conditioning)
-        columns.append(out)
-        for stem, image in zip(stems, out):
-            result.files.append(save_png(_pil(image), out_dir / f"{stem}__{slug}.png"))
+        joint = _joint_targets(translator.label_space, labels, request, source)
+        for variant in variants:
+            out = to_uint8_images(variant.translate(x, joint))
+            columns.append(out)
+            for stem, image in zip(stems, out):
+                result.files.append(save_png(_pil(image), out_dir / f"{stem}__{slug}{variant.suffix}.png"))
     return columns
 
 
-def _save_grid(grid_rows: Sequence[np.ndarray], requests: Sequence[list[str]], inputs: Sequence[InputRecord],
-               out_dir: Path) -> Path:
-    """``out_dir/grid.png``: a row per input (titled by its file name), the input then each target."""
+def _save_grid(grid_rows: Sequence[np.ndarray], requests: Sequence[list[str]], plan: OutputPlan,
+               inputs: Sequence[InputRecord], out_dir: Path) -> Path:
+    """``out_dir/grid.png``: a row per input (titled by its file name), the input then each
+    target (each of its styles or references); with references, a first row showing them."""
     from .training.samples import render_grid, save_png
 
     tiles = np.concatenate(grid_rows)
-    titles = [["input"]] + list(requests)  # one request per line
+    # one request per line, then the variant's title (a style, a reference) if it has one
+    titles = [["input"]] + [list(r) + ([v.title] if v.title else []) for r in requests for v in plan.variants]
     row_titles = [r.path.name for r in inputs]
+    header = header_row(plan, len(requests), tiles.shape[2])
+    if header is not None:
+        tiles = np.concatenate([header[None], tiles])
+        row_titles = ["reference"] + row_titles
     return save_png(render_grid(tiles, titles, row_titles=row_titles), out_dir / "grid.png")
 
 
@@ -291,14 +317,9 @@ def _source_labels(translator: Translator, x: Any, source: str, given: np.ndarra
     return np.zeros((len(x), translator.label_space.dataset(source).width), np.float32)
 
 
-def _translate_to(translator: Translator, x: Any, labels: np.ndarray, request: list[str], source: str,
-                  conditioning: Mapping[str, str]) -> np.ndarray:
-    """uint8 translations of the model inputs ``x`` (source labels ``labels``) to ``request``."""
-    from .training.samples import to_uint8_images
-
-    space = translator.label_space
-    joint = np.stack([space.encode(*space.target(request, source, row)) for row in labels])
-    return to_uint8_images(translator.translate(x, joint, **conditioning))
+def _joint_targets(space: LabelSpace, labels: np.ndarray, request: list[str], source: str) -> np.ndarray:
+    """The joint target vectors ``[B, dim]`` of ``request`` for inputs with source labels ``labels``."""
+    return np.stack([space.encode(*space.target(request, source, row)) for row in labels])
 
 
 # ---------------------------------------------------------------------------- reports

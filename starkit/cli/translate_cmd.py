@@ -19,7 +19,16 @@ EXIT_SKIPPED = 3
 @click.option("--to", "targets", required=True, multiple=True,
               help="Target as comma-separated requests: Blond_Hair,Male=0 or rafd:happy (repeatable).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--grid", is_flag=True, help="Also write grid.png: rows inputs, columns input + targets.")
+@click.option("--grid", is_flag=True, help="Also write grid.png: rows inputs, columns input + targets (a diverse "
+              "model: each target's styles or references, below a row showing the references).")
+@click.option("--styles", type=int, default=None, metavar="N",
+              help="Diverse models (stargan-v2): N styles per input and target, written "
+                   "<stem>__<target>__style<j>.png, j = 0..N-1  [default: 1]")
+@click.option("--seed", type=int, default=None, metavar="S",
+              help="Diverse models: the seed of the styles; the same seed gives the same styles  [default: 0]")
+@click.option("--reference", "references", multiple=True, type=click.Path(), metavar="IMG|DIR",
+              help="Models that take references (stargan-v2): take the style from this image, or each image "
+                   "of this folder, one output each, <stem>__<target>__ref-<refstem>.png (repeatable).")
 @click.option("--source-dataset", help="Dataset the inputs resemble (default: the first of the label space).")
 @click.option("--source-labels", help="Labels of the inputs, e.g. Black_Hair,Young (default: predicted by the "
               "discriminator; all zero for checkpoints without one, e.g. imported reference weights, so that "
@@ -39,6 +48,9 @@ def command(
     targets: tuple[str, ...],
     out: str,
     grid: bool,
+    styles: int | None,
+    seed: int | None,
+    references: tuple[str, ...],
     source_dataset: str | None,
     source_labels: str | None,
     conditions: tuple[str, ...],
@@ -51,9 +63,11 @@ def command(
 
     Each --to changes the inputs' labels: `Blond_Hair` sets a one-hot member, `Male=0` a
     binary attribute, `rafd:happy` uses another dataset's labels through its mask vector.
-    Writes OUT/<stem>__<target>.png for every input and target. Inputs are centre-cropped to
-    a square and resized to the model's size (said once per kind on stderr). Unreadable inputs
-    are skipped, listed on stderr and in OUT/skipped.json, and the exit status is then 3.
+    Writes OUT/<stem>__<target>.png for every input and target; a diverse model (stargan-v2)
+    writes --styles N styles of --seed S, or one image per --reference, for each of them.
+    Inputs are centre-cropped to a square and resized to the model's size (said once per kind
+    on stderr). Unreadable inputs are skipped, listed on stderr and in OUT/skipped.json, and
+    the exit status is then 3.
     """
     from ..translate import Translator, translate_files
 
@@ -75,6 +89,9 @@ def command(
         progress=not as_json,
         console=console,
         conditioning=_conditioning(conditions),
+        styles=styles,
+        seed=seed,
+        references=list(references),
     )
     _report_inputs(result)
     _print_result(result, out, as_json)
@@ -95,12 +112,19 @@ def _print_result(result, out: str, as_json: bool) -> None:
                 "inputs": [r.to_dict() for r in result.inputs],
                 "skipped": [s.to_dict() for s in result.skipped],
                 "skipped_report": str(result.skipped_report) if result.skipped_report else None,
+                "styles": result.styles,
+                "seed": result.seed,
+                "references": [str(p) for p in result.references],
             }
         )
     else:
         how = {"given": "as given", "zeros": "all zero (no discriminator)"}
         said = how.get(result.source_labels, f"predicted by the {result.source_labels}")
         console.print(f"Source labels ({result.source_dataset}): {said}")
+        if result.styles is not None:
+            console.print(f"Styles: {result.styles} per input and target, seed {result.seed}")
+        elif result.references:
+            console.print(f"References: {len(result.references)}, one output each per input and target")
         console.print(f"Wrote {len(result.files)} images to {out}" + (f"; grid: {result.grid}" if result.grid else ""))
 
 
