@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "synthetic": "starkit.default_plugins.synthetic",
     "cards": "starkit.default_plugins.cards",
     "stargan": "starkit.default_plugins.stargan",
+    "stargan-v2": "starkit.default_plugins.stargan_v2",
 }
 
 
