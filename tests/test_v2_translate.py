@@ -292,7 +292,7 @@ def test_sample_grid_shows_both_kinds_deterministically(tmp_path):
     (latent, _, latent_rows), (reference, ref_titles, ref_rows) = blocks
     assert latent.shape == (3, 1 + 6 * 2, SIZE, SIZE, 3) and latent_rows == inputs.datasets
     # References: the first input of each domain (Blond_Hair, Black_Hair, neutral), in domain order.
-    assert reference.shape == (4, 4, SIZE, SIZE, 3) and ref_rows[0] == "reference"
+    assert reference.shape == (4, 4, SIZE, SIZE, 3) and ref_rows == [""] + inputs.datasets
     assert [t[1] for t in ref_titles[1:]] == ["Black_Hair", "Blond_Hair", "neutral"]
     assert np.array_equal(reference[0, 1], inputs.images[1]) and np.array_equal(reference[0, 3], inputs.images[2])
     sizes = [render_grid(t, c, row_titles=r).size for t, c, r in blocks]

@@ -123,7 +123,9 @@ def sample_blocks(step: Any, space: LabelSpace, inputs: SampleInputs, device: An
         blocks = [(*latent_block(translator, inputs, x, qualify), rows)]
         reference = reference_block(translator, inputs, x, qualify)
     if reference is not None:
-        blocks.append((*reference, ["reference"] + rows))
+        # no title on the references' row: a wider one would shift this block's columns
+        # against the latent block's (the column titles already say what the row shows)
+        blocks.append((*reference, [""] + rows))
     return blocks
 
 
