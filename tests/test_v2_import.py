@@ -75,7 +75,9 @@ def test_paper_widths_are_recorded_as_the_official_rule(tmp_path):
 def test_a_nets_file_brings_its_discriminator(tmp_path, tiny_nets):
     path = official_file(tmp_path / "000010_nets.ckpt", tiny_nets, (*EMA, "discriminator"))
     ckpt = import_weights(path, {}).checkpoint
-    assert "discriminator" in ckpt["networks"] and ckpt["imported_from"]["moving_average"] is False
+    # The trained weights, not moving averages: stored under their own names (translate falls back to them).
+    assert set(ckpt["networks"]) == {"generator", "mapping_network", "style_encoder", "discriminator"}
+    assert ckpt["imported_from"]["moving_average"] is False
     assert torch.equal(ckpt["networks"]["discriminator"]["main.0.weight"], tiny_nets["discriminator"].main[0].weight)
 
 
@@ -137,3 +139,24 @@ def test_refuses_files_that_are_not_official_networks(tmp_path, tiny_nets):
         import_weights(tmp_path / "1_optims.ckpt", {})
     with pytest.raises(StarkitError, match="no option scale"):
         import_weights(text, {"scale": 2})
+
+
+@pytest.mark.parametrize("name, weights", [("7_nets_ema.ckpt", EMA), ("7_nets.ckpt", (*EMA, "discriminator"))])
+def test_an_imported_file_translates_as_its_networks(tmp_path, tiny_nets, registry, name, weights):
+    # Through the core (import-checkpoint --model stargan-v2) and the family's translator.
+    from starkit.families.stargan_v2.translator import latent_code
+    from starkit.inference import load_translator
+    from starkit.training.import_reference import import_checkpoint
+
+    path = official_file(tmp_path / name, tiny_nets, weights)
+    import_checkpoint(path, tmp_path / "imported.pt", "stargan-v2", registry)
+    translator = load_translator(tmp_path / "imported.pt", device="cpu", registry=registry)
+    torch.manual_seed(1)
+    x, reference = torch.rand(3, 3, 32, 32) * 2 - 1, torch.rand(3, 3, 32, 32) * 2 - 1
+    targets, y = torch.eye(3)[[1, 2, 0]], torch.tensor([1, 2, 0])
+    with torch.no_grad():
+        z = latent_code(5, 2, TINY["latent_dim"]).expand(3, -1)
+        latent = tiny_nets["generator"](x, tiny_nets["mapping_network"](z, y))
+        guided = tiny_nets["generator"](x, tiny_nets["style_encoder"](reference, y))
+    assert torch.equal(translator.translate_latent(x, targets, style=2, seed=5), latent)
+    assert torch.equal(translator.translate_reference(x, targets, reference), guided)

@@ -5,8 +5,10 @@ The official code (clovaai/stargan-v2) saves ``<step>_nets_ema.ckpt``: a torch f
 state dicts ``generator``, ``mapping_network`` and ``style_encoder`` (the moving averages it
 translates with; its released AFHQ model is one), and ``<step>_nets.ckpt`` with the trained
 weights of the same networks and the ``discriminator``. starkit's networks carry the official
-names (:mod:`.networks`), so the state dicts are stored unchanged, under
-``generator_ema``, ``mapping_network_ema``, ``style_encoder_ema`` (and ``discriminator``).
+names (:mod:`.networks`), so the state dicts are stored unchanged: a ``_nets_ema.ckpt``'s under
+``generator_ema``, ``mapping_network_ema``, ``style_encoder_ema`` (what translation uses by
+default), a ``_nets.ckpt``'s under their own names (they are the trained weights, not averages;
+translation falls back to them).
 
 The file says nothing about its domains but how many there are (the per-domain heads): the user
 names them, in the order the model was trained with (the official code sorts its domain folders
@@ -33,9 +35,9 @@ from ...model_family import ImportedWeights
 OPTIONS = ("image_size", "attributes")
 #: The official AFHQ model's domains, in its training order (its folders sorted by name).
 AFHQ_DOMAINS = ("cat", "dog", "wild")
-#: The official file's state dicts -> starkit's checkpoint network names.
-SAVED_AS = {"generator": "generator_ema", "mapping_network": "mapping_network_ema",
-            "style_encoder": "style_encoder_ema", "discriminator": "discriminator"}
+#: The official ``_nets_ema.ckpt``'s state dicts (moving averages) -> starkit's network names.
+AVERAGES_AS = {"generator": "generator_ema", "mapping_network": "mapping_network_ema",
+               "style_encoder": "style_encoder_ema"}
 #: Every official checkpoint of networks holds these three.
 REQUIRED = ("generator", "mapping_network", "style_encoder")
 EXPECTED = "an official StarGAN v2 checkpoint (<step>_nets_ema.ckpt)"
@@ -217,13 +219,15 @@ def import_weights(path: str | Path, options: Mapping[str, Any]) -> ImportedWeig
     names = domain_names(options, num_domains, path)
     space = domain_label_space(names)
     dataset = space.names[0]
-    parameters = {SAVED_AS[name]: sum(v.numel() for v in state.values()) for name, state in states.items()}
+    # A file with a discriminator is a _nets.ckpt: trained weights, stored under their own names.
+    saved_as = {name: name for name in states} if "discriminator" in states else AVERAGES_AS
+    parameters = {saved_as[name]: sum(v.numel() for v in state.values()) for name, state in states.items()}
     step = re.match(r"(\d+)_nets", path.name)
     checkpoint = {
         "iteration": 0,
         "label_space": space.to_dict(),
         "config": family_config(arch, dataset),
-        "networks": {SAVED_AS[name]: {k: v.contiguous() for k, v in state.items()} for name, state in states.items()},
+        "networks": {saved_as[name]: {k: v.contiguous() for k, v in state.items()} for name, state in states.items()},
         "imported_from": {"path": str(path), "domains": names, "step": int(step.group(1)) if step else None,
                           "moving_average": "discriminator" not in states, "parameters": parameters},
     }
