@@ -77,8 +77,8 @@ class ResBlk(nn.Module):
             self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, 1, 0, bias=False)
 
     def shortcut(self, x: Tensor) -> Tensor:
-        # 1×1 conv, then pool, in the official order: pooling first would be cheaper and equal in
-        # exact arithmetic, but not bit for bit, and imported weights should give the official outputs.
+        # 1×1 conv, then pool, in the official order: pooling first is equal in exact arithmetic
+        # but not bit for bit (and no faster on CPU); imported weights give the official outputs.
         if self.learned_sc:
             x = self.conv1x1(x)
         return F.avg_pool2d(x, 2) if self.downsample else x
