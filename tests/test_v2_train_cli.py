@@ -105,3 +105,44 @@ def test_a_bad_domain_choice_is_refused_before_any_folder_is_written(toy_data_ro
     assert "Error: domains: 'toyfaces' has no one-hot group or binary attribute 'Bald'" in refused.output
     assert "Traceback" not in refused.output
     assert not out.exists()
+
+
+def _ddp_worker(rank, port, out, config):
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from starkit.plugins import PluginRegistry
+
+    def dump(trainer):
+        if trainer.iteration == trainer.total:
+            params = {f"{n}.{k}": p.detach().clone() for n, m in trainer.step.networks.items()
+                      for k, p in m.named_parameters()}
+            torch.save(params, f"{out}/params-rank{rank}.pt")
+
+    train(out, config, registry=PluginRegistry(load_entry_points=False), progress=False, callbacks=[dump],
+          handle_sigint=False)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path):
+    """R1's double backward, the frozen D and style encoder of the G steps and the moving
+    averages all work under DistributedDataParallel: after training, both processes hold the
+    same weights, and they moved."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    mp.spawn(_ddp_worker, args=(port, str(out), _config(toy_data_root, iters=3, device="cpu", sample_every=3)),
+             nprocs=2, join=True)
+    rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
+    rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
+    assert rank0.keys() == rank1.keys() and {key.split(".")[0] for key in rank0} == NETWORKS
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert not torch.equal(rank0["generator.to_rgb.2.weight"], rank0["generator_ema.to_rgb.2.weight"])
