@@ -25,9 +25,9 @@ domain skip it (:mod:`.losses`). Only fp32 is implemented: ``precision = "auto"`
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import importlib.util
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -81,19 +81,16 @@ class SourceDomains:
         return first + index, (best > 0.5).float()
 
 
-def _frozen(*nets: nn.Module):
-    """A context in which ``nets``' parameters take no gradients (inputs still get them)."""
-
-    class Frozen:
-        def __enter__(self):
-            for net in nets:
-                net.requires_grad_(False)
-
-        def __exit__(self, *exc):
-            for net in nets:
-                net.requires_grad_(True)
-
-    return Frozen()
+@contextlib.contextmanager
+def _frozen(*nets: nn.Module) -> Iterator[None]:
+    """Within it, ``nets``' parameters take no gradients (their inputs still do)."""
+    for net in nets:
+        net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for net in nets:
+            net.requires_grad_(True)
 
 
 class StarGANv2Step:
@@ -126,10 +123,6 @@ class StarGANv2Step:
         self.generators = {"stargan-v2": self.rng}
         self.batch_request = ReferenceRequest(domains=self.domains, per_sample=opts.data.references_per_sample)
         self.source_domains = SourceDomains(self.domains)
-        # The family's own sample grid lives in .samples; until that module exists the
-        # trainer's generic grid (``translate`` to every domain) is used instead.
-        if importlib.util.find_spec(f"{__package__}.samples") is not None:
-            self.write_samples = self._write_samples
 
     # ------------------------------------------------------------------ schedule
     def learning_rates(self, iteration: int, total: int) -> dict[str, float]:
@@ -245,7 +238,8 @@ class StarGANv2Step:
         _, style = self.sample_styles(targets, images.device)
         return self.averages["generator"](images, style)
 
-    def _write_samples(self, space: LabelSpace, inputs: Any, device: torch.device, path: Any) -> Any:
+    def write_samples(self, space: LabelSpace, inputs: Any, device: torch.device, path: Any) -> Any:
+        """The family's grid: latent- and reference-guided translations (:mod:`.samples`)."""
         from .samples import write_samples
 
         return write_samples(self, space, inputs, device, path)
