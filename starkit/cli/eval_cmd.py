@@ -39,6 +39,11 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Processes drawing the synthetic faces' counterfactuals (0: in the main process, "
                    "torch's threads untouched; default: one per core up to four cores, beyond that the cores "
                    "torch's threads leave, torch in one thread per four cores).")
+@click.option("--styles", type=click.IntRange(min=1), default=None,
+              help="Diverse models (StarGAN v2): outputs per image and target domain, latent- and "
+                   "reference-guided (default: 4).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Diverse models: the seed of the latent codes and of the reference images' draw.")
 @click.option("--mask-ablation", is_flag=True,
               help="Encode other datasets' targets with the source dataset's mask (paper Fig. 7).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -59,6 +64,8 @@ def command(
     limit: int | None,
     batch_size: int,
     workers: int | None,
+    styles: int | None,
+    seed: int,
     mask_ablation: bool,
     inception_weights: Path | None,
     alexnet_weights: Path | None,
@@ -74,7 +81,8 @@ def command(
     Reported: target accuracy judged by the attribute classifier (beside its accuracy on real
     images), reconstruction L1, on synthetic datasets L1/PSNR against the exact
     counterfactual beside the identity baseline, parameter counts, and FID / diversity when
-    weight files are given.
+    weight files are given. A diverse model (StarGAN v2) is translated to each of its domains
+    --styles times, latent-guided and reference-guided, and reports the diversity across styles.
     """
     import json
 
@@ -82,7 +90,7 @@ def command(
     from ..evaluation.evaluate import EvalOptions, evaluate_run
 
     options = EvalOptions(limit=limit, batch_size=batch_size, mask="source" if mask_ablation else "target",
-                          workers=workers)
+                          workers=workers, styles=styles, seed=seed)
     report = evaluate_run(
         run_dir, data_root, checkpoint=checkpoint, classifier=classifier, sources=sources, options=options,
         device=device, inception_weights=inception_weights, alexnet_weights=alexnet_weights,
@@ -170,3 +178,23 @@ def _print_report(report: dict[str, Any]) -> None:
         for source, d in report["datasets"].items()
     ]
     console.print(_table("per source dataset", per_source, left=("dataset",)))
+    if report.get("guidance"):
+        title = f"{report['styles']} styles per image and domain (seed {report['seed']})"
+        console.print(_table(title, _guidance_rows(report["guidance"]), left=("guidance", "dataset")))
+
+
+def _guidance_rows(guidance: dict[str, Any]) -> list[dict[str, str | None]]:
+    """A diverse model's passes side by side, per source dataset."""
+    rows = []
+    for mode, body in guidance.items():
+        for source, d in (body or {}).get("datasets", {}).items():
+            rows.append({
+                "guidance": f"{mode}-guided",
+                "dataset": source,
+                "accuracy": _fmt(d["accuracy"]) if d["accuracy"] is not None else None,
+                "cf. L1": _fmt(d["counterfactual_l1"], 4) if d["counterfactual_l1"] is not None else None,
+                "FID": _fmt(d["fid"], 2) if d["fid"] is not None else None,
+                "style diversity (LPIPS, uncal.)": _fmt(d["style_diversity"], 4)
+                if d["style_diversity"] is not None else None,
+            })
+    return rows

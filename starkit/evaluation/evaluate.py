@@ -73,7 +73,9 @@ class EvaluationError(StarkitError):
 @dataclass(frozen=True)
 class Target:
     """One translation target for one image: the target dataset's own label row, and which
-    group/attribute the translation is judged on (``value``: the requested 0/1)."""
+    group/attribute the translation is judged on (``value``: the requested 0/1). ``entry``:
+    the report's name for it when not the attribute's (a domain ``Male=1``, reported apart
+    from ``Male=0``)."""
 
     dataset: str
     group: str
@@ -81,10 +83,11 @@ class Target:
     attribute: str
     value: int
     labels: np.ndarray  # float32 [k of ``dataset``]
+    entry: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (self.dataset, self.group, self.attribute)
+        return (self.dataset, self.group, self.entry or self.attribute)
 
 
 def targets_for(label_space: LabelSpace, source: str, source_labels: np.ndarray | None) -> list[Target]:
@@ -245,7 +248,9 @@ class EvalOptions:
     """How to evaluate. ``limit``: test images per source dataset (``None``: all);
     ``batch_size``: images translated at once (each to every target); ``workers``: processes
     that draw the counterfactual renderings (``None``: as :func:`~starkit.evaluation.rendering.plan_cpu`
-    picks; 0: in this process)."""
+    picks; 0: in this process). ``styles``: outputs per image and target of a diverse
+    translator (``None``: :data:`~starkit.evaluation.diverse.DEFAULT_STYLES`; others make one),
+    drawn from ``seed`` (latent codes and reference images)."""
 
     limit: int | None = None
     batch_size: int = 16
@@ -253,6 +258,8 @@ class EvalOptions:
     split: str = TEST_SPLIT
     image_size: int | None = None  # None: the generator's training size, else the shards'
     workers: int | None = None
+    styles: int | None = None
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_MODES:
@@ -263,6 +270,53 @@ class EvalOptions:
             raise EvaluationError(f"batch size must be at least 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 0:
             raise EvaluationError(f"workers must be 0 or more, got {self.workers}")
+        if self.styles is not None and self.styles < 1:
+            raise EvaluationError(f"--styles must be at least 1, got {self.styles}")
+        if self.seed < 0:
+            raise EvaluationError(f"--seed must be 0 or more, got {self.seed}")
+
+
+class TranslationPlan:
+    """How the pipeline translates a batch: each image's targets, ``styles`` outputs per image
+    and target, and the cycle back to the input. This one drives a generator ``G(x, c)``: the
+    targets of :func:`targets_for`, one output per target, the cycle ``G(y, c_x)``. A diverse
+    translator has its own plans (:mod:`starkit.evaluation.diverse`)."""
+
+    styles = 1
+    #: What the progress bar adds to a batch's description (the guidance of a diverse pass).
+    label = ""
+
+    def __init__(self, generator: Any):
+        self.generator = generator
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metric block's names in this plan's report."""
+        return METRICS
+
+    def targets(self, space: LabelSpace, source: str, source_labels: np.ndarray | None) -> list[Target]:
+        return targets_for(space, source, source_labels)
+
+    def begin(self, evaluator: "_BatchEvaluator", batch: "_Batch") -> None:
+        """Called once for each batch, before its outputs."""
+
+    def outputs(self, evaluator: "_BatchEvaluator", batch: "_Batch", xs: Any, c: Any, style: int) -> Any:
+        """Output ``style`` for the rows ``xs`` ``[T*B,3,H,W]`` (target-major) and their targets ``c``."""
+        return evaluator._rows(lambda a, b: self.generator(a, b).float().clamp(-1, 1), xs, c)
+
+    def reconstruct(self, evaluator: "_BatchEvaluator", batch: "_Batch", xs: Any, y: Any,
+                    style: int) -> tuple[Any, np.ndarray | None]:
+        """``(cycle, rows)``: the outputs ``y`` translated back to the inputs' own labels
+        (``None`` for a source outside the label space) and which of the batch's images have
+        a cycle (``None``: all)."""
+        import torch
+
+        space = evaluator.space
+        if batch.source not in space.names:
+            return None, None
+        targets = len(batch.per_image[0])
+        c_orig = torch.from_numpy(space.encode(batch.source, batch.labels)).to(evaluator.device).repeat(targets, 1)
+        return evaluator._rows(lambda a, b: self.generator(a, b).float(), y, c_orig), None
 
 
 def evaluate_generator(
@@ -284,34 +338,52 @@ def evaluate_generator(
     or ``None`` (their metrics are then reported as not computed, with the hint to enable
     them). Returns the report's ``datasets``/``summary``/``notes`` part; :func:`evaluate_run`
     adds the run's description around it."""
+    was_training = getattr(generator, "training", False)
+    if hasattr(generator, "eval"):
+        generator.eval()
+    try:
+        return evaluate_plan(TranslationPlan(generator), label_space, stores, classifier=classifier, options=options,
+                             device=device, inception=inception, alexnet=alexnet, progress=progress)
+    finally:
+        if hasattr(generator, "train"):
+            generator.train(was_training)
+
+
+def evaluate_plan(
+    plan: TranslationPlan,
+    label_space: LabelSpace,
+    stores: Sequence[Any],
+    *,
+    classifier: AttributeClassifier | None = None,
+    options: EvalOptions | None = None,
+    device: Any = "cpu",
+    inception: Any = None,
+    alexnet: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`evaluate_generator` for any :class:`TranslationPlan`: the report's
+    ``datasets``/``summary``/``notes`` part."""
     from .progress import progress_bar
 
     opts = options or EvalOptions()
     judge = Judge(classifier) if classifier is not None else None
     notes = _missing_metric_notes(judge, inception, alexnet)
-    notes.extend(_check_stores(stores, label_space, classifier, opts))
+    notes.extend(_check_stores(stores, label_space, classifier, opts, plan))
     counts = {s.name: s.count(opts.split) if opts.limit is None else min(opts.limit, s.count(opts.split)) for s in stores}
     tallies = {s.name: _SourceTally() for s in stores}
     to_cache = _cached_real_fid(stores, counts, tallies, opts, inception)
-    was_training = getattr(generator, "training", False)
-    if hasattr(generator, "eval"):
-        generator.eval()
     started = time.perf_counter()
-    try:
-        with _cpu_plan(opts, device, stores) as pool, progress_bar(progress) as bar:
-            run_batch = _BatchEvaluator(generator, label_space, judge, opts, device, inception, alexnet, pool)
-            task = _translate_all(run_batch, stores, counts, tallies, bar)
-            bar.update(task, description="report (FID, accuracy)")
-            notes.extend(_save_real_fid(to_cache, tallies))
-            datasets = {s.name: _dataset_report(s, tallies[s.name], label_space, judge, opts, inception, alexnet)
-                        for s in stores}
-    finally:
-        if hasattr(generator, "train"):
-            generator.train(was_training)
+    with _cpu_plan(opts, device, stores) as pool, progress_bar(progress) as bar:
+        run_batch = _BatchEvaluator(plan, label_space, judge, opts, device, inception, alexnet, pool)
+        task = _translate_all(run_batch, stores, counts, tallies, bar)
+        bar.update(task, description="report (FID, accuracy)")
+        notes.extend(_save_real_fid(to_cache, tallies))
+        datasets = {s.name: _dataset_report(s, tallies[s.name], label_space, judge, inception, alexnet, plan.metrics)
+                    for s in stores}
     for name, tally in tallies.items():
         notes.extend(f"{name}: {note}" for note in sorted(tally.notes))
     report = {"datasets": datasets, "notes": notes, "seconds": round(time.perf_counter() - started, 2)}
-    report["summary"] = _summary(report["datasets"])
+    report["summary"] = _summary(report["datasets"], plan.metrics)
     return report
 
 
@@ -328,15 +400,15 @@ def _missing_metric_notes(judge: Judge | None, inception: Any, alexnet: Any) -> 
 
 
 def _check_stores(stores: Sequence[Any], label_space: LabelSpace, classifier: AttributeClassifier | None,
-                  opts: EvalOptions) -> list[str]:
+                  opts: EvalOptions, plan: TranslationPlan) -> list[str]:
     """Refuse, before any work, a store without the split or with nothing to translate to;
     returns a note for each source whose own targets the classifier cannot judge."""
     notes: list[str] = []
     for store in stores:
         if opts.split not in store.splits:
             raise EvaluationError(f"{store.path}: dataset has no {opts.split!r} split; splits: {', '.join(store.splits)}")
-        if not targets_for(label_space, store.name, np.zeros(label_space.dataset(store.name).width)
-                           if store.name in label_space.names else None):
+        if not plan.targets(label_space, store.name, np.zeros(label_space.dataset(store.name).width)
+                            if store.name in label_space.names else None):
             raise EvaluationError(
                 f"dataset {store.name!r} is not in the model's label space ({', '.join(label_space.names)}) "
                 "and the model has no one-hot group to carry over to it: nothing to translate"
@@ -350,7 +422,7 @@ def _translate_all(run_batch: "_BatchEvaluator", stores: Sequence[Any], counts: 
                    tallies: Mapping[str, _SourceTally], bar: Any) -> Any:
     """Every batch of every store, one batch ahead: the next batch's renderings are drawn by
     the workers while this one's networks run. The bar counts translations; returns its task."""
-    per_image = {s.name: run_batch.targets_per_image(s.name) for s in stores}
+    per_image = {s.name: run_batch.targets_per_image(s.name) * run_batch.plan.styles for s in stores}
     task = bar.add_task("translate", total=sum(counts[n] * per_image[n] for n in counts), status="")
     pending: tuple[_Batch, Any] | None = None
     for store in stores:
@@ -366,9 +438,10 @@ def _translate_all(run_batch: "_BatchEvaluator", stores: Sequence[Any], counts: 
 
 
 def _finish(run_batch: "_BatchEvaluator", batch: "_Batch", tally: _SourceTally, bar: Any, task: Any) -> None:
-    bar.update(task, description=f"translate {batch.source} ({len(batch.per_image[0])} targets per image)")
+    targets = len(batch.per_image[0])
+    bar.update(task, description=f"translate {batch.source}{run_batch.plan.label} ({targets} targets per image)")
     run_batch.measure(batch, tally)
-    bar.update(task, advance=len(batch.labels) * len(batch.per_image[0]), status=_status(tally))
+    bar.update(task, advance=len(batch.labels) * targets * run_batch.plan.styles, status=_status(tally))
 
 
 @contextlib.contextmanager
@@ -467,6 +540,7 @@ class _Batch:
     labels: np.ndarray
     per_image: list[list[Target]]
     renders: list[Any]
+    indices: Sequence[int] = ()  # the images' positions in the source's split
 
 
 #: Pixels per network call (64 images at 32 px): big enough to keep the calls' overhead small,
@@ -480,9 +554,9 @@ class _BatchEvaluator:
     network together (``rows``: target-major, row ``t * B + b`` is image ``b`` to its target
     ``t``), in calls of at most :data:`PIXELS_PER_CALL` pixels."""
 
-    def __init__(self, generator: Any, label_space: LabelSpace, judge: Judge | None, opts: EvalOptions,
+    def __init__(self, plan: TranslationPlan, label_space: LabelSpace, judge: Judge | None, opts: EvalOptions,
                  device: Any, inception: Any, alexnet: Any, pool: Any):
-        self.translate = generator
+        self.plan = plan
         self.space = label_space
         self.judge = judge
         self.opts = opts
@@ -493,17 +567,21 @@ class _BatchEvaluator:
 
     def targets_per_image(self, source: str) -> int:
         own = source in self.space.names
-        return len(targets_for(self.space, source, np.zeros(self.space.dataset(source).width) if own else None))
+        return len(self.plan.targets(self.space, source, np.zeros(self.space.dataset(source).width) if own else None))
 
-    def _inputs(self, store: Any, indices: range) -> tuple[Any, np.ndarray, list[Mapping[str, Any] | None]]:
+    def model_input(self, images: np.ndarray, size: int) -> Any:
+        """uint8 images ``[N,H,W,3]`` as the model takes them: ``[N,3,size,size]`` in [-1, 1] on the device."""
         import torch
         import torch.nn.functional as F
 
-        records = [store.read(self.opts.split, i) for i in indices]
-        size = self.opts.image_size or store.image_size
-        x = to_model_range(torch.from_numpy(np.stack([r[0] for r in records])).permute(0, 3, 1, 2)).to(self.device)
+        x = to_model_range(torch.from_numpy(images).permute(0, 3, 1, 2)).to(self.device)
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def _inputs(self, store: Any, indices: range) -> tuple[Any, np.ndarray, list[Mapping[str, Any] | None]]:
+        records = [store.read(self.opts.split, i) for i in indices]
+        x = self.model_input(np.stack([r[0] for r in records]), self.opts.image_size or store.image_size)
         return x, np.stack([r[1] for r in records]).astype(np.float32), [r[3] for r in records]
 
     def prepare(self, store: Any, indices: range, tally: _SourceTally) -> _Batch:
@@ -511,14 +589,14 @@ class _BatchEvaluator:
         source = store.name
         in_space = source in self.space.names
         x, labels, metas = self._inputs(store, indices)
-        per_image = [targets_for(self.space, source, labels[b] if in_space else None) for b in range(len(labels))]
+        per_image = [self.plan.targets(self.space, source, labels[b] if in_space else None) for b in range(len(labels))]
         renders: list[Any] = []
         for meta, targets in zip(metas, per_image):
             render, reason = counterfactual_renderer(meta)
             if reason:
                 tally.notes.add(reason)
             renders.append(None if render is None else self.pool.submit((meta, _requests(self.space, targets), x.shape[-1])))
-        return _Batch(source, x, labels, per_image, renders)
+        return _Batch(source, x, labels, per_image, renders, indices)
 
     def _rows(self, fn: Any, *tensors: Any) -> Any:
         """``fn`` over the rows of ``tensors`` in calls of at most :data:`PIXELS_PER_CALL` pixels."""
@@ -529,53 +607,85 @@ class _BatchEvaluator:
         return torch.cat([fn(*(t[i:i + step] for t in tensors)) for i in range(0, n, step)])
 
     def measure(self, batch: _Batch, tally: _SourceTally) -> None:
+        """Translate the batch to every target (``plan.styles`` outputs each) and add what is
+        measured to ``tally``."""
         import torch
 
-        space, x, B = self.space, batch.x, len(batch.labels)
         T = len(batch.per_image[0])
-        in_space = batch.source in space.names
         by_target = [[targets_b[t] for targets_b in batch.per_image] for t in range(T)]
-        tally.images += B
-        judge = self.judge
+        tally.images += len(batch.labels)
         with torch.inference_mode():
-            if judge is not None and judge.classifier.knows(batch.source):
-                tally.real_pred.append(np.asarray(judge.classifier.predict(x, batch.source).cpu()))
-                tally.real_true.append(batch.labels)
-            if self.inception is not None:
-                tally.fid_real = tally.fid_real or RunningStats(self.inception.dim)
-                tally.fid_fake = tally.fid_fake or RunningStats(self.inception.dim)
-                if not tally.fid_real_cached:
-                    tally.fid_real.update(self.inception(x))
-            c = torch.from_numpy(np.concatenate([condition(space, ts, batch.source, self.opts.mask) for ts in by_target]))
-            xs = x.repeat(T, 1, 1, 1)
-            y = self._rows(lambda a, b: self.translate(a, b).float().clamp(-1, 1), xs, c.to(self.device))
-            rec = None
-            if in_space:
-                c_orig = torch.from_numpy(space.encode(batch.source, batch.labels)).to(self.device).repeat(T, 1)
-                rec = self._rows(lambda a, b: self.translate(a, b).float(), y, c_orig)
-            logits = self._rows(judge.classifier.logits, y) if judge is not None else None
+            self._measure_real(batch, tally)
+            c = torch.from_numpy(np.concatenate([condition(self.space, ts, batch.source, self.opts.mask)
+                                                 for ts in by_target]))
+            xs = batch.x.repeat(T, 1, 1, 1)
+            self.plan.begin(self, batch)
             truth = _Truths(self, batch)
-            embeddings = []
-            for t, targets in enumerate(by_target):
-                rows = slice(t * B, (t + 1) * B)
-                bucket = tally.metrics[targets[0].key]
-                bucket["translations"].add(np.ones(B))
-                if rec is not None:
-                    bucket["reconstruction_l1"].add(l1(to_unit(rec[rows]), to_unit(x)).cpu())
-                if logits is not None:
-                    hit = judge.hits(logits[rows], targets)
-                    if hit is not None:
-                        bucket["accuracy"].add(hit)
-                truth.measure(bucket, t, targets, x, y[rows])
-                # FID compares with real images of the source dataset: only its own targets.
-                if self.inception is not None and (not in_space or targets[0].dataset == batch.source):
-                    tally.fid_fake.update(self.inception(y[rows]))
-                if self.alexnet is not None:
-                    embeddings.append(self.alexnet.embed(y[rows]))
-            if len(embeddings) > 1:
-                pairs = [self.alexnet.distance(embeddings[i], embeddings[j]).cpu()
-                         for i in range(len(embeddings)) for j in range(i + 1, len(embeddings))]
-                tally.diversity.add(torch.stack(pairs).mean(0))
+            outputs = []
+            for style in range(self.plan.styles):
+                y = self.plan.outputs(self, batch, xs, c.to(self.device), style)
+                self._measure_outputs(batch, tally, by_target, xs, y, style, truth)
+                if self.alexnet is not None and self.plan.styles > 1:
+                    outputs.append(y)
+            if outputs:
+                self._measure_style_diversity(tally, by_target, outputs)
+
+    def _measure_real(self, batch: _Batch, tally: _SourceTally) -> None:
+        """The classifier's predictions on the real images and their Inception features."""
+        judge = self.judge
+        if judge is not None and judge.classifier.knows(batch.source):
+            tally.real_pred.append(np.asarray(judge.classifier.predict(batch.x, batch.source).cpu()))
+            tally.real_true.append(batch.labels)
+        if self.inception is not None:
+            tally.fid_real = tally.fid_real or RunningStats(self.inception.dim)
+            tally.fid_fake = tally.fid_fake or RunningStats(self.inception.dim)
+            if not tally.fid_real_cached:
+                tally.fid_real.update(self.inception(batch.x))
+
+    def _measure_outputs(self, batch: _Batch, tally: _SourceTally, by_target: list[list[Target]], xs: Any, y: Any,
+                         style: int, truth: "_Truths") -> None:
+        """Everything measured on one output ``y`` per row (target-major): accuracy, cycle,
+        counterfactuals, FID's fakes and the distance between one image's targets."""
+        import torch
+
+        x, B, judge = batch.x, len(batch.labels), self.judge
+        in_space = batch.source in self.space.names
+        rec, cycled = self.plan.reconstruct(self, batch, xs, y, style)
+        logits = self._rows(judge.classifier.logits, y) if judge is not None else None
+        embeddings = []
+        for t, targets in enumerate(by_target):
+            rows = slice(t * B, (t + 1) * B)
+            bucket = tally.metrics[targets[0].key]
+            bucket["translations"].add(np.ones(B))
+            if rec is not None:
+                errors = l1(to_unit(rec[rows]), to_unit(x)).cpu()
+                bucket["reconstruction_l1"].add(errors if cycled is None else np.asarray(errors)[cycled])
+            if logits is not None:
+                hit = judge.hits(logits[rows], targets)
+                if hit is not None:
+                    bucket["accuracy"].add(hit)
+            truth.measure(bucket, t, targets, x, y[rows])
+            # FID compares with real images of the source dataset: only its own targets.
+            if self.inception is not None and (not in_space or targets[0].dataset == batch.source):
+                tally.fid_fake.update(self.inception(y[rows]))
+            if self.alexnet is not None:
+                embeddings.append(self.alexnet.embed(y[rows]))
+        if len(embeddings) > 1:
+            pairs = [self.alexnet.distance(embeddings[i], embeddings[j]).cpu()
+                     for i in range(len(embeddings)) for j in range(i + 1, len(embeddings))]
+            tally.diversity.add(torch.stack(pairs).mean(0))
+
+    def _measure_style_diversity(self, tally: _SourceTally, by_target: list[list[Target]], outputs: list[Any]) -> None:
+        """Per image and target, the mean distance between its outputs of different styles."""
+        import torch
+
+        B = len(by_target[0])
+        for t, targets in enumerate(by_target):
+            rows = slice(t * B, (t + 1) * B)
+            embeddings = [self.alexnet.embed(y[rows]) for y in outputs]
+            pairs = [self.alexnet.distance(embeddings[i], embeddings[j]).cpu()
+                     for i in range(len(embeddings)) for j in range(i + 1, len(embeddings))]
+            tally.metrics[targets[0].key]["style_diversity"].add(torch.stack(pairs).mean(0))
 
 
 def _requests(space: LabelSpace, targets: Sequence[Target]) -> list[tuple[str, dict[str, int]]]:
@@ -648,9 +758,10 @@ METRICS = (
 )
 
 
-def _metric_block(metrics: Mapping[Any, Mapping[str, _Mean]], keys: list[Any]) -> dict[str, Any]:
+def _metric_block(metrics: Mapping[Any, Mapping[str, _Mean]], keys: list[Any],
+                  names: Sequence[str] = METRICS) -> dict[str, Any]:
     block: dict[str, Any] = {"translations": sum(_count(metrics[k]) for k in keys)}
-    for name in METRICS:
+    for name in names:
         block[name] = _rounded(_pooled(metrics, name, keys))
     return block
 
@@ -664,9 +775,9 @@ def _dataset_report(
     tally: _SourceTally,
     label_space: LabelSpace,
     judge: Judge | None,
-    opts: EvalOptions,
     inception: Any,
     alexnet: Any,
+    names: Sequence[str] = METRICS,
 ) -> dict[str, Any]:
     from .classifier import group_accuracy
 
@@ -681,13 +792,13 @@ def _dataset_report(
         for gname, attrs in groups.items():
             gs = next(g for g in label_space.group_slices(ds) if g.group.name == gname)
             keys = [k for ks in attrs.values() for k in ks]
-            block = _metric_block(tally.metrics, keys)
+            block = _metric_block(tally.metrics, keys, names)
             block["kind"] = gs.group.kind
             block["chance"] = round(chance_level(gs.group.kind, len(gs.group.attributes)), 6)
-            block["attributes"] = {a: _metric_block(tally.metrics, ks) for a, ks in attrs.items()}
+            block["attributes"] = {a: _metric_block(tally.metrics, ks, names) for a, ks in attrs.items()}
             group_reports[gname] = block
         all_keys = [k for g in groups.values() for ks in g.values() for k in ks]
-        targets[ds] = {**_metric_block(tally.metrics, all_keys), "groups": group_reports}
+        targets[ds] = {**_metric_block(tally.metrics, all_keys, names), "groups": group_reports}
     real = None
     if tally.real_pred:
         real = group_accuracy(np.concatenate(tally.real_pred), np.concatenate(tally.real_true), judge.classifier.label_space, store.name)
@@ -702,13 +813,13 @@ def _dataset_report(
         "in_label_space": in_space,
         "real_accuracy": real,
         "targets": targets,
-        **{k: v for k, v in _metric_block(tally.metrics, all_keys).items()},
+        **_metric_block(tally.metrics, all_keys, names),
         "fid": fid,
         "lpips_uncalibrated_diversity": _rounded(tally.diversity.value) if alexnet is not None else None,
     }
 
 
-def _summary(datasets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _summary(datasets: Mapping[str, Mapping[str, Any]], names: Sequence[str] = METRICS) -> dict[str, Any]:
     """Translation-weighted means over source datasets."""
 
     def weighted(name: str) -> float | None:
@@ -723,7 +834,7 @@ def _summary(datasets: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "images": sum(d["images"] for d in datasets.values()),
         "translations": sum(d.get("translations", 0) for d in datasets.values()),
-        **{name: weighted(name) for name in METRICS},
+        **{name: weighted(name) for name in names},
     }
 
 
@@ -794,20 +905,42 @@ def evaluate_run(
     if opts.image_size is None:
         opts = EvalOptions(**{**opts.__dict__, "image_size": translator.image_size})
     stores = open_datasets(names, root)
+    read = list(stores)  # and, for a diverse translator, the datasets its references come from
     try:
-        body = evaluate_generator(
-            translator.translate, space, stores, classifier=clf, options=opts, device=translator.device,
-            inception=inception, alexnet=alexnet, progress=progress,
-        )
+        body = _evaluate_stores(translator, stores, root, read, classifier=clf, options=opts, inception=inception,
+                                alexnet=alexnet, progress=progress)
     finally:
-        for s in stores:
+        for s in read:
             s.close()
     return {
-        **_run_description(run, translator, stores, opts),
+        **_run_description(run, translator, read, opts),
         **_judges_description(clf, inception, inception_weights, alexnet, alexnet_weights),
         **body,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _evaluate_stores(translator: Any, stores: Sequence[Any], root: Any, read: list[Any], **kw: Any) -> dict[str, Any]:
+    """The report's body for the translator: :func:`evaluate_generator` on its ``translate``, or
+    for a diverse translator :func:`~starkit.evaluation.diverse.evaluate_translator` (whose
+    references' stores are added to ``read``, to be closed by the caller)."""
+    if not getattr(translator, "diverse", False):
+        body = evaluate_generator(translator.translate, translator.label_space, stores, device=translator.device, **kw)
+        body["notes"].extend(_single_output_notes(kw["options"]))
+        return body
+    from .diverse import evaluate_translator, open_reference_stores
+
+    references, reference_notes = open_reference_stores(translator, stores, root)
+    read += [s for s in references.values() if s not in stores]
+    body = evaluate_translator(translator, stores, reference_stores=references, **kw)
+    body["notes"] = reference_notes + body["notes"]
+    return body
+
+
+def _single_output_notes(opts: EvalOptions) -> list[str]:
+    """Notes for options that only a diverse translator (several outputs per target) uses."""
+    given = [flag for flag, used in (("--styles", opts.styles not in (None, 1)), ("--seed", opts.seed != 0)) if used]
+    return [f"{' and '.join(given)} ignored: this model makes one output per target"] if given else []
 
 
 def _open_translator(run: str | Path | None, checkpoint: str | Path | None, device: str,
