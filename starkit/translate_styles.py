@@ -107,7 +107,7 @@ def load_references(items: Sequence[str | Path], size: int) -> tuple[list[Path],
     """The reference files (each item an image or a folder of them) and their pixels, uint8
     ``[R, size, size, 3]``, prepared like the inputs. An unreadable reference is an error naming it."""
     from .data.images import ImageError
-    from .translate import list_inputs, load_input
+    from .translate_inputs import list_inputs, load_input
 
     paths = [p for item in items for p in _reference_files(item, list_inputs)]
     images = []
@@ -131,9 +131,9 @@ def reference_stems(paths: Sequence[Path]) -> list[str]:
     ``cat-jpg``; the same file twice -> ``cat``, ``cat-2``)."""
     import re
 
-    from .translate import _output_stems
+    from .translate_inputs import output_stems
 
-    stems = [re.sub(r"[^A-Za-z0-9_.-]", "_", s) for s in _output_stems(paths)]
+    stems = [re.sub(r"[^A-Za-z0-9_.-]", "_", s) for s in output_stems(paths)]
     seen: dict[str, int] = {}
     out = []
     for s in stems:

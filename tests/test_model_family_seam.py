@@ -20,7 +20,7 @@ from starkit.training.checkpoint import load_checkpoint
 
 STARKIT = Path(__file__).resolve().parents[1] / "starkit"
 #: Modules that must reach a family only through the seam.
-CORE_MODULES = ["translate.py", "translate_styles.py", "domains.py", "data/references.py", "inference.py", "evaluation", "training/trainer.py", "training/run.py",
+CORE_MODULES = ["translate.py", "translate_inputs.py", "translate_styles.py", "domains.py", "data/references.py", "inference.py", "evaluation", "training/trainer.py", "training/run.py",
                 "training/checkpoint.py", "training/samples.py", "training/import_reference.py", "cli"]
 #: What naming or importing the StarGAN family looks like in code.
 STARGAN_PATTERNS = [r"[\"']G[\"']", r"[\"']D[\"']", r"G_ema", r"\.G\b", r"\.D\b", r"default_plugins",
