@@ -160,3 +160,17 @@ def test_the_stargan_option_tables_are_the_generated_text():
     assert documented == stargan_options_markdown()
     for group, fields in OPTION_FIELDS.items():  # every group and key is in it
         assert f"**{group}**" in documented and all(f"| `{f.name}` |" in documented for f in fields)
+
+
+def test_the_stargan_v2_option_tables_are_the_generated_text():
+    """docs/stargan-v2.md's option tables are exactly what the family's declarations render
+    (regenerate: starkit.families.stargan_v2.options.stargan_v2_options_markdown)."""
+    from starkit.families.stargan_v2.options import OPTION_FIELDS, stargan_v2_options_markdown
+
+    text = (REPO / "docs" / "stargan-v2.md").read_text(encoding="utf-8")
+    begin, end = "<!-- options:stargan-v2 begin -->\n", "<!-- options:stargan-v2 end -->"
+    assert text.count(begin) == 1 and text.count(end) == 1
+    documented = text[text.index(begin) + len(begin):text.index(end)]
+    assert documented == stargan_v2_options_markdown()
+    for group, fields in OPTION_FIELDS.items():
+        assert f"**{group}**" in documented and all(f"| `{f.name}` |" in documented for f in fields)
