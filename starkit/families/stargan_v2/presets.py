@@ -41,4 +41,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(PAPER),
     # The CPU demo on the synthetic datasets: the recipe, with sample grids and checkpoints for a user.
     "demo": {**CPU_RECIPE, "sample_every": 500, "latest_every": 250, "save_every": 0, "workers": 1},
+    # bench/v2_quality.py's recipe: the demo's, pinned to fp32 on the CPU with no loader
+    # processes (one single-thread job beside the others, numbers that compare across machines),
+    # no sample grids, one checkpoint at the end.
+    "quality-benchmark": {**CPU_RECIPE, "precision": "fp32", "device": "cpu", "workers": 0, "sample_every": 0,
+                          "log_every": 25, "latest_every": 3000, "save_every": 0},
 }
