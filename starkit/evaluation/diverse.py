@@ -27,7 +27,8 @@ import numpy as np
 from ..domains import DomainSet
 from ..labels import LabelSpace
 from .classifier import AttributeClassifier
-from .evaluate import METRICS, EvalOptions, EvaluationError, Target, TranslationPlan, evaluate_plan
+from .pipeline import METRICS, EvalOptions, TranslationPlan, evaluate_plan
+from .targets import EvaluationError, Target
 
 #: Outputs per image and domain when ``--styles`` is not given.
 DEFAULT_STYLES = 4

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import StarkitError
 from ..workers import start_pool_worker
 
 #: One image's requests: ``(meta, [(target dataset, {attribute: 0/1}), ...], size)``.
@@ -28,8 +29,6 @@ def render_job(meta: Mapping[str, Any], requests: Sequence[tuple[str, Mapping[st
     """The renderings one image needs: uint8 ``[len(requests), 2, size, size, 3]``, for each
     request the exact counterfactual (``[:, 0]``) and another seed's rendering of it
     (``[:, 1]``). Runs in a worker process, or inline."""
-    from .evaluate import counterfactual_renderer
-
     render, reason = counterfactual_renderer(meta)
     if render is None:  # the caller only sends images it found renderable itself
         raise ValueError(reason or "no face parameters in this image's meta")
@@ -99,3 +98,25 @@ class RenderPool:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def counterfactual_renderer(meta: Mapping[str, Any] | None) -> tuple[Any, str | None]:
+    """For a synthetic image's ``meta``: ``(render, None)`` with ``render(dataset, {attr: 0/1},
+    size, other_seed=False) -> uint8 image`` drawing the same face with other labels (with
+    ``other_seed``, as another equally real picture: other sensor noise and hair texture,
+    :func:`starkit.synth.params.with_other_seed`); ``(None, reason)`` when there is no exact
+    counterfactual (no face parameters, or a different renderer version)."""
+    if not meta or "params" not in meta:
+        return None, None  # not a synthetic face: nothing to say
+    from ..synth.faces import FaceParams, render_face, with_labels, with_other_seed
+
+    try:
+        params = FaceParams.from_dict(meta["params"])
+    except StarkitError as exc:
+        return None, f"counterfactuals unavailable: {exc}"
+
+    def render(dataset: str, labels: Mapping[str, int], size: int, other_seed: bool = False) -> np.ndarray:
+        target = with_labels(params, dataset, labels)
+        return render_face(with_other_seed(target) if other_seed else target, size)
+
+    return render, None
