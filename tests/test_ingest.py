@@ -26,6 +26,7 @@ from starkit.cli.main import cli
 from starkit.data.images import ImageError, crop_box, prepare
 from starkit.data.ingest import DatasetExistsError, IngestError, ingest, reader_options
 from starkit.data.shards import MANIFEST_NAME, DatasetStore, ShardError
+from starkit.locking import FolderInUseError
 from starkit.plugins import PluginRegistry, reset_registry
 from starkit.spec import AttributeGroup, DatasetFormatError, DatasetSpec, RawSample, Skipped, SpecError
 
@@ -362,11 +363,17 @@ def test_killed_build_leaves_a_stale_partial_that_the_next_run_removes(source, t
             assert proc.poll() is None, "the ingestion subprocess died early"
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        live = out.with_name(f".toy.partial-{proc.pid}")
+        assert live.is_dir()
+        # While the build lives, a second run is refused and leaves its partial folder alone.
+        with pytest.raises(FolderInUseError, match=f"dataset folder {out} is in use by pid {proc.pid}"):
+            ingest(toy_spec(), source, out, workers=1, progress=False, force=True)
+        assert live.is_dir()
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     partials = list(out.parent.glob(".toy.partial-*"))
-    assert len(partials) == 1 and (partials[0] / ".lock").exists()
+    assert partials == [live]
     assert not (partials[0] / MANIFEST_NAME).exists() and not out.exists()
     with pytest.raises(ShardError, match="no such dataset directory"):
         DatasetStore.open(out)

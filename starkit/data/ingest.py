@@ -5,12 +5,13 @@ The reader runs in this process and yields records; worker processes decode, cro
 result does not depend on the number of workers. A bounded window of chunks in flight keeps
 every worker busy without holding the whole dataset in memory.
 
-Crash safety: everything is written into a hidden sibling ``.NAME.partial-<pid>`` holding an
-advisory lock; the manifest is written last, then the directory is renamed into place. A run
-that dies leaves only that hidden directory, which the next run finds unlocked and removes
-(a fresh build starts; nothing is resumed from it). An existing dataset is replaced only by a
-complete new one, and only with ``force``. One ingestion at a time writes a target: it holds
-the lock file ``.NAME.lock`` beside it throughout (see :mod:`starkit.locking`).
+Crash safety: one ingestion at a time writes a target: it holds the lock file ``.NAME.lock``
+beside it throughout (see :mod:`starkit.locking`). Everything is written into a hidden sibling
+``.NAME.partial-<pid>``; the manifest is written last, then the directory is renamed into
+place. A run that dies leaves only that hidden directory; the next run, once it holds the
+target's lock, knows no live run can be writing it and removes it (a fresh build starts;
+nothing is resumed from it). An existing dataset is replaced only by a complete new one, and
+only with ``force``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ WINDOW_PER_WORKER = 4
 #: Reader options that come from dedicated flags (``--split``, ``--count``, ``--seed``).
 FLAG_OPTIONS = ("split", "count", "seed")
 
-_OUR_FILES = ("manifest.json", "report.json", ".lock")
+_OUR_FILES = ("manifest.json", "report.json", ".lock")  # .lock: left in datasets by older starkit
 
 
 class IngestError(StarkitError):
@@ -137,21 +138,6 @@ def reader_options(
 
 
 # ---------------------------------------------------------------------- target directory
-def _lock(directory: Path) -> Any:
-    """Hold an exclusive advisory lock on ``directory/.lock`` until the file object is closed."""
-    fh = open(directory / ".lock", "a+")
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks here: pid-named directories still never collide
-        return fh
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise
-    return fh
-
-
 def lock_dataset_folder(target: Path) -> Any:
     """Lock ``target`` for one ingestion at a time, through the lock file ``.NAME.lock`` beside
     it (the folder itself is replaced as a whole, so it cannot hold its own lock)."""
@@ -161,24 +147,14 @@ def lock_dataset_folder(target: Path) -> Any:
 
 
 def clean_stale_partials(target: Path) -> list[Path]:
-    """Remove partial builds of ``target`` left by runs that died; refuse if one is live."""
+    """Remove partial builds of ``target`` left by runs that died. Call it only while holding
+    the target's lock (:func:`lock_dataset_folder`): a live build holds that lock until its
+    partial folder is installed or removed, so every partial seen under the lock is dead."""
     removed = []
     for partial in sorted(target.parent.glob(f".{target.name}.partial-*")):
-        if not partial.is_dir():
-            continue
-        try:
-            fh = _lock(partial)
-        except FileNotFoundError:  # vanished meanwhile: its owner finished or cleaned it
-            continue
-        except OSError:
-            pid = partial.name.rsplit("-", 1)[-1]
-            raise IngestError(
-                f"{target}: another `starkit add-dataset` (pid {pid}) is writing it right now "
-                f"(into {partial}); wait for it to finish"
-            ) from None
-        fh.close()
-        shutil.rmtree(partial, ignore_errors=True)
-        removed.append(partial)
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
     return removed
 
 
@@ -476,7 +452,7 @@ def _claim_target(
     try:
         removed = clean_stale_partials(target)
         replace = check_target(target, force, progress, console)
-        decoder = _Decoder(plan.workers, plan.size, crop)  # workers start before the partial's lock exists
+        decoder = _Decoder(plan.workers, plan.size, crop)
     except BaseException:
         target_lock.release()
         raise
@@ -570,28 +546,22 @@ def _build_and_install(
     progress: bool,
     console: Any,
 ) -> tuple[dict[str, Any], dict[str, int], list[SkippedRecord]]:
-    """Build the dataset in a locked hidden partial folder and move it to ``target``; on any
-    failure the partial is removed and ``target`` is untouched. Returns the manifest, the
-    counts per split and the skipped samples."""
+    """Build the dataset in a hidden partial folder and move it to ``target`` (the caller holds
+    the target's lock throughout); on any failure the partial is removed and ``target`` is
+    untouched. Returns the manifest, the counts per split and the skipped samples."""
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     sink = _Sink(partial, plan.size, plan.columns, shard_size, compression)
-    lock = None
     try:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
-        lock = _lock(partial)
         shards, counts = _decode_all(spec, plan, decoder, sink, progress, console)
         manifest = _write_report_and_manifest(partial, spec, plan, plugin, shards, counts, sink.skipped)
         _install(partial, target, replace)
-        (target / ".lock").unlink(missing_ok=True)
     except BaseException:
         decoder.terminate()
         sink.abort()
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    finally:
-        if lock is not None:
-            lock.close()
     return manifest, counts, sink.skipped
 
 
