@@ -404,7 +404,8 @@ def test_a_damaged_dataset_is_not_replaced_without_force(use_plugin, source, tmp
     shard = out / "shard-train-00000.h5"
     flip_image_bytes(shard, 2)  # same size: only the sha256 and the image's checksum tell
     damaged = shard.read_bytes()
-    result = run_cli("toy", "--source", source, "--out", out, "--workers", 1, "--no-progress")
+    # Another build than the one here (8 px): the existing dataset is checked in full.
+    result = run_cli("toy", "--source", source, "--out", out, "--workers", 1, "--no-progress", "--image-size", 8)
     assert result.exit_code == 1
     assert "the dataset here is damaged: shard-train-00000.h5: sha256 does not match the manifest: " in result.output
     assert "1 damaged image: 2 (002.png)" in result.output and "pass --force to replace it" in result.output
@@ -412,6 +413,31 @@ def test_a_damaged_dataset_is_not_replaced_without_force(use_plugin, source, tmp
     result = run_cli("toy", "--source", source, "--out", out, "--workers", 1, "--force", "--no-progress")
     assert result.exit_code == 0 and "replaced the previous dataset" in result.output
     assert DatasetStore.open(out, verify="full").read("train", 2)[2] == "002.png"
+
+
+def test_rerunning_the_build_that_is_there_is_refused_without_reading_its_shards(
+    use_plugin, source, tmp_path, monkeypatch
+):
+    import starkit.data.verify as verify
+
+    hashed = []
+    real_sha256 = verify.file_sha256
+    monkeypatch.setattr(verify, "file_sha256", lambda path, advance=None: hashed.append(path.name) or real_sha256(path, advance))
+    use_plugin(toy_spec())
+    out = tmp_path / "toy"
+    build = ("toy", "--source", source, "--out", out, "--workers", 1, "--no-progress", "--option", "flavour=x")
+    assert run_cli(*build).exit_code == 0
+    same = run_cli(*build)
+    assert same.exit_code == 1 and hashed == []  # the manifest records this very build: no shard read
+    assert "a dataset already exists here (train 8, test 2); pass --force to replace it" in same.output
+    for other in (("--option", "flavour=y"), ("--image-size", 8), ("--attrs", "Black_Hair,Blond_Hair,Brown_Hair")):
+        hashed.clear()
+        refused = run_cli(*build[:-2], *other)
+        assert refused.exit_code == 1 and "a dataset already exists here (train 8, test 2)" in refused.output
+        assert sorted(hashed) == ["shard-test-00000.h5", "shard-train-00000.h5"], other  # checked in full
+    (out / "shard-test-00000.h5").unlink()  # damage that needs no reading shows on the cheap path too
+    missing = run_cli(*build)
+    assert "the dataset here is damaged: shard-test-00000.h5: missing (the manifest lists it)" in missing.output
 
 
 def test_a_truncated_dataset_is_not_replaced_without_force(source, tmp_path):

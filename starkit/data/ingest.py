@@ -38,6 +38,7 @@ from .shards import (
     DEFAULT_SHARD_SIZE,
     MANIFEST_NAME,
     REPORT_NAME,
+    ShardError,
     ShardInfo,
     ShardWriter,
     atomic_write_text,
@@ -158,9 +159,12 @@ def clean_stale_partials(target: Path) -> list[Path]:
     return removed
 
 
-def check_target(target: Path, force: bool, progress: bool = False, console: Any = None) -> bool:
+def check_target(
+    target: Path, force: bool, progress: bool = False, console: Any = None, wanted: Mapping[str, Any] | None = None
+) -> bool:
     """Whether ``target`` holds something to replace. Refuses a dataset without ``force``
-    (saying what is damaged if it is), and anything that is not a starkit dataset at all."""
+    (saying what is damaged if it is), and anything that is not a starkit dataset at all.
+    ``wanted``: the manifest facts of the dataset this run would write (see :func:`_refusal`)."""
     moved_aside = sorted(p for p in target.parent.glob(f".{target.name}.old-*") if p.is_dir())
     if moved_aside and not target.exists():
         # A replacement died between its two renames: the old dataset is intact over there.
@@ -176,7 +180,7 @@ def check_target(target: Path, force: bool, progress: bool = False, console: Any
         raise IngestError(f"{target}: exists and is not a directory")
     if (target / MANIFEST_NAME).exists():
         if not force:
-            raise DatasetExistsError(_refusal(target, progress, console))
+            raise DatasetExistsError(_refusal(target, progress, console, wanted))
         return True
     foreign = [p.name for p in target.iterdir() if not (p.name in _OUR_FILES or p.name.startswith("shard-"))]
     if foreign:
@@ -187,14 +191,21 @@ def check_target(target: Path, force: bool, progress: bool = False, console: Any
     return True
 
 
-def _refusal(target: Path, progress: bool, console: Any) -> str:
-    """Why the dataset at ``target`` stays without --force: it is complete, or it is damaged
-    (checked in full, sha256 included: a damaged dataset is never silently replaced)."""
+def _refusal(target: Path, progress: bool, console: Any, wanted: Mapping[str, Any] | None) -> str:
+    """Why the dataset at ``target`` stays without --force: it is complete, or it is damaged.
+
+    A dataset whose manifest records the very build this run asks for (``wanted``) is what the
+    run would write again, so re-running the command is the likely reason (a setup script):
+    only its shards' presence and sizes are checked, which reads no shard. Any other dataset
+    is checked in full, sha256 included, to say what is damaged before the user replaces it."""
     from .verify import check_dataset, planned_bytes, progress_bar
 
-    with progress_bar(progress, console) as bar:
-        task = bar.add_task(f"checking the existing {target.name}", total=planned_bytes(target, False) or None)
-        check = check_dataset(target, advance=lambda n: bar.advance(task, n))
+    if wanted is not None and _built_as(target, wanted):
+        check = check_dataset(target, contents=False)
+    else:
+        with progress_bar(progress, console) as bar:
+            task = bar.add_task(f"checking the existing {target.name}", total=planned_bytes(target, False) or None)
+            check = check_dataset(target, advance=lambda n: bar.advance(task, n))
     keep = "(the old one is kept until the new one is complete)"
     if not check.ok:
         return f"{target}: the dataset here is damaged: {check.summary()}; pass --force to replace it {keep}"
@@ -203,6 +214,17 @@ def _refusal(target: Path, progress: bool, console: Any) -> str:
     return f"{target}: a dataset already exists here ({counts}); pass --force to replace it {keep}" + (
         legacy if check.note else ""
     )
+
+
+def _built_as(target: Path, wanted: Mapping[str, Any]) -> bool:
+    """Whether ``target``'s manifest records every fact in ``wanted`` as it is there."""
+    from .shards import read_manifest
+
+    try:
+        manifest = read_manifest(target)
+    except (ShardError, OSError):
+        return False
+    return all(key in manifest and manifest[key] == value for key, value in wanted.items())
 
 
 def _install(partial: Path, target: Path, replace: bool) -> None:
@@ -442,8 +464,27 @@ def _plan(
     return _Plan(size, selected, columns, opts, notes, cap, workers, source_path)
 
 
+def _manifest_facts(spec: DatasetSpec, plan: _Plan, plugin: str | None) -> dict[str, Any] | None:
+    """What the manifest of the dataset this run writes will record about how it was built (as
+    JSON reads it back), or None when the manifest cannot tell (a count applied by ingestion
+    itself is not recorded)."""
+    if plan.cap is not None:
+        return None
+    facts = {
+        "name": spec.name,
+        "spec_version": spec.version,
+        "plugin": plugin,
+        "image_size": plan.size,
+        "crop": list(spec.crop) if isinstance(spec.crop, tuple) else spec.crop,
+        "groups": [g.to_dict() for g in plan.selected.groups],
+        "source": str(plan.source.absolute()) if plan.source is not None else None,
+        "options": dict(plan.opts),
+    }
+    return json.loads(json.dumps(facts))
+
+
 def _claim_target(
-    target: Path, force: bool, plan: _Plan, crop: Crop, progress: bool, console: Any
+    target: Path, force: bool, plan: _Plan, spec: DatasetSpec, plugin: str | None, progress: bool, console: Any
 ) -> tuple[Any, list[Path], bool, _Decoder]:
     """Lock ``target``, clear dead partial builds, decide whether it is replaced, and start the
     decoder. Returns the target's lock (released here only if something fails)."""
@@ -451,8 +492,8 @@ def _claim_target(
     target_lock = lock_dataset_folder(target)  # held until the dataset is in place
     try:
         removed = clean_stale_partials(target)
-        replace = check_target(target, force, progress, console)
-        decoder = _Decoder(plan.workers, plan.size, crop)
+        replace = check_target(target, force, progress, console, _manifest_facts(spec, plan, plugin))
+        decoder = _Decoder(plan.workers, plan.size, spec.crop)
     except BaseException:
         target_lock.release()
         raise
@@ -594,7 +635,7 @@ def ingest(
     start = time.perf_counter()
     plan = _plan(spec, source, image_size, attributes, options, workers, shard_size, split, count, seed)
     target = Path(out_dir).absolute()
-    target_lock, removed, replace, decoder = _claim_target(target, force, plan, spec.crop, progress, console)
+    target_lock, removed, replace, decoder = _claim_target(target, force, plan, spec, plugin, progress, console)
     try:
         manifest, counts, skipped = _build_and_install(
             spec, plan, target, replace, decoder,
