@@ -96,3 +96,29 @@ def test_progress_bar_counts_bytes_with_an_eta(root):
     check_dataset(root / "toyfaces", images=True, advance=seen.append)
     assert sum(seen) == planned_bytes(root / "toyfaces", images=True) > 0
     assert any(isinstance(c, TimeRemainingColumn) for c in progress_bar(True).columns)
+
+
+def test_verify_and_reading_find_the_same_damaged_image_and_labels(root, flip_image_bytes):
+    # Both go through one check (starkit.data.shards.matches_checksum): what one calls
+    # damaged, the other does too, and what one passes, the other reads.
+    import h5py
+
+    from starkit.data.shards import DatasetStore, ShardError
+
+    shard = root / "toyfaces" / "shard-train-00000.h5"
+    flip_image_bytes(shard, 5)
+    problem = check_dataset(root / "toyfaces", images=True).problems[0]
+    assert problem.images == [(5, "train-005")] and "the labels" not in problem.problem
+    store = DatasetStore.open(root / "toyfaces")
+    assert all(store.read_image_labels("train", i) is not None for i in (4, 6))
+    with pytest.raises(ShardError, match=r"image 5 \(train-005\) of shard .* is damaged"):
+        store.read_image_labels("train", 5)
+    store.close()
+    with h5py.File(shard, "r") as f:
+        offset = f["labels"].id.get_chunk_info_by_coord((0, 0)).byte_offset
+    data = bytearray(shard.read_bytes())
+    data[offset] ^= 0x01
+    shard.write_bytes(bytes(data))
+    assert check_dataset(root / "toyfaces", images=True).problems[0].problem.endswith("; the labels are damaged")
+    with pytest.raises(ShardError, match="the labels in shard .* are damaged"):
+        DatasetStore.open(root / "toyfaces").read_image_labels("train", 0)

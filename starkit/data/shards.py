@@ -78,6 +78,12 @@ def image_checksum(data: np.ndarray) -> int:
     return _xxh3_64(np.ascontiguousarray(data))
 
 
+def matches_checksum(data: np.ndarray, checksum: int) -> bool:
+    """Whether ``data`` (an image's pixels, a shard's labels; C-contiguous) still matches the
+    checksum written with it: the one check behind every read and every `starkit verify`."""
+    return _xxh3_64(data) == checksum
+
+
 def shard_file_name(split: str, index: int) -> str:
     return f"shard-{split}-{index:05d}.h5"
 
@@ -500,7 +506,7 @@ class _OpenShard:
             labels_checksum = int(self.file.attrs["labels_checksum"]) if check else None
         except (OSError, KeyError) as exc:
             raise ShardError(f"{path}: cannot open shard: {exc}") from None
-        if check and image_checksum(self.labels) != labels_checksum:
+        if check and not matches_checksum(self.labels, labels_checksum):
             self.file.close()
             raise ShardError(
                 f"dataset {dataset!r}: the labels in shard {path} are damaged (they do not match the "
@@ -547,7 +553,7 @@ class _OpenShard:
                 out = out.reshape(self.shape)
         except (OSError, KeyError, ValueError, IndexError) as exc:
             raise ShardError(f"{self.path}: cannot read image {local}: {exc}") from None
-        if self.checksums is not None and _xxh3_64(out) != self.checksums[local]:
+        if self.checksums is not None and not matches_checksum(out, self.checksums[local]):
             raise self._damaged(local)
         return out
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .shards import MANIFEST_NAME, ShardError, file_sha256, has_image_checksums, image_checksum, read_manifest
+from .shards import MANIFEST_NAME, ShardError, file_sha256, has_image_checksums, matches_checksum, read_manifest
 
 #: Images read per HDF5 call when checking checksums.
 _IMAGE_BLOCK = 256
@@ -185,13 +185,13 @@ def _damaged_images(file: Path, advance: Advance) -> tuple[list[tuple[int, str]]
 
     try:
         with h5py.File(file, "r") as f:
-            pixels, sums = f["images"], f["checksums"][:]
+            pixels, sums = f["images"], f["checksums"][:].tolist()
             bad = []
             for start in range(0, pixels.shape[0], _IMAGE_BLOCK):
                 block = pixels[start : start + _IMAGE_BLOCK]
-                bad += [start + k for k, image in enumerate(block) if image_checksum(image) != sums[start + k]]
+                bad += [start + k for k, image in enumerate(block) if not matches_checksum(image, sums[start + k])]
                 advance(block.nbytes)
-            labels_ok = image_checksum(f["labels"][:]) == int(f.attrs["labels_checksum"])
+            labels_ok = matches_checksum(f["labels"][:], int(f.attrs["labels_checksum"]))
             names = [_text(f["names"][i]) for i in bad]
     except (OSError, KeyError, ValueError, IndexError) as exc:
         raise ShardError(f"it cannot be read as a starkit shard: {exc}") from None
