@@ -103,8 +103,11 @@ class Translator:
     diverse: bool = False
     #: Whether a translation can take its style from reference images: ``translate_reference``.
     takes_reference: bool = False
-    #: The model family that made it (set by :func:`load_translator`), for messages.
+    #: The model family that made it (set by :func:`load_translator`), for messages and reports.
     family_name: str | None = None
+    #: The training iteration its checkpoint was saved at (set by :func:`load_translator`;
+    #: None when the checkpoint does not say), for reports.
+    iteration: int | None = None
 
     def __init__(self, label_space: LabelSpace, image_size: int, device: Any, source: str | Path | None = None,
                  weights: str = "raw"):
@@ -201,4 +204,5 @@ def load_translator(path: str | Path, device: str = "auto", registry: Any = None
         raise CheckpointError(f"{path}: the {family.name!r} family's translator is a {type(translator).__name__}, "
                               "not a starkit.inference.Translator")
     translator.family_name = family.name
+    translator.iteration = checkpoint.get("iteration")
     return translator

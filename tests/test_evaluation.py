@@ -951,3 +951,23 @@ def test_real_images_inception_statistics_are_computed_once_per_shard_set(face_r
     assert again.images == 5 + 5 * 5
     assert fid_cache.cache_dir() == tmp_path / "cache" / "fid"
     stores[0].close()
+
+
+def test_eval_reads_the_checkpoint_file_once_and_reports_its_model_and_iteration(joint_run, monkeypatch):
+    import starkit.torch_files
+    import starkit.training.checkpoint
+
+    real = starkit.torch_files.read_tensor_file
+    reads = []
+
+    def counting(path, *args, **kwargs):
+        reads.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    for module in (starkit.torch_files, starkit.training.checkpoint):
+        monkeypatch.setattr(module, "read_tensor_file", counting)
+    result = _invoke(["eval", "--run", str(joint_run), "--limit", "1", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["model"], report["iteration"]) == ("stargan", 2)
+    assert reads == ["latest.pt"]

@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import StarkitError
 from .classifier import AttributeClassifier
 from .pipeline import METRICS, EvalOptions, TranslationPlan, evaluate_generator, evaluate_plan
 from .rendering import counterfactual_renderer
@@ -50,18 +49,6 @@ __all__ = ["METRICS", "EVAL_FORMAT", "EVAL_VERSION", "EvalOptions", "EvaluationE
 
 
 # ------------------------------------------------------------------------------ a training run
-def _checkpoint_facts(path: Path) -> dict[str, Any]:
-    """Iteration and model family of a checkpoint, read memory-mapped (the weights stay on
-    disk; the translator has loaded them already)."""
-    from ..torch_files import read_tensor_file
-
-    try:
-        data = read_tensor_file(path, expected="a starkit checkpoint", mmap=True)
-    except StarkitError:  # the translator has already validated the file; facts are optional
-        return {}
-    return {"iteration": data.get("iteration"), "model": data.get("model")}
-
-
 def _git_commit() -> str | None:
     import subprocess
 
@@ -191,7 +178,6 @@ def _run_description(run: str | Path | None, translator: Any, stores: Sequence[A
     ckpt_path = Path(translator.source)
     space = translator.label_space
     parameters = {name: sum(p.numel() for p in module.parameters()) for name, module in translator.networks.items()}
-    facts = _checkpoint_facts(ckpt_path)
     return {
         "format": EVAL_FORMAT,
         "version": EVAL_VERSION,
@@ -199,8 +185,8 @@ def _run_description(run: str | Path | None, translator: Any, stores: Sequence[A
         "git_commit": _git_commit(),
         "run": str(run) if run is not None else None,
         "checkpoint": str(ckpt_path),
-        "model": facts.get("model"),
-        "iteration": facts.get("iteration"),
+        "model": translator.family_name,  # both set from the checkpoint by load_translator
+        "iteration": translator.iteration,
         "generator_weights": translator.weights,
         "data": [str(s.path) for s in stores],
         "device": str(translator.device),
