@@ -29,9 +29,12 @@ import contextlib
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
-from ....training.config import ADAM_IMPLS, PRECISIONS, SWITCH, ConfigError
+from ....training import precision as _precision
+# Shared with the other families (starkit.training.precision); imported here by name so that
+# this module's callers and tests keep finding them where they always were.
+from ....training.precision import cpu_has_native_bf16, cuda_has_bf16, make_adam  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -81,16 +84,10 @@ class FastPath:
     # ------------------------------------------------------------------ applying switches
     def autocast(self, device: Any) -> contextlib.AbstractContextManager:
         """The autocast region for forward passes (a no-op for fp32)."""
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        import torch
-
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return _precision.autocast(self.precision, device)
 
     def memory_format(self) -> Any:
-        import torch
-
-        return torch.channels_last if self.channels_last else torch.contiguous_format
+        return _precision.memory_format(self.channels_last)
 
     def prepare_input(self, images: Any) -> Any:
         """Images in the layout the networks were converted to."""
@@ -100,28 +97,8 @@ class FastPath:
 
 
 # ---------------------------------------------------------------------------- resolution
-def _switch(config: Mapping[str, Any], key: str, auto: bool) -> bool:
-    value = config.get(key, "auto")
-    if isinstance(value, bool):  # tolerated from Python callers
-        return value
-    if value not in SWITCH:
-        raise ConfigError(f"{key}: must be one of {', '.join(SWITCH)}, got {value!r}")
-    return auto if value == "auto" else value == "on"
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPUs on which oneDNN runs bf16 convolutions natively. Without
-    them (AVX2 only, like the development machine) bf16 convolutions are 7–80× slower than fp32."""
-    import torch
-
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-
-
-def cuda_has_bf16(device: Any) -> bool:
-    import torch
-
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+#: On/off/auto keys (shared with the other families).
+_switch = _precision.resolve_switch
 
 
 def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
@@ -131,16 +108,11 @@ def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
 
     cuda = device.type == "cuda"
     precision = config.get("precision", "auto")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "auto":
-        native = cuda_has_bf16(device) if cuda else (device.type == "cpu" and cpu_has_native_bf16())
-        precision = "bf16" if native else "fp32"
-    adam_impl = config.get("adam_impl", "auto")
-    if adam_impl not in ADAM_IMPLS:
-        raise ConfigError(f"adam_impl: must be one of {', '.join(ADAM_IMPLS)}, got {adam_impl!r}")
-    if adam_impl == "auto":
-        adam_impl = "fused"  # one kernel over all tensors (CPU and CUDA alike in torch >= 2.4)
+    # Probed only for auto, and looked up in this module (tests stand in a bf16 GPU through it).
+    native = precision == "auto" and (
+        cuda_has_bf16(device) if cuda else (device.type == "cpu" and cpu_has_native_bf16()))
+    precision = _precision.resolve_precision(precision, native)
+    adam_impl = _precision.resolve_adam_impl(config.get("adam_impl", "auto"))
     cpu = device.type == "cpu"
     # CPU kernels: on another device the layers would only fall back to F.conv2d. NNPACK is
     # fp32-only, so under bf16 autocast its layers would fall back as well.
@@ -160,16 +132,6 @@ def resolve_fast_path(config: Mapping[str, Any], device: Any) -> FastPath:
 
 
 # ---------------------------------------------------------------------------- helpers
-def make_adam(params: Iterable[Any], lr: float, betas: tuple[float, float], impl: str) -> Any:
-    """Adam with the chosen implementation. All three compute the same update up to rounding."""
-    import torch
-
-    options = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}
-    if impl not in options:
-        raise ConfigError(f"adam_impl: must be one of fused, foreach, loop, got {impl!r}")
-    return torch.optim.Adam(params, lr=lr, betas=betas, **options[impl])
-
-
 class CompiledOrEager:
     """Calls ``torch.compile(module)``; if compiling fails (no C++ compiler, an unsupported
     operation, an old GPU), warns once and calls the eager module from then on.
