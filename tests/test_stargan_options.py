@@ -158,3 +158,31 @@ def test_train_options_lists_every_option_and_preset():
                             "help": FIELDS_BY_KEY["g_lr"].help}
     assert listed["presets"]["quality-benchmark"]["precision"] == "fp32"
     assert run("train").exit_code == 2  # --out is still needed to train
+
+
+def test_building_the_training_step_checks_each_option_once(monkeypatch):
+    # The step validates its config into typed groups once; its networks are built from those
+    # groups, not checked again (the model options used to be checked a second time).
+    import collections
+
+    import torch
+
+    import starkit.families.stargan.options as options
+    from starkit.families.stargan.step import StarGANStep
+    from starkit.labels import LabelSpace
+    from starkit.spec import AttributeGroup
+    from starkit.training.device import Runtime
+
+    checked = collections.Counter()
+    real = options._field_problem
+    monkeypatch.setattr(options, "_field_problem", lambda f, value: checked.update([f.name]) or real(f, value))
+    space = LabelSpace.from_groups([("faces", [AttributeGroup("hair", "onehot", ("black", "blond"))])])
+    tiny = {"g_conv_dim": 4, "d_conv_dim": 4, "g_repeat_num": 1, "d_repeat_num": 2, "image_size": 16, "seed": 0}
+    step = StarGANStep(space, {**PAPER_DEFAULTS, **tiny}, Runtime(torch.device("cpu")))
+    assert set(checked) == set(FIELDS_BY_KEY) and set(checked.values()) == {1}, checked
+    from starkit.families.stargan.networks import build_stargan
+
+    checked_again = build_stargan(space, {**PAPER_DEFAULTS, **tiny})  # the same networks, shape for shape
+    for name in ("G", "D"):
+        shapes = {k: v.shape for k, v in getattr(step, name).state_dict().items()}
+        assert shapes == {k: v.shape for k, v in checked_again[name].state_dict().items()}

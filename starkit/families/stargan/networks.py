@@ -381,7 +381,12 @@ def build_stargan(label_space: Any, config: Mapping[str, Any] | None = None) -> 
     ``config`` keys named in :data:`DEFAULT_MODEL_CONFIG` override its values; other keys
     (training settings) are ignored.
     """
-    values = _checked_model_config({} if config is None else config)
+    return build_checked_stargan(label_space, _checked_model_config({} if config is None else config))
+
+
+def build_checked_stargan(label_space: Any, values: Mapping[str, Any]) -> dict[str, nn.Module]:
+    """:func:`build_stargan` from model values already checked: every key of
+    :data:`DEFAULT_MODEL_CONFIG` (the family's step passes its validated options)."""
     try:
         return {
             "G": Generator(label_space.dim, values["g_conv_dim"], values["g_repeat_num"], values["g_output"],

@@ -325,6 +325,13 @@ def validate_options(config: Mapping[str, Any], label_space: Any = None, groups:
     config has one) and, with ``label_space``, the attribute-group names against it. Only
     ``groups``' fields when given (and then no rules between fields). Raises
     :class:`~starkit.training.config.ConfigError` naming the key: ``key: what, got value``."""
+    _merged_and_checked(config, label_space, groups)
+
+
+def _merged_and_checked(
+    config: Mapping[str, Any], label_space: Any = None, groups: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """:func:`validate_options`'s work; returns ``config`` over the paper's values, as checked."""
     config = {**PAPER_DEFAULTS, **config}
     for name in groups or OPTION_FIELDS:
         for f in OPTION_FIELDS[name]:
@@ -332,7 +339,7 @@ def validate_options(config: Mapping[str, Any], label_space: Any = None, groups:
             if problem:
                 raise ConfigError(f"{f.name}: {problem}, got {config[f.name]!r}")
     if groups is not None:
-        return
+        return config
     for key, holds, what in _cross_field_rules(config):
         if not holds:
             raise ConfigError(f"{key}: {what}, got {config.get(key)!r}")
@@ -344,6 +351,7 @@ def validate_options(config: Mapping[str, Any], label_space: Any = None, groups:
             parse_group_names(config["mask_sharpness_groups"], label_space, "mask_sharpness_groups")
         except LabelError as exc:
             raise ConfigError(str(exc)) from None
+    return config
 
 
 # ---------------------------------------------------------------------------- typed groups
@@ -374,8 +382,7 @@ class StarGANOptions:
     @classmethod
     def from_config(cls, config: Mapping[str, Any], label_space: Any = None) -> "StarGANOptions":
         """Validate ``config`` (:func:`validate_options`) and split it into the typed groups."""
-        validate_options(config, label_space)
-        merged = {**PAPER_DEFAULTS, **config}
+        merged = _merged_and_checked(config, label_space)
         return cls(**{name: _typed(group, merged) for name, group in OPTION_GROUPS.items()})
 
 

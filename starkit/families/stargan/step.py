@@ -56,8 +56,8 @@ from ...labels import LabelSpace, parse_group_names
 from ...training.device import Runtime, rank_seed
 from .losses import (critic_fake_loss, critic_real_loss, generator_adversarial_loss, gradient_penalty,
                      reconstruction_loss)
-from .networks import build_stargan
-from .options import StarGANOptions, drawn_masks
+from .networks import build_checked_stargan
+from .options import PAPER_IMAGE_SIZE, StarGANOptions, drawn_masks
 from .parts.colour_critic import ColourCritic, ColourCriticTraining
 from .parts.diff_augment import DiffAugment
 from .parts.ema import GeneratorAverage, WeightAverage
@@ -79,7 +79,9 @@ def build_networks(label_space: LabelSpace, config: Mapping[str, Any],
     ``label_space.label_dim``), after checking the config (unless its checked ``options`` are
     given); with ``lambda_hist`` > 0 also the colour critic H (:mod:`.parts.colour_critic`)."""
     options = options or StarGANOptions.from_config(config, label_space)
-    networks = build_stargan(label_space, config)
+    # The model options were checked with the rest: built from them, not checked again.
+    model_values = {"image_size": config.get("image_size", PAPER_IMAGE_SIZE), **asdict(options.model)}
+    networks = build_checked_stargan(label_space, model_values)
     if options.colour_critic.lambda_hist > 0:
         networks["H"] = ColourCritic(label_space.label_dim, options.colour_critic.hist_bins)
     return networks
