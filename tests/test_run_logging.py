@@ -183,3 +183,43 @@ def test_key_losses_are_the_first_two_of_each_network_in_network_order():
     assert list(key_losses(losses, ["G", "D", "H"])) == ["G/loss_fake", "G/loss_rec", "D/loss_real", "D/loss_fake"]
     assert list(key_losses({"X/a": 1.0}, ["G", "D"])) == []
     assert format_duration(3 * 3600 + 62.4) == "3:01:02" and format_duration(None) == "?"
+
+
+def test_the_sample_grid_goes_to_tensorboard_as_drawn_without_reading_its_png(toy_data_root, tmp_path, registry,
+                                                                              monkeypatch):
+    import io
+
+    import numpy as np
+
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opened.append(str(fp)) or real_open(fp, *a, **k))
+    run = tmp_path / "run"
+    train(run, tiny_config(toy_data_root, sample_every=2), registry=registry, progress=False)
+    monkeypatch.undo()
+    assert [p for p in opened if p.endswith(".png")] == []  # the grid was not read back from disk
+    grids = tensorboard_events(run).Images("samples")
+    assert [g.step for g in grids] == [2, 4]
+    for grid in grids:
+        shown = np.asarray(Image.open(io.BytesIO(grid.encoded_image_string)).convert("RGB"))
+        with Image.open(run / "samples" / f"iter-{grid.step:07d}.png") as png:
+            assert np.array_equal(shown, np.asarray(png.convert("RGB")))  # the same image as the PNG
+
+
+def test_tensorboard_takes_a_grid_as_pixels_or_as_the_png_a_family_saved_itself(tmp_path):
+    import io
+
+    import numpy as np
+
+    from starkit.training.tensorboard_log import TensorBoardLog
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "grid.png")
+    log = TensorBoardLog(tmp_path / "tensorboard", None, warn=pytest.fail)
+    log.image(pixels, 1)
+    log.image(tmp_path / "grid.png", 2)
+    log.close()
+    grids = tensorboard_events(tmp_path).Images("samples")
+    assert [g.step for g in grids] == [1, 2]
+    for grid in grids:
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(grid.encoded_image_string)).convert("RGB")), pixels)

@@ -143,10 +143,11 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.scalars(iteration, record)
 
-    def add_image(self, png: Path, iteration: int) -> None:
-        """A sample grid saved as ``png``, for TensorBoard's image tab."""
+    def add_image(self, grid: Any, iteration: int) -> None:
+        """A sample grid for TensorBoard's image tab: its RGB pixels ``[H,W,3]`` uint8, or the
+        PNG file it was saved as."""
         if self._tb is not None:
-            self._tb.image(png, iteration)
+            self._tb.image(grid, iteration)
 
     def flush(self) -> None:
         """Push buffered TensorBoard events to disk (at checkpoints: what a resume keeps)."""

@@ -200,10 +200,10 @@ def save_png(image: Any, path: str | Path) -> Path:
     return Path(path)
 
 
-def write_sample_grid(step: Any, space: LabelSpace, inputs: SampleInputs, device: Any, path: str | Path) -> Path:
-    """Translate the fixed inputs to every target domain and save the labelled grid."""
+def sample_grid_image(step: Any, space: LabelSpace, inputs: SampleInputs, device: Any) -> Any:
+    """The fixed inputs translated to every target domain, as a labelled PIL image."""
     columns = sample_columns(space)
     tiles = translate_grid(step, space, inputs, columns, device)
     qualify = len(space.datasets) > 1
     titles = [["input"]] + [c.title(qualify) for c in columns]
-    return save_png(render_grid(tiles, titles, row_titles=inputs.datasets if qualify else None), path)
+    return render_grid(tiles, titles, row_titles=inputs.datasets if qualify else None)

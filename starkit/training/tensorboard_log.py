@@ -51,18 +51,15 @@ class TensorBoardLog:
 
         self._guard("write scalars", write)
 
-    def image(self, png: Path, iteration: int, tag: str = SAMPLES_TAG) -> None:
-        """The RGB image of the PNG file ``png`` (a sample grid, as saved under ``samples/``)."""
+    def image(self, grid: Any, iteration: int, tag: str = SAMPLES_TAG) -> None:
+        """A sample grid: its RGB pixels ``[H,W,3]`` uint8 (as drawn, not read back from its
+        PNG), or the path of a PNG (a grid a model family saved itself), read here."""
 
         def write() -> None:
-            import numpy as np
-            from PIL import Image
-
-            with Image.open(png) as image:
-                pixels = np.asarray(image.convert("RGB"))
+            pixels = _png_pixels(grid) if isinstance(grid, (str, Path)) else grid
             self._writer.add_image(tag, pixels, iteration, dataformats="HWC")
 
-        self._guard(f"add the image {png}", write)
+        self._guard(f"add the sample grid of iteration {iteration}", write)
 
     def flush(self) -> None:
         self._guard("flush", lambda: self._writer.flush())
@@ -96,6 +93,14 @@ class TensorBoardLog:
             f"TensorBoard logging to {self.folder} is off for the rest of this run: could not {what} "
             f"({type(exc).__name__}: {exc}); metrics.jsonl is still written"
         )
+
+
+def _png_pixels(path: str | Path) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def _wait_for_a_later_second(event_files: list[Path]) -> None:

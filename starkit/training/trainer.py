@@ -254,16 +254,23 @@ class Trainer:
             generator.manual_seed(rank_seed(seed, self.runtime.rank, f"{tag}-{name}"))
 
     # ------------------------------------------------------------------ samples
-    def write_samples(self) -> Path | None:
+    def write_samples(self) -> Any:
+        """Save this iteration's sample grid under ``samples/`` (main process only). Returns it
+        for TensorBoard: its RGB pixels ``[H,W,3]`` when drawn here, the PNG's path when the
+        step draws its own (the seam hands back only the file); None when none was drawn."""
         if not self.runtime.is_main or self.sample_inputs is None:
             return None
-        from .samples import write_sample_grid
+        import numpy as np
+
+        from .samples import sample_grid_image, save_png
 
         path = self.run_dir / "samples" / f"iter-{self.iteration:07d}.png"
         own = getattr(self.step, "write_samples", None)
         if callable(own):
             return own(self.label_space, self.sample_inputs, self.runtime.device, path)
-        return write_sample_grid(self.step, self.label_space, self.sample_inputs, self.runtime.device, path)
+        image = sample_grid_image(self.step, self.label_space, self.sample_inputs, self.runtime.device)
+        save_png(image, path)
+        return np.asarray(image)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> TrainResult:
