@@ -31,11 +31,12 @@ translated all the same.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -141,27 +142,39 @@ def translate_files(
     out_dir.mkdir(parents=True, exist_ok=True)
     result = TranslateResult(source_dataset=source, source_labels=mode, styles=plan.styles, seed=plan.seed,
                              references=plan.references)
-    grid_rows: list[np.ndarray] = []
-
-    from rich.progress import Progress
-
-    with Progress(console=console, disable=not progress) as bar:
-        task = bar.add_task("translating", total=len(paths))
-        for start in range(0, len(paths), batch_size):
-            chunk = list(zip(paths[start : start + batch_size], stems[start : start + batch_size]))
-            images, chunk_stems = _load_chunk(chunk, translator.image_size, result)
-            if chunk_stems:
-                columns = _translate_chunk(translator, images, chunk_stems, list(zip(requests, slugs)), source,
-                                           given, plan.variants, out_dir, result)
-                if grid:
-                    grid_rows.append(np.stack(columns, axis=1))
-            bar.advance(task, len(chunk))
+    translate = functools.partial(_translate_chunk, translator, targets=list(zip(requests, slugs)), source=source,
+                                  given=given, variants=plan.variants, out_dir=out_dir, result=result)
+    grid_rows = _translate_batches(list(zip(paths, stems)), batch_size, translator.image_size, translate, result,
+                                   keep_rows=grid, progress=progress, console=console)
     result.skipped_report = _write_skipped_report(out_dir, result.skipped)
     if not result.inputs:
         raise TranslateError(_nothing_translated(result.skipped, result.skipped_report))
     if grid:
         result.grid = _save_grid(grid_rows, requests, plan, result.inputs, out_dir)
     return result
+
+
+def _translate_batches(inputs: Sequence[tuple[Path, str]], batch_size: int, image_size: int,
+                       translate: Callable[[np.ndarray, Sequence[str]], list[np.ndarray]], result: TranslateResult,
+                       keep_rows: bool, progress: bool, console: Any) -> list[np.ndarray]:
+    """Decode the ``(path, stem)`` inputs batch by batch (unreadable ones go to ``result``) and
+    hand each batch's images to ``translate(images, stems)``, which returns the batch's grid
+    columns, with a progress bar over the inputs. Returns each batch's grid rows when
+    ``keep_rows``."""
+    from rich.progress import Progress
+
+    rows: list[np.ndarray] = []
+    with Progress(console=console, disable=not progress) as bar:
+        task = bar.add_task("translating", total=len(inputs))
+        for start in range(0, len(inputs), batch_size):
+            chunk = list(inputs[start : start + batch_size])
+            images, stems = _load_chunk(chunk, image_size, result)
+            if stems:
+                columns = translate(images, stems)
+                if keep_rows:
+                    rows.append(np.stack(columns, axis=1))
+            bar.advance(task, len(chunk))
+    return rows
 
 
 def _parse_requests(targets: Sequence[str], batch_size: int) -> list[list[str]]:

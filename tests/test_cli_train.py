@@ -204,3 +204,18 @@ def test_paper_defaults_train_at_any_image_size_with_d_depth_from_the_size(toy_d
     too_deep = run("train", "--datasets", "toyfaces", "--data", toy_data_root, "--out", tmp_path / "deep",
                    "--set", "d_repeat_num=5", "--dry-run")
     assert too_deep.exit_code == 1 and "d_repeat_num: 5 halvings" in too_deep.output
+
+
+def test_a_run_stopped_early_exits_130_saying_how_to_continue(toy_data_root, tmp_path, registry, monkeypatch):
+    import starkit.training.run
+    from starkit.training.trainer import TrainResult
+
+    out = tmp_path / "run"
+    stopped = TrainResult(out, 3, 8, interrupted=True, checkpoint=out / "checkpoints" / "latest.pt")
+    monkeypatch.setattr(starkit.training.run, "run_setup", lambda setup, **kw: stopped)  # as after Ctrl-C
+    result = CliRunner().invoke(cli, ["train", "--datasets", "toyfaces", "--data", str(toy_data_root), "--out",
+                                      str(out), "--workers", "0", *TINY])
+    assert result.exit_code == 130
+    text = "".join(result.output.split())  # the console wraps long paths anywhere
+    assert "".join(f"Stopped after iteration 3 of 8; {out / 'checkpoints' / 'latest.pt'}.".split()) in text
+    assert "".join(f"Continue with: starkit train --out {out} --resume".split()) in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -180,11 +181,17 @@ def command(
         outcome = run_setup(setup, progress=main, console=console if main else None)
     finally:
         setup.close()
+    _report_outcome(outcome, setup.run_dir, main)
+
+
+def _report_outcome(outcome: Any, run_dir: Path, main: bool) -> None:
+    """Say how the run ended (on the main process only); a run stopped early exits with
+    status 130 and says how to continue it."""
     if outcome.interrupted:
         if main:
             where = outcome.checkpoint or "no checkpoint"
             console.print(f"Stopped after iteration {outcome.iteration} of {outcome.total}; {where}. "
-                          f"Continue with: starkit train --out {setup.run_dir} --resume")
+                          f"Continue with: starkit train --out {run_dir} --resume")
         raise SystemExit(130)
     if main:
         console.print(f"Finished {outcome.iteration} iterations; checkpoint: {outcome.checkpoint}")
