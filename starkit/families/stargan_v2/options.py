@@ -142,19 +142,19 @@ def validate_options(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key}: {problem}, got {value!r}")
 
 
-#: The generic performance switches (training fields, tuned for the ``stargan`` family) and the
-#: values this family cannot honour yet: it trains in fp32, eagerly, in the default layout.
-_UNSUPPORTED_SWITCHES = {"precision": ("bf16",), "channels_last": ("on",), "compile": ("on",),
-                         "nnpack_convs": ("on",), "gemm_convs": ("on",)}
+#: The generic performance switches (training fields) this family does not implement, and the
+#: values it refuses: ``precision``, ``channels_last`` and ``adam_impl`` it honours (:mod:`.speed`);
+#: these three are ``stargan``'s kernels and compilation, which the v2 step never uses.
+_UNSUPPORTED_SWITCHES = {"compile": ("on",), "nnpack_convs": ("on",), "gemm_convs": ("on",)}
 
 
 def check_speed_switches(config: Mapping[str, Any]) -> None:
-    """Refuse a performance switch the family would otherwise ignore (``"auto"`` is fp32, eager,
-    the default memory layout), naming it."""
+    """Refuse a performance switch the family would otherwise ignore (``"auto"`` and ``"off"``
+    are eager, with oneDNN's convolutions), naming it."""
     for key, refused in _UNSUPPORTED_SWITCHES.items():
         if config.get(key) in refused:
-            raise ConfigError(f"{key}: {config[key]!r} is not implemented for stargan-v2 yet "
-                              f"(it trains in fp32, eagerly); use {key} = \"auto\"")
+            raise ConfigError(f"{key}: {config[key]!r} is not implemented for stargan-v2 "
+                              f"(it trains eagerly, with the default convolution kernels); use {key} = \"auto\"")
 
 
 def _typed(cls: type, config: Mapping[str, Any]) -> Any:

@@ -20,7 +20,14 @@ drawn without a graph.
 
 Source domains come from the labels through a small per-dataset torch rule (no host sync per
 step); an image whose one-hot group has no member set has none, and the terms that read its
-domain skip it (:mod:`.losses`). Only fp32 is implemented: ``precision = "auto"`` trains in fp32.
+domain skip it (:mod:`.losses`).
+
+How it is computed follows the switches of :mod:`.speed` (``precision``, ``channels_last``,
+``adam_impl``): under bf16 the networks' forward passes run in autocast regions and everything
+else — the losses, R1 (taken with respect to the fp32 images), the weights, their moving
+averages and Adam's state — in fp32. tests/test_v2_fast_path.py states how close bf16 comes
+to fp32, and that :meth:`V2FastPath.naive() <.speed.V2FastPath.naive>` is the step as first
+written, bit for bit.
 """
 
 from __future__ import annotations
@@ -36,10 +43,12 @@ from ...domains import DomainSet, domain_set
 from ...errors import StarkitError
 from ...labels import LabelSpace
 from ...training.device import Runtime, rank_seed
+from ...training.precision import make_adam
 from .losses import (adversarial_loss, cycle_loss, diversity_loss, diversity_weight, r1_penalty,
                      style_reconstruction_loss)
 from .networks import build_networks
 from .options import PAPER_IMAGE_SIZE, StarGANv2Options, check_speed_switches
+from .speed import V2FastPath, resolve_v2_fast_path
 
 #: The networks with a moving average, saved as ``<name>_ema`` (what translation uses).
 AVERAGED = ("generator", "mapping_network", "style_encoder")
@@ -94,16 +103,22 @@ def _frozen(*nets: nn.Module) -> Iterator[None]:
 
 
 class StarGANv2Step:
-    """The :class:`~starkit.training.step.StepRunner` of the ``stargan-v2`` family."""
+    """The :class:`~starkit.training.step.StepRunner` of the ``stargan-v2`` family.
 
-    def __init__(self, label_space: LabelSpace, config: Mapping[str, Any], runtime: Runtime):
+    ``fast`` overrides the switches the config selects (benchmarks and tests pass
+    :meth:`V2FastPath.naive` or single switches)."""
+
+    def __init__(self, label_space: LabelSpace, config: Mapping[str, Any], runtime: Runtime,
+                 fast: V2FastPath | None = None):
         from ...data.references import ReferenceRequest
 
         self.label_space, self.config, self.runtime = label_space, dict(config), runtime
         self.options = opts = StarGANv2Options.from_config(config)
         self.domains, nets = build_family_networks(label_space, config)
         device = runtime.device
-        self.nets = {name: net.to(device) for name, net in nets.items()}
+        self.fast = fast if fast is not None else resolve_v2_fast_path(config, device)
+        layout = self.fast.memory_format()
+        self.nets = {name: net.to(device, memory_format=layout) for name, net in nets.items()}
         # The moving averages start as copies and are never trained nor wrapped for DDP: every
         # process averages identical replicas, so the averages stay identical too.
         self.averages = {name: copy.deepcopy(self.nets[name]).requires_grad_(False) for name in AVERAGED}
@@ -111,9 +126,10 @@ class StarGANv2Step:
         # The modules to call where gradients must be averaged across processes.
         self.wrapped = {name: runtime.wrap(net) for name, net in self.nets.items()}
         self.base_lrs = {name: opts.optim.f_lr if name == "mapping_network" else opts.optim.lr for name in self.nets}
+        betas = (opts.optim.beta1, opts.optim.beta2)
         self.optimizers = {
-            name: torch.optim.Adam(net.parameters(), lr=self.base_lrs[name], betas=(opts.optim.beta1, opts.optim.beta2),
-                                   weight_decay=opts.optim.weight_decay)
+            name: make_adam(net.parameters(), self.base_lrs[name], betas, self.fast.adam_impl,
+                            weight_decay=opts.optim.weight_decay)
             for name, net in self.nets.items()
         }
         # One CPU generator for the latent codes: CPU and GPU runs draw the same numbers, and
@@ -137,10 +153,11 @@ class StarGANv2Step:
                                "the step's batch_request")
         y_org, rows = self.source_domains(dataset, labels)
         y_trg = references.domains.long()
-        x_ref1, x_ref2 = references.images[:, 0], references.images[:, 1]
+        images = self.fast.prepare_input(images)
+        x_ref1, x_ref2 = (self.fast.prepare_input(references.images[:, i]) for i in (0, 1))
         z1, z2 = self._latents(images.shape[0], images.device)
         mapping, encoder = self.nets["mapping_network"], self.nets["style_encoder"]
-        with torch.no_grad():
+        with torch.no_grad(), self._forward():
             s_latent, s_reference = mapping(z1, y_trg), encoder(x_ref1, y_trg)
         losses = self._discriminator_step("latent", images, y_org, rows, y_trg, s_latent)
         losses |= self._discriminator_step("reference", images, y_org, rows, y_trg, s_reference)
@@ -163,17 +180,26 @@ class StarGANv2Step:
         z = z.to(device, non_blocking=True)
         return z[0], z[1]
 
+    def _forward(self) -> contextlib.AbstractContextManager:
+        """The region the networks' forward passes run in (bf16 autocast, or nothing); losses,
+        R1's gradient and backward passes stay outside it, in fp32."""
+        return self.fast.autocast(self.runtime.device)
+
     def _discriminator_step(self, kind: str, x_real: Tensor, y_org: Tensor, rows: Tensor | None,
                             y_trg: Tensor, s_trg: Tensor) -> dict[str, Tensor]:
         """One update of D: real images as real (with R1 on them), ``G(x, s_trg)`` as fake."""
         D = self.wrapped["discriminator"]
-        with torch.no_grad():
+        with torch.no_grad(), self._forward():
             x_fake = self.nets["generator"](x_real, s_trg)
+        # R1's gradient is taken with respect to these fp32 pixels (autocast casts a copy).
         x_real = x_real.detach().requires_grad_(True)
-        real_logits = D(x_real, y_org)
+        with self._forward():
+            real_logits = D(x_real, y_org)
         loss_real = adversarial_loss(real_logits, True, rows)
         loss_r1 = r1_penalty(real_logits, x_real, rows)
-        loss_fake = adversarial_loss(D(x_fake, y_trg), False)
+        with self._forward():
+            fake_logits = D(x_fake, y_trg)
+        loss_fake = adversarial_loss(fake_logits, False)
         loss = loss_real + loss_fake + self.options.loss.lambda_reg * loss_r1
         self._update(("discriminator",), loss)
         return {f"D/{kind}_real": loss_real.detach(), f"D/{kind}_fake": loss_fake.detach(),
@@ -188,16 +214,18 @@ class StarGANv2Step:
         if "style_encoder" not in trained:
             E = self.nets["style_encoder"]  # frozen by the caller: no gradients to average
         D = self.nets["discriminator"]
-        loss_terms: dict[str, Tensor] = {}
         with _frozen(D):
-            s_trg = style()
-            x_fake = G(x_real, s_trg)
-            loss_terms["adv"] = adversarial_loss(D(x_fake, y_trg), True)
-            loss_terms["sty"] = style_reconstruction_loss(s_trg, E(x_fake, y_trg))
-            with torch.no_grad():
-                x_fake2 = self.nets["generator"](x_real, second_style())
-            loss_terms["ds"] = diversity_loss(x_fake, x_fake2)
-            loss_terms["cyc"] = cycle_loss(x_real, G(x_fake, E(x_real, y_org)), rows)
+            with self._forward():
+                s_trg = style()
+                x_fake = G(x_real, s_trg)
+                fake_logits, s_recovered = D(x_fake, y_trg), E(x_fake, y_trg)
+                with torch.no_grad():
+                    x_fake2 = self.nets["generator"](x_real, second_style())
+                x_cycled = G(x_fake, E(x_real, y_org))
+            loss_terms = {"adv": adversarial_loss(fake_logits, True),
+                          "sty": style_reconstruction_loss(s_trg, s_recovered),
+                          "ds": diversity_loss(x_fake, x_fake2),
+                          "cyc": cycle_loss(x_real, x_cycled, rows)}
             lam = self.options.loss
             loss = (loss_terms["adv"] + lam.lambda_sty * loss_terms["sty"] - ds_weight * loss_terms["ds"]
                     + lam.lambda_cyc * loss_terms["cyc"])
