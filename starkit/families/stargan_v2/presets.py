@@ -43,7 +43,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {**CPU_RECIPE, "sample_every": 500, "latest_every": 250, "save_every": 0, "workers": 1},
     # bench/v2_quality.py's recipe: the demo's, pinned to fp32 on the CPU with no loader
     # processes (one single-thread job beside the others, numbers that compare across machines),
-    # no sample grids, one checkpoint at the end.
+    # no sample grids, one checkpoint at the end. The demo's learning rates hold at the
+    # benchmark's 3,000 iterations: synth-rafd expressions on synth-celeba faces 0.35 (judge
+    # accuracy, latent-guided), 0.13 (chance) with the official lr 1e-4 / f_lr 1e-6
+    # (bench/sweeps/v2_quality_recipe.md).
     "quality-benchmark": {**CPU_RECIPE, "precision": "fp32", "device": "cpu", "workers": 0, "sample_every": 0,
                           "log_every": 25, "latest_every": 3000, "save_every": 0},
 }
