@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from quality import cpu_description  # a sibling script (bench/ is on sys.path)
 
 #: Operator classes, first match wins (matched against the lower-cased aten name).
 CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -143,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "model": args.model, "image_size": args.size, "batch_size": batch, "iterations": iterations,
         "n_critic": n_critic, "switches": summary() if callable(summary) else None,
-        "machine": {"cpu": platform.processor() or _cpu_model(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__},
+        "machine": {"cpu": cpu_description(), "threads": torch.get_num_threads(), "torch": torch.__version__},
         "share_by_class": {k: round(v / total, 4) for k, v in sorted(result["ms_by_class"].items(), key=lambda kv: -kv[1])},
         "ms_by_class": {k: round(v, 1) for k, v in result["ms_by_class"].items()},
         "largest_other_ms": {k: round(v, 1) for k, v in result["top_other_ms"].items()},
@@ -158,15 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text + "\n", encoding="utf-8")
     return 0
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

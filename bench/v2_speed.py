@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from quality import cpu_description  # a sibling script (bench/ is on sys.path)
 
 DOMAINS = 3
 
@@ -145,15 +145,6 @@ def fixed_batch(size: int, batch: int) -> dict[str, torch.Tensor]:
             "z1": torch.randn((batch, 16), generator=g), "z2": torch.randn((batch, 16), generator=g)}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -189,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "config": {"image_size": args.size, "batch_size": args.batch, "domains": DOMAINS, "iters": args.iters,
                    "repeats": args.repeats, "warmup": args.warmup},
-        "machine": {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": {"cpu": cpu_description(), "threads": torch.get_num_threads(), "torch": torch.__version__},
         "images_per_s": {n: round(statistics.median(r[n] for r in per_repeat), 3) for n in names},
         "ratio_to_official": {n: round(statistics.median(r[n] / r["official"] for r in per_repeat), 3)
                               for n in names if n != "official"},

@@ -173,6 +173,15 @@ class LabelSpace:
             out[..., self.label_dim + self.index(name)] = 1
         return out
 
+    def first_members_row(self, name: str) -> np.ndarray:
+        """A label row of ``name`` with the first member of each one-hot group set and every
+        binary attribute off: a valid row to start a target from when no labels are known."""
+        row = np.zeros(self.dataset(name).width, dtype=np.float32)
+        for gs in self.group_slices(name):
+            if gs.group.kind == "onehot":
+                row[gs.local_start] = 1
+        return row
+
     def check_width(self, name: str, labels: Any) -> None:
         """LabelError unless ``labels`` ``[..., k]`` have ``name``'s width ``k``."""
         d = self.dataset(name)

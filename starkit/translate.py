@@ -191,7 +191,7 @@ def _check_requests(space: LabelSpace, requests: Sequence[list[str]], source: st
     (an unknown attribute or a mix of datasets fails fast; a missing one-hot member can
     only be judged per input, from its own labels)."""
     for r in requests:
-        space.target(r, source, _complete_row(space, source))
+        space.target(r, source, space.first_members_row(source))
 
 
 def _translate_chunk(translator: Translator, images: np.ndarray, stems: Sequence[str],
@@ -353,12 +353,6 @@ def preprocessing_summary(records: Sequence[InputRecord]) -> list[str]:
     return lines
 
 
-def _complete_row(space: LabelSpace, dataset: str) -> np.ndarray:
-    row = np.zeros(space.dataset(dataset).width, dtype=np.float32)
-    for gs in space.group_slices(dataset):
-        if gs.group.kind == "onehot":
-            row[gs.local_start] = 1
-    return row
 
 
 def _pil(image: np.ndarray) -> Any:

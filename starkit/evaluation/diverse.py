@@ -50,7 +50,7 @@ def domain_targets(domains: DomainSet, source: str, source_labels: np.ndarray | 
         if d.dataset == source and source_labels is not None:
             row = np.asarray(source_labels, dtype=np.float32).reshape(-1).copy()
         else:
-            row = _base_row(space, d.dataset)
+            row = space.first_members_row(d.dataset)
         gs = next(g for g in space.group_slices(d.dataset) if g.group.name == d.group)
         if d.onehot:
             row[gs.local] = 0
@@ -61,12 +61,6 @@ def domain_targets(domains: DomainSet, source: str, source_labels: np.ndarray | 
     return out
 
 
-def _base_row(space: LabelSpace, dataset: str) -> np.ndarray:
-    row = np.zeros(space.dataset(dataset).width, dtype=np.float32)
-    for gs in space.group_slices(dataset):
-        if gs.group.kind == "onehot":
-            row[gs.local_start] = 1
-    return row
 
 
 class _Guided(TranslationPlan):

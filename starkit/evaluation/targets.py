@@ -67,13 +67,10 @@ def targets_for(label_space: LabelSpace, source: str, source_labels: np.ndarray 
         if other == source:
             continue
         slices = label_space.group_slices(other)
-        base = np.zeros(label_space.dataset(other).width, dtype=np.float32)
         # Other one-hot groups of the target dataset need a member too; their first stands in
         # (the translation is judged only on the requested group). Binary attributes stay off,
         # as in LabelSpace.target.
-        for gs in slices:
-            if gs.group.kind == "onehot":
-                base[gs.local_start] = 1
+        base = label_space.first_members_row(other)
         for gs in slices:
             if gs.group.kind != "onehot":
                 continue

@@ -397,3 +397,48 @@ def options_markdown(option_fields: OptionGroups,
                 for f in group_fields]
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------- declaring options
+def option(default: Any, help: str, check: Check | None = None) -> Any:
+    """A dataclass field that is also a config option (a family declares its option groups as
+    frozen dataclasses of these): its default, one-line help and range check (``None`` when
+    the value is fine, else what is wrong)."""
+    from dataclasses import field
+
+    meta = {"help": help, "check": check}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def option_fields(groups: Mapping[str, type]) -> dict[str, tuple[ConfigField, ...]]:
+    """Group name -> its dataclass's :func:`option` fields as :class:`ConfigField`s (typed by
+    their defaults, as config files are read); a key in two groups is an error."""
+    from dataclasses import MISSING, fields
+
+    out: dict[str, tuple[ConfigField, ...]] = {}
+    for name, cls in groups.items():
+        made = []
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            made.append(ConfigField(f.name, default, type(default), f.metadata["help"], f.metadata["check"]))
+        out[name] = tuple(made)
+    keys = [f.name for group in out.values() for f in group]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"option keys declared in two groups: {sorted({k for k in keys if keys.count(k) > 1})}")
+    return out
+
+
+def typed_group(cls: type, config: Mapping[str, Any]) -> Any:
+    """Option group ``cls`` (a dataclass of :func:`option` fields) from a checked flat
+    ``config``, numbers as each field's declared kind (a config written by hand may hold 3 for
+    3.0) and lists copied."""
+    from dataclasses import MISSING, fields
+
+    values = {}
+    for f in fields(cls):
+        value, kind = config[f.name], type(f.default if f.default_factory is MISSING else f.default_factory())
+        values[f.name] = kind(value) if kind in (int, float) else (list(value) if kind is list else value)
+    return cls(**values)
+

@@ -14,10 +14,11 @@ Free of torch: the CLI imports this at start-up.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ...training.config import Check, ConfigError, ConfigField, at_least, one_of, options_markdown, positive
+from ...training.config import (Check, ConfigError, ConfigField, at_least, one_of, option, option_fields,
+                                options_markdown, positive, typed_group)
 
 #: What G's last convolution produces: ``"image"`` (the paper) or ``"attention"`` (a colour
 #: image blended with the input by a drawn mask, GANimation-style).
@@ -67,14 +68,6 @@ def _augment_policy(v: list[str]) -> str | None:
         return str(exc)
     return None
 
-
-def option(default: Any, help: str, check: Check | None = None) -> Any:
-    """A dataclass field that is also a config option: its paper default, one-line help and
-    range check (``None`` when the value is fine, else what is wrong)."""
-    meta = {"help": help, "check": check}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # ---------------------------------------------------------------------------- the groups
@@ -226,18 +219,11 @@ OPTION_GROUPS: dict[str, type] = {
 }
 
 
-def _config_field(f: Any) -> ConfigField:
-    default = f.default if f.default is not MISSING else f.default_factory()
-    return ConfigField(f.name, default, type(default), f.metadata["help"], f.metadata["check"])
-
 
 #: Group name -> its options as config fields (typed by their defaults, as config files are read).
-OPTION_FIELDS: dict[str, tuple[ConfigField, ...]] = {
-    name: tuple(_config_field(f) for f in fields(cls)) for name, cls in OPTION_GROUPS.items()
-}
+OPTION_FIELDS: dict[str, tuple[ConfigField, ...]] = option_fields(OPTION_GROUPS)
 #: Every option by key (keys are unique across groups).
 FIELDS_BY_KEY: dict[str, ConfigField] = {f.name: f for group in OPTION_FIELDS.values() for f in group}
-assert len(FIELDS_BY_KEY) == sum(map(len, OPTION_FIELDS.values())), "an option key is in two groups"
 #: The paper's values, flat: the family's default config.
 PAPER_DEFAULTS: dict[str, Any] = {key: f.default for key, f in FIELDS_BY_KEY.items()}
 #: Model hyper-parameters and their paper values (StarGAN, appendix: 128 px, 64 base channels,
@@ -355,16 +341,6 @@ def _merged_and_checked(
 
 
 # ---------------------------------------------------------------------------- typed groups
-def _typed(cls: type, config: Mapping[str, Any]) -> Any:
-    """``cls`` from ``config``'s values, numbers as the field's kind (a config written by hand
-    may hold 3 for 3.0)."""
-    values = {}
-    for f in fields(cls):
-        value = config[f.name]
-        kind = FIELDS_BY_KEY[f.name].kind
-        values[f.name] = kind(value) if kind in (int, float) else value
-    return cls(**values)
-
 
 @dataclass(frozen=True)
 class StarGANOptions:
@@ -383,7 +359,7 @@ class StarGANOptions:
     def from_config(cls, config: Mapping[str, Any], label_space: Any = None) -> "StarGANOptions":
         """Validate ``config`` (:func:`validate_options`) and split it into the typed groups."""
         merged = _merged_and_checked(config, label_space)
-        return cls(**{name: _typed(group, merged) for name, group in OPTION_GROUPS.items()})
+        return cls(**{name: typed_group(group, merged) for name, group in OPTION_GROUPS.items()})
 
 
 # ---------------------------------------------------------------------------- documentation

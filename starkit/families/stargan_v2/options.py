@@ -2,7 +2,7 @@
 
 One frozen dataclass per group — the networks (``model``), the objective's weights (``loss``),
 Adam and the moving averages (``optim``), which domains and references the data serves
-(``data``) — whose fields are also config options (:func:`option`). The keys stay one flat
+(``data``) — whose fields are also config options (:func:`starkit.training.config.option`). The keys stay one flat
 namespace, as for ``stargan``, so ``--set key=value``, config files and a run's
 ``config.json`` name them directly. The defaults are the official implementation's AFHQ recipe
 (clovaai/stargan-v2, ``main.py``; paper §4 and appendix A). :meth:`StarGANv2Options.from_config`
@@ -13,10 +13,11 @@ Free of torch: the CLI imports this at start-up.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ...training.config import Check, ConfigError, ConfigField, at_least, options_markdown, positive
+from ...training.config import (ConfigError, ConfigField, at_least, option, option_fields, options_markdown, positive,
+                                typed_group)
 
 #: The image size the networks are built for when a config does not say (the official AFHQ
 #: and CelebA-HQ models: 256 px; a training run takes its shards' size).
@@ -39,14 +40,6 @@ def _domain_items(v: list[str]) -> str | None:
     bad = [item for item in v if ":" not in item]
     return None if not bad else f"{bad[0]!r} is not DATASET:GROUP (e.g. synth-rafd:expression, celeba:Male)"
 
-
-def option(default: Any, help: str, check: Check | None = None) -> Any:
-    """A dataclass field that is also a config option: its paper default, one-line help and
-    range check (``None`` when the value is fine, else what is wrong)."""
-    meta = {"help": help, "check": check}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # ---------------------------------------------------------------------------- the groups
@@ -109,18 +102,11 @@ OPTION_GROUPS: dict[str, type] = {"model": ModelOptions, "loss": LossOptions, "o
                                   "data": DataOptions}
 
 
-def _config_field(f: Any) -> ConfigField:
-    default = f.default if f.default is not MISSING else f.default_factory()
-    return ConfigField(f.name, default, type(default), f.metadata["help"], f.metadata["check"])
-
 
 #: Group name -> its options as config fields (typed by their defaults, as config files are read).
-OPTION_FIELDS: dict[str, tuple[ConfigField, ...]] = {
-    name: tuple(_config_field(f) for f in fields(cls)) for name, cls in OPTION_GROUPS.items()
-}
+OPTION_FIELDS: dict[str, tuple[ConfigField, ...]] = option_fields(OPTION_GROUPS)
 #: Every option by key (keys are unique across groups).
 FIELDS_BY_KEY: dict[str, ConfigField] = {f.name: f for group in OPTION_FIELDS.values() for f in group}
-assert len(FIELDS_BY_KEY) == sum(map(len, OPTION_FIELDS.values())), "an option key is in two groups"
 #: The official AFHQ values, flat: the family's default config.
 PAPER_DEFAULTS: dict[str, Any] = {key: f.default for key, f in FIELDS_BY_KEY.items()}
 
@@ -157,15 +143,6 @@ def check_speed_switches(config: Mapping[str, Any]) -> None:
                               f"(it trains eagerly, with the default convolution kernels); use {key} = \"auto\"")
 
 
-def _typed(cls: type, config: Mapping[str, Any]) -> Any:
-    """``cls`` from ``config``'s values, numbers as the field's kind (a config written by hand
-    may hold 3 for 3.0)."""
-    values = {}
-    for f in fields(cls):
-        value, kind = config[f.name], FIELDS_BY_KEY[f.name].kind
-        values[f.name] = kind(value) if kind in (int, float) else (list(value) if kind is list else value)
-    return cls(**values)
-
 
 @dataclass(frozen=True)
 class StarGANv2Options:
@@ -180,7 +157,7 @@ class StarGANv2Options:
     def from_config(cls, config: Mapping[str, Any]) -> "StarGANv2Options":
         validate_options(config)
         merged = {**PAPER_DEFAULTS, **config}
-        return cls(**{name: _typed(group, merged) for name, group in OPTION_GROUPS.items()})
+        return cls(**{name: typed_group(group, merged) for name, group in OPTION_GROUPS.items()})
 
 
 # ---------------------------------------------------------------------------- documentation
