@@ -12,7 +12,7 @@ in training: ``n_critic - 1`` with a D step only, then one with a D and a G step
 share is read from the former, the G step's from the difference.
 
 Each aten operator's *self* CPU time goes to one class: convolutions (forward and backward),
-normalisation (instance norm and its backward), matrix products, the optimiser (Adam, the
+normalisation (instance norm and its backward), matrix products, pooling and up-sampling, the optimiser (Adam, the
 moving averages' lerp), layout and dtype conversions (copies, ``to``, reorders), element-wise
 operations, reductions, and the rest. Separately, the time inside autograd's evaluation of
 double-backward nodes (``…BackwardBackward…``) is the gradient penalty's (StarGAN's WGAN-GP,
@@ -37,6 +37,7 @@ CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("convolution", ("conv", "unfold", "im2col", "col2im")),
     ("normalisation", ("instance_norm", "batch_norm", "group_norm", "layer_norm")),
     ("matrix product", ("addmm", "::mm", "bmm", "linear", "matmul")),
+    ("pooling and resampling", ("pool", "upsample", "interpolate")),
     ("optimiser", ("adam", "lerp", "_foreach", "_fused")),
     ("layout and dtype", ("copy_", "::to", "_to_copy", "contiguous", "clone", "reorder", "empty_strided", "as_strided",
                           "::cat", "pad", "repeat")),
