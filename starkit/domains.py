@@ -115,10 +115,6 @@ class DomainSet:
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.domains)
 
-    def choice_list(self) -> list[str]:
-        """The choices as ``DATASET:GROUP`` strings (what a run's config records)."""
-        return [f"{dataset}:{what}" for dataset, what in self.choices.items()]
-
     def index(self, name: str) -> int:
         """The domain ``name`` names: qualified (``synth-rafd:happy``) or, where only one dataset
         has it, not (``happy``); case is ignored where that leaves one candidate."""
@@ -177,8 +173,6 @@ class DomainSet:
         of = self.of_labels(dataset, labels)
         return {i: np.flatnonzero(of == i) for i, d in enumerate(self.domains) if d.dataset == dataset}
 
-    def describe(self) -> list[dict[str, Any]]:
-        return [{"index": i, "name": d.name, "dataset": d.dataset, "group": d.group} for i, d in enumerate(self.domains)]
 
 
 def domain_set(space: LabelSpace, choices: Sequence[str] | None) -> DomainSet:

@@ -20,7 +20,7 @@ def space():
 def test_defaults_take_each_datasets_first_onehot_group_and_join_under_qualified_names(space):
     domains = DomainSet(space)
     assert domains.names == ("celeba:black", "celeba:blond", "celeba:brown", "rafd:angry", "rafd:happy", "rafd:sad")
-    assert domains.choice_list() == ["celeba:hair", "rafd:expression"]
+    assert domains.choices == {"celeba": "hair", "rafd": "expression"}
 
 
 def test_a_binary_attribute_splits_into_two_domains(space):
