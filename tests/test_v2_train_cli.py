@@ -146,3 +146,23 @@ def test_two_process_ddp_on_cpu_keeps_replicas_identical(toy_data_root, tmp_path
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     assert not torch.equal(rank0["generator.to_rgb.2.weight"], rank0["generator_ema.to_rgb.2.weight"])
+
+
+def test_without_a_preset_the_familys_paper_budget_is_the_default(registry):
+    """`starkit train --model stargan-v2` with no preset trains the official batch of 8 for
+    100,000 iterations (its paper preset), not the trainer's generic StarGAN budget; a config
+    file or a flag still wins, and StarGAN's defaults stay its paper's."""
+    from starkit.catalog import get_model
+    from starkit.training.config import resolve_config
+
+    def resolved(model, **overrides):
+        family = get_model(model, registry)
+        return resolve_config(family.default_config, overrides={"model": model, "datasets": ["toyfaces"], **overrides},
+                              options=family.options, presets=family.presets)
+
+    base = resolved("stargan-v2")
+    assert (base["batch_size"], base["iters"], base["ds_iter"]) == (8, 100_000, 100_000)
+    assert base["preset"] is None
+    given = resolved("stargan-v2", batch_size=4, iters=10)
+    assert (given["batch_size"], given["iters"]) == (4, 10)
+    assert (resolved("stargan")["batch_size"], resolved("stargan")["iters"]) == (16, 200_000)

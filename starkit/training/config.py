@@ -1,7 +1,8 @@
 """The resolved training configuration: defaults, a config file, command-line flags.
 
 Precedence, lowest first: the trainer's defaults (:data:`TRAINING_FIELDS`), the model family's
-``default_config``, the family's preset named by ``preset`` (``--preset NAME``), a ``--config``
+``default_config``, the family's preset named by ``preset`` (``--preset NAME``; without one,
+its ``paper`` preset where it has one), a ``--config``
 file (JSON or TOML, flat ``key = value``), then command-line flags. The result is a flat dict of plain JSON values; it is saved as ``config.json`` in the
 run directory and inside every checkpoint. Every check names the field and where its value came
 from, e.g. ``--config train.toml: iters: must be an integer >= 1, got 'many'``.
@@ -285,6 +286,12 @@ def preset_values(name: str, presets: Mapping[str, Mapping[str, Any]], model: st
     raise ConfigError(f"preset: model family {model!r} has no preset {name!r}; {hint}its presets: {', '.join(presets)}")
 
 
+#: The preset that holds a family's published configuration; without ``--preset`` it is the base
+#: under a config file and flags, so a family's defaults for training keys (StarGAN v2's batch of
+#: 8 and 100,000 iterations) hold as its option defaults do.
+PAPER_PRESET = "paper"
+
+
 def resolve_config(
     default_config: Mapping[str, Any],
     file_values: Mapping[str, Any] | None = None,
@@ -295,7 +302,7 @@ def resolve_config(
     retired: Retired | None = None,
 ) -> dict[str, Any]:
     """Merge defaults, the family's defaults, its preset (the ``preset`` key, from the flags
-    or the file), a config file's values and flags into one validated flat dict, in that
+    or the file; else its ``paper`` preset, if it has one), a config file's values and flags into one validated flat dict, in that
     order of precedence. ``overrides`` entries that are ``None`` are flags not given."""
     fields = all_fields(default_config, options)
     config: dict[str, Any] = {name: _copy(f.default) for name, f in fields.items()}
@@ -304,6 +311,8 @@ def resolve_config(
     preset = (overrides or {}).get("preset") or (file_values or {}).get("preset")
     if preset:
         _apply(config, fields, preset_values(str(preset), presets or {}, model), f"--preset {preset}: ", origins, retired)
+    elif presets and PAPER_PRESET in presets:  # the family's own values of training keys (StarGAN v2: batch 8, …)
+        _apply(config, fields, presets[PAPER_PRESET], f"{model}'s {PAPER_PRESET} preset: ", origins, retired)
     if file_values:
         _apply(config, fields, file_values, f"{file_label}: ", origins, retired)
     if overrides:
