@@ -72,7 +72,6 @@ class ReferencePlan:
     def __init__(
         self, request: ReferenceRequest, dataset_names: Sequence[str], labels: Sequence[np.ndarray], seed: int
     ):
-        self.request = request
         self.per_sample = int(request.per_sample)
         self.seed = int(seed)
         self.domain_names = request.domains.names

@@ -56,11 +56,14 @@ AVERAGED = ("generator", "mapping_network", "style_encoder")
 SAMPLE_LATENT_SEED = 0
 
 
-def build_family_networks(label_space: LabelSpace, config: Mapping[str, Any]) -> tuple[DomainSet, dict[str, nn.Module]]:
-    """The run's domains and its four trained networks, after checking the options (a bad
-    ``domains`` choice raises :class:`starkit.domains.DomainError` naming it)."""
-    StarGANv2Options.from_config(config)
-    check_speed_switches(config)
+def build_family_networks(label_space: LabelSpace, config: Mapping[str, Any],
+                          checked: bool = False) -> tuple[DomainSet, dict[str, nn.Module]]:
+    """The run's domains and its four trained networks, after checking the options unless the
+    caller has (``checked``; a bad ``domains`` choice raises :class:`starkit.domains.DomainError`
+    naming it either way)."""
+    if not checked:
+        StarGANv2Options.from_config(config)
+        check_speed_switches(config)
     domains = domain_set(label_space, config.get("domains") or [])
     sized = {**config, "image_size": config.get("image_size") or PAPER_IMAGE_SIZE}
     return domains, build_networks(len(domains), sized)
@@ -112,9 +115,10 @@ class StarGANv2Step:
                  fast: V2FastPath | None = None):
         from ...data.references import ReferenceRequest
 
-        self.label_space, self.config, self.runtime = label_space, dict(config), runtime
+        self.runtime = runtime
         self.options = opts = StarGANv2Options.from_config(config)
-        self.domains, nets = build_family_networks(label_space, config)
+        check_speed_switches(config)
+        self.domains, nets = build_family_networks(label_space, config, checked=True)
         device = runtime.device
         self.fast = fast if fast is not None else resolve_v2_fast_path(config, device)
         layout = self.fast.memory_format()
